@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Runs every compiled test under dist/ with node's built-in test runner.
+// Unit tests sit beside the code (dist/src/**/*.test.js); multi-worker tests live in dist/test/.
+// `--long` adds the long stress variants (files named *.long.test.js), which `npm test` leaves out.
+import { spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+const long = process.argv.includes("--long");
+const files = [];
+function collect(dir) {
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) collect(path);
+    else if (name.endsWith(".test.js") && (long || !name.endsWith(".long.test.js"))) files.push(path);
+  }
+}
+for (const root of ["dist/src", "dist/test"]) {
+  try {
+    collect(root);
+  } catch {
+    // a root with no tests yet
+  }
+}
+if (files.length === 0) {
+  console.error("run-tests: no compiled tests found under dist/ (run `npm run build` first)");
+  process.exit(1);
+}
+const result = spawnSync(process.execPath, ["--test", ...files], { stdio: "inherit" });
+process.exit(result.status ?? 1);
