@@ -1,0 +1,101 @@
+/**
+ * TLB and cache maintenance as seen by the page-table code.
+ *
+ * The page-table layer never invalidates a TLB itself: it calls a `TlbMaintenance` implementation,
+ * so that the counting one below can later be swapped for an MMU model with per-vCPU TLBs,
+ * broadcast invalidation and completion (DSB). Cache maintenance (CMOs done before a new mapping
+ * becomes visible to a guest with caches off) goes through `CacheMaintenance` the same way.
+ *
+ * Shared-memory layout of the counters (one Int32Array, every thread adds with Atomics.add and
+ * reads with Atomics.load; counts only, they order nothing):
+ *
+ *   index  0        1          2          3             4              5
+ *        +--------+----------+----------+-------------+--------------+-------------+
+ *        | by IPA | by range | by VMID  | range pages | dcache clean | icache inval|
+ *        +--------+----------+----------+-------------+--------------+-------------+
+ */
+
+export interface TlbMaintenance {
+  /** Invalidate the leaf or walk-cache entries for one IPA at `level` (TLBI IPAS2E1IS + VMALLE1IS, DSB). */
+  flushIpa(vmid: number, ipa: number, level: number): void;
+  /** Invalidate every entry covering [ipa, ipa+size) (TLBI by range; used when a table is unlinked). */
+  flushRange(vmid: number, ipa: number, size: number): void;
+  /** Invalidate every entry of the VMID (TLBI VMALLS12E1IS). */
+  flushVmid(vmid: number): void;
+}
+
+export interface CacheMaintenance {
+  /** Clean and invalidate the data cache to PoC for the memory a new mapping exposes. */
+  cleanInvalDcache(pa: number, size: number): void;
+  /** Invalidate the instruction cache to PoU for an executable mapping. */
+  invalIcache(pa: number, size: number): void;
+}
+
+export const enum MaintCounter {
+  TLBI_IPA = 0,
+  TLBI_RANGE = 1,
+  TLBI_VMID = 2,
+  TLBI_RANGE_BYTES_KB = 3,
+  DCACHE_CLEAN = 4,
+  ICACHE_INVAL = 5,
+  COUNT = 6,
+}
+
+export interface MaintenanceCounts {
+  tlbiIpa: number;
+  tlbiRange: number;
+  tlbiVmid: number;
+  tlbiRangeKiB: number;
+  dcacheClean: number;
+  icacheInval: number;
+}
+
+/** Counts every invalidation by kind in shared memory; any thread can attach and read. */
+export class CountingMaintenance implements TlbMaintenance, CacheMaintenance {
+  readonly counters: Int32Array;
+
+  constructor(counters?: Int32Array) {
+    this.counters = counters ?? new Int32Array(new SharedArrayBuffer(MaintCounter.COUNT * 4));
+  }
+
+  get handle(): SharedArrayBuffer {
+    return this.counters.buffer as SharedArrayBuffer;
+  }
+
+  static attach(handle: SharedArrayBuffer): CountingMaintenance {
+    return new CountingMaintenance(new Int32Array(handle));
+  }
+
+  flushIpa(_vmid: number, _ipa: number, _level: number): void {
+    Atomics.add(this.counters, MaintCounter.TLBI_IPA, 1);
+  }
+
+  flushRange(_vmid: number, _ipa: number, size: number): void {
+    Atomics.add(this.counters, MaintCounter.TLBI_RANGE, 1);
+    Atomics.add(this.counters, MaintCounter.TLBI_RANGE_BYTES_KB, Math.ceil(size / 1024));
+  }
+
+  flushVmid(_vmid: number): void {
+    Atomics.add(this.counters, MaintCounter.TLBI_VMID, 1);
+  }
+
+  cleanInvalDcache(_pa: number, _size: number): void {
+    Atomics.add(this.counters, MaintCounter.DCACHE_CLEAN, 1);
+  }
+
+  invalIcache(_pa: number, _size: number): void {
+    Atomics.add(this.counters, MaintCounter.ICACHE_INVAL, 1);
+  }
+
+  counts(): MaintenanceCounts {
+    const c = this.counters;
+    return {
+      tlbiIpa: Atomics.load(c, MaintCounter.TLBI_IPA),
+      tlbiRange: Atomics.load(c, MaintCounter.TLBI_RANGE),
+      tlbiVmid: Atomics.load(c, MaintCounter.TLBI_VMID),
+      tlbiRangeKiB: Atomics.load(c, MaintCounter.TLBI_RANGE_BYTES_KB),
+      dcacheClean: Atomics.load(c, MaintCounter.DCACHE_CLEAN),
+      icacheInval: Atomics.load(c, MaintCounter.ICACHE_INVAL),
+    };
+  }
+}

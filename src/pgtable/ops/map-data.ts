@@ -1,0 +1,43 @@
+/** Arguments of the map walkers (map, set_owner, create_unlinked), and the leaf-fit rule. */
+import { leafAttrs, PROT_MASK, Prot, type Pte } from "../../arch/descriptor.js";
+import { blockAllowedAt } from "../../arch/geometry.js";
+import type { MemCache } from "../../mem/mod.js";
+import type { Stage2 } from "../stage2.js";
+import type { VisitCtx } from "../walk.js";
+
+/** KVM_PHYS_INVALID: the "phys" of an owner annotation. */
+export const PHYS_INVALID = -1;
+
+export class MapData {
+  phys = 0;
+  attr: Pte = 0n;
+  owner = 0;
+  memcache: MemCache | null = null;
+  /** Map only pages (dirty logging): no blocks above the last level. */
+  forcePte = false;
+  /** Set when this walk split a block, allowing the target leaf's permissions to change. */
+  didSplit = false;
+}
+
+export function physFor(ctx: VisitCtx, data: MapData): number {
+  return data.phys === PHYS_INVALID ? PHYS_INVALID : data.phys + (ctx.addr - ctx.start);
+}
+
+/** Linux's stage2_leaf_mapping_allowed: level supports a leaf, range and PA aligned and covering. */
+export function leafMappingAllowed(pgt: Stage2, ctx: VisitCtx, data: MapData): boolean {
+  const level = ctx.level;
+  if (data.forcePte && level < 3) return false;
+  if (!blockAllowedAt(pgt.geo, level)) return false;
+  const size = pgt.levelSizes[level] as number;
+  if (size > ctx.end - ctx.addr) return false;
+  const phys = physFor(ctx, data);
+  if (phys !== PHYS_INVALID && phys % size !== 0) return false;
+  return ctx.addr % size === 0;
+}
+
+/** Checks and encodes `prot`, or returns -1 when it holds unknown bits or grants nothing usable. */
+export function protToAttrs(prot: number): Pte | -1 {
+  if ((prot & ~PROT_MASK) !== 0 || (prot & Prot.RWX) === 0) return -1;
+  if (prot & Prot.DEVICE && prot & Prot.X) return -1; // device memory is never executable at stage 2
+  return leafAttrs(prot);
+}

@@ -1,0 +1,67 @@
+/**
+ * The three steps every descriptor update is built from, and the atomics behind them.
+ *
+ *  - trySetPte:   an exclusive walk stores; a SHARED walk compare-exchanges against `ctx.old` and
+ *                 loses (false) if another walker changed the entry since it was read.
+ *  - tryBreakPte: swaps the locked marker in (break), invalidates the TLB for what was there
+ *                 (maintain) and drops the old entry's reference on its table page.
+ *  - makePte:     takes the new entry's reference and publishes it with an atomic store (make).
+ *
+ * Worst case of a lost race: the loser returns AGAIN and its fault is simply taken again. A walker
+ * that meets the locked marker treats it like any other change it did not expect: AGAIN.
+ */
+import { type Pte, PTE_LOCKED, pteIsCounted, pteIsLocked, pteIsTable, pteValid } from "../arch/descriptor.js";
+import { Ctl, type Stage2 } from "./stage2.js";
+import { type VisitCtx, WalkFlag } from "./walk.js";
+
+export function trySetPte(pgt: Stage2, ctx: VisitCtx, pte: Pte): boolean {
+  if ((ctx.flags & WalkFlag.SHARED) === 0) {
+    // Exclusive: no software walker runs concurrently, but a hardware walker may read the entry
+    // at any time, so the 64-bit value is still written with one single-copy-atomic store.
+    Atomics.store(pgt.ptes, ctx.ptep, pte);
+    return true;
+  }
+  // Pairs with the Atomics.load in visitEntry of every other walker: success means nobody changed
+  // the entry since we read ctx.old, and our value becomes visible as one 64-bit write.
+  if (Atomics.compareExchange(pgt.ptes, ctx.ptep, ctx.old, pte) === ctx.old) return true;
+  pgt.count(Ctl.CAS_FAILURES);
+  return false;
+}
+
+/** Break: lock the entry, invalidate what it mapped, drop its reference. False = lost a race. */
+export function tryBreakPte(pgt: Stage2, ctx: VisitCtx): boolean {
+  const old = ctx.old;
+  if (pteIsLocked(old)) {
+    // Another walker is between its break and make. Impossible for an exclusive walker, which
+    // would mean a walker left an entry locked: count it as corruption.
+    if ((ctx.flags & WalkFlag.SHARED) === 0) pgt.corrupt(ctx.ptep, old, ctx.level);
+    return false;
+  }
+  if (!trySetPte(pgt, ctx, PTE_LOCKED)) return false;
+  if ((ctx.flags & WalkFlag.SKIP_BBM_TLBI) === 0) {
+    if (pteIsTable(old, ctx.level)) {
+      // A table: everything below it may be cached in TLBs and walk caches.
+      const size = pgt.levelSizes[ctx.level] as number;
+      pgt.tlb.flushRange(pgt.vmid, Math.floor(ctx.addr / size) * size, size);
+    } else if (pteValid(old)) {
+      pgt.tlb.flushIpa(pgt.vmid, ctx.addr, ctx.level);
+    }
+  }
+  if (pteIsCounted(old)) pgt.pool.putPage(pgt.pageOf(ctx.ptep));
+  pgt.count(Ctl.BREAKS);
+  return true;
+}
+
+/** Make: the entry must be locked by our break; take the new reference and publish. */
+export function makePte(pgt: Stage2, ctx: VisitCtx, pte: Pte): void {
+  if (pteIsCounted(pte)) pgt.pool.getPage(pgt.pageOf(ctx.ptep));
+  // Release: pairs with the Atomics.load in visitEntry (and a hardware walker's read); everything
+  // written before (a new table's contents, the reference count) is visible to whoever sees `pte`.
+  Atomics.store(pgt.ptes, ctx.ptep, pte);
+  pgt.count(Ctl.MAKES);
+}
+
+/** Exclusive-only: clear an entry (unmap, teardown). */
+export function clearPte(pgt: Stage2, ptep: number): void {
+  Atomics.store(pgt.ptes, ptep, 0n);
+}

@@ -1,0 +1,245 @@
+/**
+ * A stage-2 page table: its geometry, its root, the hooks it calls, and a thread-local view of the
+ * shared page pool.
+ *
+ * One table is shared by many threads. `Stage2.create()` allocates the root (the concatenated
+ * start-level tables) in the page pool; `stage2.handle` is posted to workers, which call
+ * `Stage2.attach(handle, env)` with their own thread-local hooks (RCU guard, reclaim strategy,
+ * TLB model). Each view owns its walk state, so one view must only be used by one thread.
+ *
+ * Shared control words (Int32Array `ctl`, in its own SharedArrayBuffer):
+ *
+ *   index  0      1        2       3        4       5         6          7        8      9
+ *        +------+--------+-------+--------+-------+---------+----------+--------+------+---------+
+ *        | root | breaks | makes | AGAIN  | tables| tables  | unlinked | UAF    | corr-| cmpxchg |
+ *        | page |        |       | (lost  | alloc | freed   | subtrees | detec- | upt  | failures|
+ *        |      |        |       |  races)|       | (now)   |          | tions  |      |         |
+ *        +------+--------+-------+--------+-------+---------+----------+--------+------+---------+
+ *   ROOT is written by create (before the handle is posted) and by destroy (-1, under the write
+ *   lock); walkers read it once per walk. The rest are statistics: Atomics.add by any thread, read
+ *   with Atomics.load; they order nothing.
+ */
+import { Errno } from "../common/errno.js";
+import type { Pte } from "../arch/descriptor.js";
+import { computeGeometry, type Geometry, type Granule } from "../arch/geometry.js";
+import { CountingMaintenance, type CacheMaintenance, type TlbMaintenance } from "../arch/maintenance.js";
+import { PagePool, type PagePoolHandle, PageState } from "../mem/mod.js";
+import { WalkState } from "./walk.js";
+
+export const enum Ctl {
+  ROOT = 0,
+  BREAKS = 1,
+  MAKES = 2,
+  AGAIN = 3,
+  TABLES_ALLOCATED = 4,
+  TABLES_FREED = 5,
+  UNLINKED_SUBTREES = 6,
+  UAF = 7,
+  CORRUPT = 8,
+  CAS_FAILURES = 9,
+  COUNT = 10,
+}
+
+/** Enter/leave the read side for SHARED walks (an RCU read-side section). */
+export interface WalkGuard {
+  begin(): void;
+  end(): void;
+}
+
+/**
+ * Where unlinked subtrees go (the seed's `free_table`, Linux's `free_unlinked_table`).
+ * `page` is the unlinked table, `level` the level of the entry that pointed to it. In an exclusive
+ * walk the hook may free at once; in a shared walk another walker may still be reading the subtree,
+ * so the pages must outlive a grace period.
+ */
+export interface ReclaimHook {
+  freeUnlinked(pgt: Stage2, page: number, level: number, shared: boolean): void;
+}
+
+export interface Stage2Env {
+  guard?: WalkGuard;
+  reclaim?: ReclaimHook;
+  tlb?: TlbMaintenance;
+  cmo?: CacheMaintenance;
+  /** Check every table page a walk enters against the pool's poison/generation (debug pools). */
+  checkUaf?: boolean;
+}
+
+export interface Stage2Options {
+  granule: Granule;
+  iaBits: number;
+  paBits?: number;
+  vmid?: number;
+}
+
+export interface Stage2Handle {
+  pool: PagePoolHandle;
+  options: Required<Stage2Options>;
+  ctl: SharedArrayBuffer;
+  maint: SharedArrayBuffer;
+}
+
+const NO_GUARD: WalkGuard = { begin() {}, end() {} };
+
+export interface Stage2Stats {
+  breaks: number;
+  makes: number;
+  again: number;
+  tablesAllocated: number;
+  tablesFreed: number;
+  unlinkedSubtrees: number;
+  uafDetected: number;
+  corrupt: number;
+  casFailures: number;
+}
+
+export class Stage2 {
+  readonly pool: PagePool;
+  readonly geo: Geometry;
+  readonly options: Required<Stage2Options>;
+  readonly ptes: BigInt64Array;
+  readonly entriesPerPage: number;
+  /** Bytes mapped by one entry at each level 0..3. */
+  readonly levelSizes: readonly number[];
+  readonly vmid: number;
+  readonly ctl: Int32Array;
+  readonly maint: CountingMaintenance;
+  tlb: TlbMaintenance;
+  cmo: CacheMaintenance;
+  guard: WalkGuard;
+  reclaim: ReclaimHook | null;
+  checkUaf: boolean;
+  readonly walkState = new WalkState();
+  readonly subtreeWalkState = new WalkState();
+  /** (page, generation) of the tables the current walk is inside, for use-after-free checks. */
+  private readonly uafPages: number[] = [];
+  private readonly uafGens: number[] = [];
+  /** First use-after-free or corruption seen by this view, for error reports. */
+  firstFault: string | null = null;
+
+  private constructor(
+    pool: PagePool,
+    options: Required<Stage2Options>,
+    ctl: Int32Array,
+    maint: CountingMaintenance,
+    env: Stage2Env,
+  ) {
+    this.pool = pool;
+    this.options = options;
+    this.geo = computeGeometry(options.granule, options.iaBits, options.paBits);
+    if (pool.granule !== this.geo.granule) {
+      throw new RangeError(
+        `Page pool granule ${pool.granule} does not match the stage-2 granule ${this.geo.granule}`,
+      );
+    }
+    this.ptes = pool.ptes;
+    this.entriesPerPage = pool.entriesPerPage;
+    this.levelSizes = this.geo.shifts.map((s) => 2 ** s);
+    this.vmid = options.vmid;
+    this.ctl = ctl;
+    this.maint = maint;
+    this.tlb = env.tlb ?? maint;
+    this.cmo = env.cmo ?? maint;
+    this.guard = env.guard ?? NO_GUARD;
+    this.reclaim = env.reclaim ?? null;
+    this.checkUaf = env.checkUaf ?? false;
+  }
+
+  /** Allocates the start-level tables in `pool` and returns the first view. Throws on ENOMEM. */
+  static create(pool: PagePool, options: Stage2Options, env: Stage2Env = {}): Stage2 {
+    const full: Required<Stage2Options> = { paBits: 48, vmid: 1, ...options };
+    const ctl = new Int32Array(new SharedArrayBuffer(Ctl.COUNT * 4));
+    const pgt = new Stage2(pool, full, ctl, new CountingMaintenance(), env);
+    const root = pool.allocContiguous(pgt.geo.pgdPages);
+    if (root < 0)
+      throw new RangeError(
+        `Cannot allocate ${pgt.geo.pgdPages} start-level table page(s): page pool exhausted`,
+      );
+    for (let i = 0; i < pgt.geo.pgdPages; i++) pool.setLevel(root + i, pgt.geo.startLevel);
+    Atomics.add(ctl, Ctl.TABLES_ALLOCATED, pgt.geo.pgdPages);
+    // Published to other threads by postMessage of the handle (which happens after this store).
+    Atomics.store(ctl, Ctl.ROOT, root);
+    return pgt;
+  }
+
+  static attach(handle: Stage2Handle, env: Stage2Env = {}, pool?: PagePool): Stage2 {
+    return new Stage2(
+      pool ?? PagePool.attach(handle.pool),
+      handle.options,
+      new Int32Array(handle.ctl),
+      CountingMaintenance.attach(handle.maint),
+      env,
+    );
+  }
+
+  get handle(): Stage2Handle {
+    return {
+      pool: this.pool.handle,
+      options: this.options,
+      ctl: this.ctl.buffer as SharedArrayBuffer,
+      maint: this.maint.handle,
+    };
+  }
+
+  /** First page of the start-level tables, or -1 once destroyed. */
+  get rootPage(): number {
+    return Atomics.load(this.ctl, Ctl.ROOT);
+  }
+
+  /** Physical address of the start-level table (VTTBR_EL2.BADDR), or -1 once destroyed. */
+  get rootPa(): number {
+    const root = this.rootPage;
+    return root < 0 ? -1 : this.pool.pageToPa(root);
+  }
+
+  /** Page index holding descriptor `ptep`. */
+  pageOf(ptep: number): number {
+    return Math.floor(ptep / this.entriesPerPage);
+  }
+
+  count(slot: Ctl, n = 1): void {
+    Atomics.add(this.ctl, slot, n);
+  }
+
+  stats(): Stage2Stats {
+    const c = this.ctl;
+    return {
+      breaks: Atomics.load(c, Ctl.BREAKS),
+      makes: Atomics.load(c, Ctl.MAKES),
+      again: Atomics.load(c, Ctl.AGAIN),
+      tablesAllocated: Atomics.load(c, Ctl.TABLES_ALLOCATED),
+      tablesFreed: Atomics.load(c, Ctl.TABLES_FREED),
+      unlinkedSubtrees: Atomics.load(c, Ctl.UNLINKED_SUBTREES),
+      uafDetected: Atomics.load(c, Ctl.UAF),
+      corrupt: Atomics.load(c, Ctl.CORRUPT),
+      casFailures: Atomics.load(c, Ctl.CAS_FAILURES),
+    };
+  }
+
+  /** A table descriptor points outside the pool: count it and stop the walk. */
+  corrupt(ptep: number, pte: Pte, level: number): number {
+    this.count(Ctl.CORRUPT);
+    this.firstFault ??= `corrupt table descriptor 0x${BigInt.asUintN(64, pte).toString(16)} at level ${level} (entry ${ptep})`;
+    return Errno.INVAL;
+  }
+
+  noteTableEnter(page: number, level: number): void {
+    const gen = this.pool.generation(page);
+    this.uafPages.push(page);
+    this.uafGens.push(gen);
+    if (this.pool.state(page) === PageState.FREE)
+      this.useAfterFree(page, level, "entered a freed table page");
+  }
+
+  noteTableLeave(page: number): void {
+    this.uafPages.pop();
+    const gen = this.uafGens.pop() as number;
+    if (!this.pool.isLive(page, gen))
+      this.useAfterFree(page, this.pool.level(page), "table page freed while a walker was inside");
+  }
+
+  private useAfterFree(page: number, level: number, what: string): void {
+    this.count(Ctl.UAF);
+    this.firstFault ??= `use-after-free: ${what} (page ${page}, PA 0x${this.pool.pageToPa(page).toString(16)}, level ${level})`;
+  }
+}

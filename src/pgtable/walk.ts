@@ -1,0 +1,201 @@
+/**
+ * The one generic stage-2 walker.
+ *
+ * Every operation is a `Walker`: a visitor object, an argument and flags. The walk visits each entry
+ * of [addr, addr+size) from the start level down:
+ *   - TABLE_PRE  before descending into a table,
+ *   - LEAF       for blocks, pages and invalid entries,
+ *   - TABLE_POST after the table's children.
+ * After a TABLE_PRE or LEAF callback the entry is read again before deciding whether to descend, so
+ * a visitor that installed a table is followed into it and one that replaced a table by a block is
+ * not (Linux fixed the latter in 6.4: the walker used to descend into the freed table).
+ *
+ * Status policy (kvm_pgtable_walk_continue): AGAIN stops a HANDLE_FAULT walk (the vCPU retries the
+ * fault) and is ignored by every other walk; any other non-zero status stops the walk.
+ *
+ * SHARED walks run between `guard.begin()` and `guard.end()` (an RCU read-side section), so table
+ * pages they reach cannot be freed under them. Hot path: no closures, no allocation; one reused
+ * VisitCtx per level, owned by the thread-local Stage2 view.
+ */
+import { Errno } from "../common/errno.js";
+import type { Pte } from "../arch/descriptor.js";
+import { pteIsTable, decodeOa } from "../arch/descriptor.js";
+import type { Stage2 } from "./stage2.js";
+
+export const enum Visit {
+  LEAF = 1,
+  TABLE_PRE = 2,
+  TABLE_POST = 4,
+}
+
+export const enum WalkFlag {
+  LEAF = 1,
+  TABLE_PRE = 2,
+  TABLE_POST = 4,
+  /** Parallel walk: RCU read side, compare-and-swap updates, deferred table frees. */
+  SHARED = 8,
+  /** Stop on AGAIN so the faulting vCPU retries. */
+  HANDLE_FAULT = 16,
+  /** Break-before-make without TLB invalidation (the caller invalidates, e.g. an unlinked subtree). */
+  SKIP_BBM_TLBI = 32,
+  /** Skip cache maintenance (the caller knows the memory needs none). */
+  SKIP_CMO = 64,
+}
+
+/** What a visitor sees. Reused: valid only during the callback. */
+export class VisitCtx {
+  /** Index of the entry in `pool.ptes`. */
+  ptep = 0;
+  /** The value read from the entry before the callback (re-read before TABLE_POST). */
+  old: Pte = 0n;
+  /** Start of the walk (page aligned). */
+  start = 0;
+  /** Address the entry is visited for (the walk's current address, not necessarily entry aligned). */
+  addr = 0;
+  /** End of the walk (exclusive, page aligned). */
+  end = 0;
+  level = 0;
+  flags = 0;
+  arg: unknown = undefined;
+}
+
+export interface Visitor {
+  /** Returns Errno.OK, or a status for the walk policy above. */
+  visit(pgt: Stage2, ctx: VisitCtx, visit: Visit): number;
+}
+
+export interface Walker {
+  visitor: Visitor;
+  arg: unknown;
+  flags: number;
+}
+
+/** Mutable walk position, one per thread-local Stage2 view. */
+export class WalkState {
+  start = 0;
+  addr = 0;
+  end = 0;
+  walker: Walker | null = null;
+  readonly ctxs: VisitCtx[] = [
+    new VisitCtx(),
+    new VisitCtx(),
+    new VisitCtx(),
+    new VisitCtx(),
+    new VisitCtx(),
+  ];
+}
+
+export function walkShared(flags: number): boolean {
+  return (flags & WalkFlag.SHARED) !== 0;
+}
+
+function walkContinue(flags: number, ret: number): boolean {
+  if (ret === Errno.AGAIN) return (flags & WalkFlag.HANDLE_FAULT) === 0;
+  return ret === Errno.OK;
+}
+
+/**
+ * Walks [addr, addr+size) with `walker`. Returns ERANGE beyond the IPA space, INVAL after destroy,
+ * otherwise the first status that stopped the walk (or OK).
+ */
+export function walk(pgt: Stage2, addr: number, size: number, walker: Walker): number {
+  const geo = pgt.geo;
+  const page = geo.granule;
+  const start = Math.floor(addr / page) * page;
+  const end = Math.ceil((addr + size) / page) * page;
+  if (start >= geo.ipaSize || end > geo.ipaSize || addr < 0 || size < 0) return Errno.RANGE;
+  const w = pgt.walkState;
+  const shared = walkShared(walker.flags);
+  if (w.walker !== null) throw new Error("Stage2 walk re-entered on the same thread view");
+  const root = pgt.rootPage;
+  if (root < 0) return Errno.INVAL;
+  w.walker = walker;
+  w.start = start;
+  w.addr = start;
+  w.end = end;
+  if (shared) pgt.guard.begin();
+  let ret: number = Errno.OK;
+  try {
+    // The start-level tables are concatenated and contiguous, so one index spans all of them.
+    ret = walkTable(pgt, w, root * pgt.entriesPerPage, geo.startLevel, geo.pgdPages * pgt.entriesPerPage);
+  } finally {
+    if (shared) pgt.guard.end();
+    w.walker = null;
+  }
+  return ret;
+}
+
+function walkTable(pgt: Stage2, w: WalkState, base: number, level: number, entries: number): number {
+  const size = pgt.levelSizes[level] as number;
+  let idx = Math.floor(w.addr / size) % entries;
+  for (; idx < entries; idx++) {
+    if (w.addr >= w.end) break;
+    const ret = visitEntry(pgt, w, base + idx, level, size);
+    if (ret !== Errno.OK) return ret;
+  }
+  return Errno.OK;
+}
+
+function visitEntry(pgt: Stage2, w: WalkState, ptep: number, level: number, size: number): number {
+  const walker = w.walker as Walker;
+  const flags = walker.flags;
+  const ctx = w.ctxs[level] as VisitCtx;
+  ctx.ptep = ptep;
+  // Pairs with the atomic store or compare-exchange that published this entry (make/try_set):
+  // a table descriptor read here orders the zeroing of the child page before our reads of it.
+  ctx.old = Atomics.load(pgt.ptes, ptep);
+  ctx.start = w.start;
+  ctx.addr = w.addr;
+  ctx.end = w.end;
+  ctx.level = level;
+  ctx.flags = flags;
+  ctx.arg = walker.arg;
+  let ret: number = Errno.OK;
+  let table = pteIsTable(ctx.old, level);
+  let reload = false;
+  if (table && flags & WalkFlag.TABLE_PRE) {
+    ret = walker.visitor.visit(pgt, ctx, Visit.TABLE_PRE);
+    reload = true;
+  }
+  if (!table && flags & WalkFlag.LEAF) {
+    ret = walker.visitor.visit(pgt, ctx, Visit.LEAF);
+    reload = true;
+  }
+  if (reload) {
+    ctx.old = Atomics.load(pgt.ptes, ptep);
+    table = pteIsTable(ctx.old, level);
+  }
+  if (!walkContinue(flags, ret)) return ret;
+  if (!table) {
+    w.addr = Math.floor(w.addr / size) * size + size;
+    return Errno.OK;
+  }
+  const child = pgt.pool.paToPage(decodeOa(ctx.old, pgt.geo.granule));
+  if (child < 0) return pgt.corrupt(ptep, ctx.old, level);
+  if (pgt.checkUaf) pgt.noteTableEnter(child, level + 1);
+  ret = walkTable(pgt, w, child * pgt.entriesPerPage, level + 1, pgt.entriesPerPage);
+  if (pgt.checkUaf) pgt.noteTableLeave(child);
+  if (!walkContinue(flags, ret)) return ret;
+  if (flags & WalkFlag.TABLE_POST) ret = walker.visitor.visit(pgt, ctx, Visit.TABLE_POST);
+  return walkContinue(flags, ret) ? Errno.OK : ret;
+}
+
+/**
+ * Walks every entry of an unlinked table page whose parent entry was at `level` (so the page holds
+ * level+1 entries), as Linux's free_unlinked walk does. Uses its own WalkState, so it may run
+ * inside a visitor of an ordinary walk (map replacing a table with a block, exclusive mode).
+ * Addresses seen by the visitor are offsets within the subtree, starting at 0.
+ */
+export function walkSubtree(pgt: Stage2, page: number, level: number, walker: Walker): number {
+  const w = pgt.subtreeWalkState;
+  if (w.walker !== null) throw new Error("Stage2 subtree walk re-entered on the same thread view");
+  w.walker = walker;
+  w.start = 0;
+  w.addr = 0;
+  w.end = pgt.levelSizes[level] as number;
+  try {
+    return walkTable(pgt, w, page * pgt.entriesPerPage, level + 1, pgt.entriesPerPage);
+  } finally {
+    w.walker = null;
+  }
+}
