@@ -11,6 +11,7 @@
  * that meets the locked marker treats it like any other change it did not expect: AGAIN.
  */
 import { type Pte, PTE_LOCKED, pteIsCounted, pteIsLocked, pteIsTable, pteValid } from "../arch/descriptor.js";
+import { RacePoint, racePoint } from "../common/race-points.js";
 import { Ctl, type Stage2 } from "./stage2.js";
 import { type VisitCtx, WalkFlag } from "./walk.js";
 
@@ -49,6 +50,7 @@ export function tryBreakPte(pgt: Stage2, ctx: VisitCtx): boolean {
   }
   if (pteIsCounted(old)) pgt.pool.putPage(pgt.pageOf(ctx.ptep));
   pgt.count(Ctl.BREAKS);
+  racePoint(RacePoint.BBM_LOCKED);
   return true;
 }
 

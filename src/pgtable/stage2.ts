@@ -16,8 +16,10 @@
  *        |      |        |       |  races)|       | (now)   |          | tions  |      |         |
  *        +------+--------+-------+--------+-------+---------+----------+--------+------+---------+
  *   ROOT is written by create (before the handle is posted) and by destroy (-1, under the write
- *   lock); walkers read it once per walk. The rest are statistics: Atomics.add by any thread, read
- *   with Atomics.load; they order nothing.
+ *   lock); walkers read it once per walk. The rest are statistics. Each view counts into a
+ *   thread-local array (a shared counter bumped by every fault would bounce its cache line
+ *   between cores) and `flushStats()` adds the deltas with Atomics.add; readers use Atomics.load.
+ *   They order nothing.
  */
 import { Errno } from "../common/errno.js";
 import type { Pte } from "../arch/descriptor.js";
@@ -156,7 +158,7 @@ export class Stage2 {
         `Cannot allocate ${pgt.geo.pgdPages} start-level table page(s): page pool exhausted`,
       );
     for (let i = 0; i < pgt.geo.pgdPages; i++) pool.setLevel(root + i, pgt.geo.startLevel);
-    Atomics.add(ctl, Ctl.TABLES_ALLOCATED, pgt.geo.pgdPages);
+    pgt.count(Ctl.TABLES_ALLOCATED, pgt.geo.pgdPages);
     // Published to other threads by postMessage of the handle (which happens after this store).
     Atomics.store(ctl, Ctl.ROOT, root);
     return pgt;
@@ -197,11 +199,27 @@ export class Stage2 {
     return Math.floor(ptep / this.entriesPerPage);
   }
 
+  /** Thread-local statistics not yet added to the shared counters. */
+  private readonly pending = new Int32Array(Ctl.COUNT);
+
   count(slot: Ctl, n = 1): void {
-    Atomics.add(this.ctl, slot, n);
+    (this.pending[slot] as number) += n;
   }
 
+  /** Adds this view's counts to the shared counters (call at phase ends and before reading). */
+  flushStats(): void {
+    for (let i = 1; i < Ctl.COUNT; i++) {
+      const n = this.pending[i] as number;
+      if (n !== 0) {
+        Atomics.add(this.ctl, i, n);
+        this.pending[i] = 0;
+      }
+    }
+  }
+
+  /** Shared statistics, after flushing this view's own counts. */
   stats(): Stage2Stats {
+    this.flushStats();
     const c = this.ctl;
     return {
       breaks: Atomics.load(c, Ctl.BREAKS),

@@ -18,6 +18,7 @@
  * VisitCtx per level, owned by the thread-local Stage2 view.
  */
 import { Errno } from "../common/errno.js";
+import { RacePoint, racePoint } from "../common/race-points.js";
 import type { Pte } from "../arch/descriptor.js";
 import { pteIsTable, decodeOa } from "../arch/descriptor.js";
 import type { Stage2 } from "./stage2.js";
@@ -172,7 +173,10 @@ function visitEntry(pgt: Stage2, w: WalkState, ptep: number, level: number, size
   }
   const child = pgt.pool.paToPage(decodeOa(ctx.old, pgt.geo.granule));
   if (child < 0) return pgt.corrupt(ptep, ctx.old, level);
-  if (pgt.checkUaf) pgt.noteTableEnter(child, level + 1);
+  if (pgt.checkUaf) {
+    pgt.noteTableEnter(child, level + 1);
+    racePoint(RacePoint.WALK_TABLE_ENTERED);
+  }
   ret = walkTable(pgt, w, child * pgt.entriesPerPage, level + 1, pgt.entriesPerPage);
   if (pgt.checkUaf) pgt.noteTableLeave(child);
   if (!walkContinue(flags, ret)) return ret;

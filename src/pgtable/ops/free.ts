@@ -30,8 +30,14 @@ function childOf(pgt: Stage2, ctx: VisitCtx): number {
 
 /** Drops a table page's last reference (it is freed at zero) and counts it. */
 function putTable(pgt: Stage2, page: number): void {
-  if (pgt.pool.putPage(page) === 0) pgt.count(Ctl.TABLES_FREED);
+  if (pgt.pool.putPage(page) === 0) {
+    pgt.count(Ctl.TABLES_FREED);
+    freedCount++;
+  }
 }
+
+/** Table pages freed by the current freeSubtreeNow (module state is thread-local). */
+let freedCount = 0;
 
 // --- free walker: drop every reference of a subtree (Linux's stage2_free_walker) ---------------
 
@@ -56,10 +62,10 @@ const freeWalker: Walker = {
  * Returns the number of table pages freed.
  */
 export function freeSubtreeNow(pgt: Stage2, page: number, level: number): number {
-  const before = Atomics.load(pgt.ctl, Ctl.TABLES_FREED);
+  freedCount = 0;
   walkSubtree(pgt, page, level, freeWalker);
   putTable(pgt, page);
-  return Atomics.load(pgt.ctl, Ctl.TABLES_FREED) - before;
+  return freedCount;
 }
 
 // --- unmap ---------------------------------------------------------------------------------------

@@ -1,0 +1,177 @@
+/**
+ * The stage-2 fault handler of one vCPU, in the spirit of KVM's user_mem_abort().
+ *
+ *   1. Find the memslot (none: an MMIO exit) and decide the mapping size from its backing
+ *      (pages only while dirty logging).
+ *   2. Top up the vCPU's memory cache *before* taking any lock: nothing is allocated under the
+ *      lock or inside the RCU read-side section.
+ *   3. Take mmu_lock for read (shared mode, parallel faults) or for write (exclusive baseline).
+ *   4. Translation fault: map a page or block. Permission fault: relax permissions when the
+ *      faulting leaf has the mapping size, else map (a write to a block while logging maps a
+ *      page inside it). Access-flag fault: mkyoung.
+ *   5. Drop the lock, then let the reclaim strategy do deferred work that may wait for a grace
+ *      period (bounded and batched strategies): never while holding the lock or the read side.
+ *
+ * Returns a status: OK, AGAIN (the vCPU re-enters the guest and faults again if still needed),
+ * NOMEM, NOENT (no memslot: MMIO), INVAL (write to a read-only slot).
+ */
+import { Prot } from "../arch/descriptor.js";
+import { Errno } from "../common/errno.js";
+import type { MemCache } from "../mem/mod.js";
+import { map, mkyoung, relaxPerms } from "../pgtable/mod.js";
+import type { Stage2 } from "../pgtable/stage2.js";
+import { WalkFlag } from "../pgtable/walk.js";
+import type { Memslots, MemslotSpec } from "./memslot.js";
+import type { ReclaimStrategy } from "./reclaim/strategy.js";
+import { VStat, type VcpuStats } from "./vcpu-stats.js";
+
+export const enum FaultKind {
+  TRANSLATION = 0,
+  PERMISSION = 1,
+  ACCESS_FLAG = 2,
+}
+
+export type FaultMode = "shared" | "exclusive";
+
+/** The part of mmu_lock the fault path uses. */
+export interface MmuLockOps {
+  readLock(): void;
+  readUnlock(): void;
+  writeLock(): void;
+  writeUnlock(): void;
+}
+
+export class FaultHandler {
+  readonly vcpu: number;
+  readonly pgt: Stage2;
+  readonly memslots: Memslots;
+  readonly lock: MmuLockOps;
+  readonly memcache: MemCache;
+  readonly reclaim: ReclaimStrategy;
+  readonly shared: boolean;
+  private readonly stats: Int32Array;
+  private readonly base: number;
+  private readonly walkFlags: number;
+  private readonly topupPages: number;
+  /** Called after every fault, outside the lock and read side (qsbr reports a quiescent state). */
+  onQuiescent: () => void = () => {};
+
+  constructor(
+    vcpu: number,
+    pgt: Stage2,
+    memslots: Memslots,
+    lock: MmuLockOps,
+    memcache: MemCache,
+    reclaim: ReclaimStrategy,
+    mode: FaultMode,
+    stats: VcpuStats,
+  ) {
+    this.vcpu = vcpu;
+    this.pgt = pgt;
+    this.memslots = memslots;
+    this.lock = lock;
+    this.memcache = memcache;
+    this.reclaim = reclaim;
+    this.shared = mode === "shared";
+    this.stats = stats.words;
+    this.base = vcpu * VStat.STRIDE;
+    this.walkFlags = this.shared ? WalkFlag.SHARED | WalkFlag.HANDLE_FAULT : WalkFlag.HANDLE_FAULT;
+    // One table per level below the start level, as kvm_mmu_cache_min_pages().
+    this.topupPages = pgt.geo.levels - 1;
+  }
+
+  private bump(stat: VStat, n = 1): void {
+    (this.stats[this.base + stat] as number) += n;
+  }
+
+  /**
+   * Handles one stage-2 fault at `ipa`. `leafLevel` is the level of the leaf that faulted
+   * (permission and access-flag faults), or -1.
+   */
+  handle(ipa: number, kind: FaultKind, write: boolean, leafLevel = -1): number {
+    this.bump(VStat.FAULTS);
+    const slotIdx = this.memslots.find(ipa);
+    if (slotIdx < 0) {
+      this.bump(VStat.MMIO);
+      return Errno.NOENT;
+    }
+    const slot = this.memslots.specs[slotIdx] as MemslotSpec;
+    if (write && slot.readOnly) return Errno.INVAL;
+    if (kind === FaultKind.ACCESS_FLAG) return this.accessFlag(ipa);
+    const logging = this.memslots.logging(slotIdx);
+    const size = this.memslots.mappingSize(slotIdx, ipa, this.pgt.geo);
+    const faultGranule = leafLevel >= 0 ? (this.pgt.levelSizes[leafLevel] as number) : 0;
+    const relax = kind === FaultKind.PERMISSION && size === faultGranule;
+    if (!relax && this.memcache.topup(this.topupPages) !== Errno.OK) {
+      this.bump(VStat.NOMEM);
+      return Errno.NOMEM;
+    }
+    const prot = slot.readOnly || (logging && !write) ? Prot.R : Prot.RW;
+    this.lockFault();
+    let ret: number;
+    if (relax) {
+      ret = relaxPerms(this.pgt, ipa, prot, this.walkFlags);
+      if (ret === Errno.OK) this.bump(VStat.RELAXED);
+    } else {
+      const start = Math.floor(ipa / size) * size;
+      const phys = slot.hostPa + (start - slot.ipa);
+      ret = map(this.pgt, start, size, phys, prot, this.memcache, this.walkFlags, logging);
+      if (ret === Errno.OK) this.bump(size === this.pgt.geo.granule ? VStat.PAGES_MAPPED : VStat.BLOCKS_MAPPED);
+    }
+    this.unlockFault();
+    this.bump(kind === FaultKind.PERMISSION ? VStat.PERMISSION : VStat.TRANSLATION);
+    if (ret === Errno.OK && write && logging) {
+      this.memslots.markDirty(slotIdx, ipa);
+      this.bump(VStat.DIRTIED);
+    }
+    if (ret === Errno.AGAIN) this.bump(VStat.AGAIN);
+    else if (ret === Errno.NOMEM) this.bump(VStat.NOMEM);
+    return ret;
+  }
+
+  /**
+   * Maps a block of `size` at `ipa` over whatever is there (a collapse: a populated table is
+   * unlinked and handed to the reclaim strategy), on the fault path's locking.
+   */
+  collapse(ipa: number, size: number): number {
+    const slotIdx = this.memslots.find(ipa);
+    if (slotIdx < 0) return Errno.NOENT;
+    const slot = this.memslots.specs[slotIdx] as MemslotSpec;
+    const start = Math.floor(ipa / size) * size;
+    if (start < slot.ipa || start + size > slot.ipa + slot.size) return Errno.RANGE;
+    if (this.memcache.topup(this.topupPages) !== Errno.OK) return Errno.NOMEM;
+    this.lockFault();
+    const ret = map(this.pgt, start, size, slot.hostPa + (start - slot.ipa), Prot.RW, this.memcache, this.walkFlags);
+    this.unlockFault();
+    if (ret === Errno.OK) this.bump(VStat.BLOCKS_MAPPED);
+    else if (ret === Errno.AGAIN) this.bump(VStat.AGAIN);
+    return ret;
+  }
+
+  private accessFlag(ipa: number): number {
+    this.lockFault();
+    const pte = mkyoung(this.pgt, ipa, this.walkFlags);
+    this.unlockFault();
+    this.bump(VStat.ACCESS_FLAG);
+    if (pte === 0n) {
+      this.bump(VStat.AGAIN);
+      return Errno.AGAIN;
+    }
+    return Errno.OK;
+  }
+
+  private lockFault(): void {
+    if (this.shared) this.lock.readLock();
+    else this.lock.writeLock();
+  }
+
+  private unlockFault(): void {
+    if (this.shared) this.lock.readUnlock();
+    else this.lock.writeUnlock();
+    if (this.reclaim.hasEpilogueWork()) {
+      this.bump(VStat.EPILOGUES);
+      this.reclaim.afterUnlock(this.pgt);
+    }
+    this.onQuiescent();
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * How a VM uses the RCU domain: the host creates it with the reclaim callbacks as a plugin of the
+ * callback worker; each vCPU registers and gets a walk guard (the read-side section of SHARED
+ * walks), the ReclaimRcu port the strategies use, and qsbr's quiescent-state reporting.
+ *
+ * Callbacks run in the RCU domain's callback worker (see src/rcu/callbacks.ts for why), which
+ * attaches its own Stage2 view of the page pool from the plugin data.
+ */
+import { Rcu, type RcuHandle, type RcuStats, type RcuThread } from "../../rcu/mod.js";
+import type { Stage2Handle, WalkGuard } from "../../pgtable/stage2.js";
+import type { ReclaimRcu } from "./strategy.js";
+
+export type RcuFlavor = "mb" | "qsbr";
+
+export interface ReclaimPluginData {
+  pgt: Stage2Handle;
+  reclaimStats: SharedArrayBuffer;
+  sliceBudgetPages: number;
+  slowCallbackUs: number;
+}
+
+export interface VmRcuHandle {
+  rcu: RcuHandle;
+  flavor: RcuFlavor;
+}
+
+/** The host thread's side of the domain. */
+export interface VmRcu {
+  readonly handle: VmRcuHandle;
+  readonly thread: RcuThread;
+  /** Waits until every callback queued so far has run. */
+  barrier(): void;
+  synchronize(): void;
+  stats(): RcuStats;
+  close(): Promise<void>;
+}
+
+export async function createVmRcu(flavor: RcuFlavor, data: ReclaimPluginData): Promise<VmRcu> {
+  const rcu = await Rcu.create({
+    flavor,
+    poolHeads: 1 << 18,
+    plugins: [{ url: new URL("./rcu-plugin.js", import.meta.url).href, data }],
+  });
+  const thread = rcu.register();
+  // The host reports no quiescent states: with qsbr it stays offline except while it waits.
+  if (flavor === "qsbr") thread.offline();
+  return {
+    handle: { rcu: rcu.handle, flavor },
+    thread,
+    barrier: () => thread.barrier(),
+    synchronize: () => thread.synchronize(),
+    stats: () => rcu.stats(),
+    async close() {
+      thread.unregister();
+      await rcu.close();
+    },
+  };
+}
+
+/** SHARED walks run inside a read-side section of this thread. */
+class ReadSideGuard implements WalkGuard {
+  private readonly t: RcuThread;
+  constructor(t: RcuThread) {
+    this.t = t;
+  }
+  begin(): void {
+    this.t.readLock();
+  }
+  end(): void {
+    this.t.readUnlock();
+  }
+}
+
+class ReclaimPort implements ReclaimRcu {
+  private readonly t: RcuThread;
+  constructor(t: RcuThread) {
+    this.t = t;
+  }
+  call(kind: number, a0: number, a1: number, a2: number): number {
+    return this.t.call(kind, a0, a1, a2);
+  }
+  startPoll(): number {
+    return this.t.startPoll();
+  }
+  pollState(cookie: number): boolean {
+    return this.t.pollState(cookie);
+  }
+  synchronize(): void {
+    this.t.synchronize();
+  }
+}
+
+/** A vCPU thread's side of the domain. */
+export interface VcpuRcu {
+  readonly guard: WalkGuard;
+  readonly port: ReclaimRcu;
+  /** qsbr: report a quiescent state (call outside any read-side section); mb: nothing. */
+  quiescent(): void;
+  /** Before the thread idles (waits for the host): qsbr goes offline so grace periods go on. */
+  idle(): void;
+  /** After idling. */
+  resume(): void;
+  close(): void;
+}
+
+export function attachVmRcu(handle: VmRcuHandle): VcpuRcu {
+  const t = Rcu.attach(handle.rcu).register();
+  const qsbr = handle.flavor === "qsbr" ? (t as Extract<RcuThread, { quiescentState(): void }>) : null;
+  return {
+    guard: new ReadSideGuard(t),
+    port: new ReclaimPort(t),
+    quiescent: qsbr ? () => qsbr.quiescentState() : () => {},
+    idle: () => t.offline(),
+    resume: () => t.online(),
+    close: () => t.unregister(),
+  };
+}

@@ -1,0 +1,30 @@
+/**
+ * RCU callback worker plugin: defines the reclaim callback kinds on a Stage2 view of the VM's
+ * page pool (attached from the plugin data in the callback worker's thread).
+ */
+import type { RcuCallbackRegistry } from "../../rcu/mod.js";
+import { RCU_AGAIN } from "../../rcu/mod.js";
+import { Stage2 } from "../../pgtable/stage2.js";
+import { type ReclaimCallbackContext, runFreePage, runFreeSubtree } from "./callbacks.js";
+import type { ReclaimPluginData } from "./rcu-glue.js";
+import { ReclaimStats } from "./stats.js";
+import { ReclaimKind } from "./strategy.js";
+
+export function registerRcuCallbacks(registry: RcuCallbackRegistry, data: unknown): void {
+  const d = data as ReclaimPluginData;
+  const ctx: ReclaimCallbackContext = {
+    pgt: Stage2.attach(d.pgt),
+    stats: new ReclaimStats(d.reclaimStats),
+    sliceBudgetPages: d.sliceBudgetPages,
+    slowCallbackUs: d.slowCallbackUs,
+  };
+  registry.define(ReclaimKind.FREE_PAGE, (page) => {
+    runFreePage(ctx, page);
+    ctx.pgt.flushStats();
+  });
+  registry.define(ReclaimKind.FREE_SUBTREE, (page, level, estimate) => {
+    const done = runFreeSubtree(ctx, page, level, estimate);
+    ctx.pgt.flushStats();
+    return done ? 0 : RCU_AGAIN;
+  });
+}

@@ -1,0 +1,76 @@
+/**
+ * Per-vCPU fault statistics in shared memory.
+ *
+ * One Int32Array for all vCPUs; vCPU i owns words [i*STRIDE, (i+1)*STRIDE), a 64-byte line of its
+ * own so that counting never bounces a cache line between cores. Only the owning thread writes its
+ * words, with plain stores; other threads read them after the owner reported a phase done over
+ * postMessage (which orders the plain writes before the reads), or with Atomics.load for a live,
+ * possibly slightly stale view (Int32 plain writes are tear-free).
+ */
+export const enum VStat {
+  FAULTS = 0,
+  TRANSLATION = 1,
+  PERMISSION = 2,
+  ACCESS_FLAG = 3,
+  AGAIN = 4,
+  NOMEM = 5,
+  MMIO = 6,
+  BLOCKS_MAPPED = 7,
+  PAGES_MAPPED = 8,
+  RELAXED = 9,
+  DIRTIED = 10,
+  EPILOGUES = 11,
+  STRIDE = 16,
+}
+
+export interface VcpuStatsSnapshot {
+  faults: number;
+  translation: number;
+  permission: number;
+  accessFlag: number;
+  again: number;
+  nomem: number;
+  mmio: number;
+  blocksMapped: number;
+  pagesMapped: number;
+  relaxed: number;
+  dirtied: number;
+}
+
+export class VcpuStats {
+  readonly words: Int32Array;
+  readonly vcpus: number;
+
+  constructor(vcpus: number, buffer?: SharedArrayBuffer) {
+    this.vcpus = vcpus;
+    this.words = new Int32Array(buffer ?? new SharedArrayBuffer(vcpus * VStat.STRIDE * 4));
+  }
+
+  get handle(): SharedArrayBuffer {
+    return this.words.buffer as SharedArrayBuffer;
+  }
+
+  /** Snapshot of one vCPU, or the sum over all when `vcpu` is omitted. */
+  snapshot(vcpu?: number): VcpuStatsSnapshot {
+    const g = (s: VStat): number => {
+      let sum = 0;
+      for (let v = 0; v < this.vcpus; v++) {
+        if (vcpu === undefined || v === vcpu) sum += Atomics.load(this.words, v * VStat.STRIDE + s);
+      }
+      return sum;
+    };
+    return {
+      faults: g(VStat.FAULTS),
+      translation: g(VStat.TRANSLATION),
+      permission: g(VStat.PERMISSION),
+      accessFlag: g(VStat.ACCESS_FLAG),
+      again: g(VStat.AGAIN),
+      nomem: g(VStat.NOMEM),
+      mmio: g(VStat.MMIO),
+      blocksMapped: g(VStat.BLOCKS_MAPPED),
+      pagesMapped: g(VStat.PAGES_MAPPED),
+      relaxed: g(VStat.RELAXED),
+      dirtied: g(VStat.DIRTIED),
+    };
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The host side of a run: spawns one worker per vCPU, runs phases on all of them at once, and
+ * closes them. Every phase waits for every vCPU; a worker error or exit fails the phase.
+ */
+import { Worker } from "node:worker_threads";
+import type { Vm } from "../kvm/vm.js";
+import { Go, type VcpuCommand, type VcpuReply } from "./protocol.js";
+
+export interface PhaseResult {
+  /** From the first vCPU's start to the last vCPU's end. */
+  wallMs: number;
+  replies: Extract<VcpuReply, { type: "done" }>[];
+}
+
+export class VcpuPool {
+  private readonly workers: Worker[] = [];
+  private readonly go = new Int32Array(new SharedArrayBuffer(Go.WORDS * 4));
+  private phase = 0;
+
+  constructor(vm: Vm) {
+    const url = new URL("./vcpu-worker.js", import.meta.url);
+    for (let vcpu = 0; vcpu < vm.options.vcpus; vcpu++) {
+      this.workers.push(new Worker(url, { workerData: { vm: vm.handle, vcpu, go: this.go.buffer } }));
+    }
+  }
+
+  get threadIds(): number[] {
+    return this.workers.map((w) => w.threadId);
+  }
+
+  /** Sends `commands[i]` to vCPU i, starts them together, and waits for all replies. */
+  async runPhase(commands: VcpuCommand[]): Promise<PhaseResult> {
+    const ready = this.collect("ready");
+    const done = this.collect("done");
+    this.workers.forEach((w, i) => w.postMessage(commands[i]));
+    await ready;
+    this.phase++;
+    // Pairs with waitForGo() in the workers.
+    Atomics.store(this.go, Go.PHASE, this.phase);
+    Atomics.notify(this.go, Go.PHASE);
+    const replies = (await done) as Extract<VcpuReply, { type: "done" }>[];
+    const start = Math.min(...replies.map((r) => r.startMs));
+    const end = Math.max(...replies.map((r) => r.endMs));
+    return { wallMs: end - start, replies };
+  }
+
+  /** Drains and closes every vCPU; returns their final reports. */
+  async close(): Promise<Extract<VcpuReply, { type: "closed" }>[]> {
+    const closed = this.collect("closed");
+    for (const w of this.workers) w.postMessage({ type: "close" } satisfies VcpuCommand);
+    const replies = (await closed) as Extract<VcpuReply, { type: "closed" }>[];
+    await Promise.all(this.workers.map((w) => new Promise((resolve) => w.once("exit", resolve))));
+    return replies;
+  }
+
+  /** Terminates every worker (after a failure). */
+  async terminate(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private collect(type: VcpuReply["type"]): Promise<VcpuReply[]> {
+    return new Promise((resolve, reject) => {
+      const got: VcpuReply[] = new Array(this.workers.length);
+      let left = this.workers.length;
+      const cleanups: (() => void)[] = [];
+      const finish = (err?: Error) => {
+        for (const c of cleanups) c();
+        if (err) reject(err);
+        else resolve(got);
+      };
+      this.workers.forEach((w, i) => {
+        const onMessage = (msg: VcpuReply) => {
+          if (msg.type === "error") finish(new Error(`vCPU ${msg.vcpu}: ${msg.message}`));
+          else if (msg.type === type) {
+            got[i] = msg;
+            if (--left === 0) finish();
+          }
+        };
+        const onExit = (code: number) => {
+          if (type !== "closed" || got[i] === undefined) finish(new Error(`vCPU ${i} exited with code ${code}`));
+        };
+        const onError = (e: Error) => finish(new Error(`vCPU ${i} crashed: ${e.message}`));
+        w.on("message", onMessage);
+        w.on("exit", onExit);
+        w.on("error", onError);
+        cleanups.push(() => {
+          w.off("message", onMessage);
+          w.off("exit", onExit);
+          w.off("error", onError);
+        });
+      });
+    });
+  }
+}

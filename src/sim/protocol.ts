@@ -1,0 +1,20 @@
+/** Messages between the host thread and vCPU workers (structured-cloneable plain objects). */
+import type { StressOptions, StressResult } from "./workloads.js";
+
+export type VcpuCommand =
+  | { type: "populate"; start: number; size: number }
+  | { type: "stress"; options: StressOptions }
+  | { type: "close" };
+
+export type VcpuReply =
+  | { type: "ready"; vcpu: number }
+  | { type: "done"; vcpu: number; startMs: number; endMs: number; faults: number; stress?: StressResult }
+  | { type: "closed"; vcpu: number; uaf: number; firstFault: string | null }
+  | { type: "error"; vcpu: number; message: string };
+
+/** Go word layout (Int32Array, shared by the host and every vCPU of one run):
+ *   [0] GO: the host stores the phase number and notifies; workers wait until it changes. */
+export const enum Go {
+  PHASE = 0,
+  WORDS = 1,
+}

@@ -1,0 +1,66 @@
+/**
+ * Entry point of a vCPU worker thread: attaches to the VM, then runs the host's commands.
+ * A command's timed part starts when the host bumps the shared go word, so all vCPUs start together.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { attachVcpu, type VmHandle } from "../kvm/vm.js";
+import { Go, type VcpuCommand, type VcpuReply } from "./protocol.js";
+import { populate, stress } from "./workloads.js";
+
+interface VcpuWorkerData {
+  vm: VmHandle;
+  vcpu: number;
+  go: SharedArrayBuffer;
+}
+
+const data = workerData as VcpuWorkerData;
+const port = parentPort;
+if (port === null) throw new Error("vcpu-worker must run in a worker thread");
+const ctx = attachVcpu(data.vm, data.vcpu);
+const go = new Int32Array(data.go);
+let phase = 0;
+
+function reply(msg: VcpuReply): void {
+  port?.postMessage(msg);
+}
+
+/** Waits for the host to start the next phase. Pairs with the host's Atomics.store + notify. */
+function waitForGo(): void {
+  phase++;
+  while (Atomics.load(go, Go.PHASE) < phase) Atomics.wait(go, Go.PHASE, phase - 1, 50);
+  ctx.resume();
+}
+
+function run(cmd: VcpuCommand): void {
+  if (cmd.type === "close") {
+    ctx.close();
+    ctx.pgt.flushStats();
+    reply({ type: "closed", vcpu: data.vcpu, uaf: ctx.pgt.stats().uafDetected, firstFault: ctx.pgt.firstFault });
+    port?.close();
+    return;
+  }
+  reply({ type: "ready", vcpu: data.vcpu });
+  waitForGo();
+  const startMs = performance.timeOrigin + performance.now();
+  if (cmd.type === "populate") {
+    const faults = populate(ctx.handler, cmd.start, cmd.size);
+    const endMs = performance.timeOrigin + performance.now();
+    if (faults < 0) throw new Error(`populate failed with status ${faults}`);
+    reply({ type: "done", vcpu: data.vcpu, startMs, endMs, faults });
+  } else {
+    const result = stress(ctx.handler, cmd.options);
+    const endMs = performance.timeOrigin + performance.now();
+    reply({ type: "done", vcpu: data.vcpu, startMs, endMs, faults: result.touches, stress: result });
+  }
+  ctx.pgt.flushStats();
+  ctx.idle();
+}
+
+ctx.idle();
+port.on("message", (cmd: VcpuCommand) => {
+  try {
+    run(cmd);
+  } catch (e) {
+    reply({ type: "error", vcpu: data.vcpu, message: (e as Error).stack ?? String(e) });
+  }
+});

@@ -1,0 +1,123 @@
+/**
+ * What vCPU threads do: workloads built on the fault handler, all driven by seeds.
+ *
+ *  - populate: touch every page of a region once (dirty_log_perf_test's populate phase).
+ *  - stress:   touch random pages, collapse random ranges into blocks (unlinking populated
+ *              tables), and translate random addresses with software walks that check every
+ *              table page they enter against the pool's poison and generation.
+ */
+import { pteValid, S2_AF, S2_S2AP_W } from "../arch/descriptor.js";
+import { Errno } from "../common/errno.js";
+import { clearRaceDelays, type RacePoint, setRaceDelays } from "../common/race-points.js";
+import { FaultKind, type FaultHandler } from "../kvm/fault.js";
+import { getLeaf, LeafResult } from "../pgtable/ops/attr.js";
+import { WalkFlag } from "../pgtable/walk.js";
+import { Rng } from "./rng.js";
+
+const leaf = new LeafResult();
+const MAX_RETRIES = 1000;
+
+/**
+ * A guest access: translate `ipa` with a software walk (the RCU read side in shared mode) and take
+ * whatever fault the translation calls for, until the access succeeds. Returns the faults taken,
+ * or a negative Errno when the fault cannot be resolved.
+ */
+export function touch(h: FaultHandler, ipa: number, write: boolean): number {
+  for (let faults = 0; faults < MAX_RETRIES; faults++) {
+    const ret = translate(h, ipa);
+    if (ret !== Errno.OK) return ret;
+    let status: number;
+    if (!pteValid(leaf.pte)) status = h.handle(ipa, FaultKind.TRANSLATION, write);
+    else if (write && (leaf.pte & S2_S2AP_W) === 0n) status = h.handle(ipa, FaultKind.PERMISSION, write, leaf.level);
+    else if ((leaf.pte & S2_AF) === 0n) status = h.handle(ipa, FaultKind.ACCESS_FLAG, write, leaf.level);
+    else return faults;
+    if (status !== Errno.OK && status !== Errno.AGAIN) return status;
+  }
+  return Errno.AGAIN;
+}
+
+/**
+ * A software translation of `ipa` into the module's LeafResult: lockless under RCU in shared mode
+ * (tables outlive a grace period), under the read lock in exclusive mode (tables are freed at once
+ * by writers).
+ */
+function translate(h: FaultHandler, ipa: number): number {
+  if (h.shared) return getLeaf(h.pgt, ipa, leaf, WalkFlag.SHARED);
+  h.lock.readLock();
+  const ret = getLeaf(h.pgt, ipa, leaf, 0);
+  h.lock.readUnlock();
+  return ret;
+}
+
+/**
+ * Populate: one write fault per page of [start, start+size), straight into the handler (every
+ * page is known to be unmapped, as in the selftests' first touch). Returns the faults handled.
+ */
+export function populate(h: FaultHandler, start: number, size: number): number {
+  const page = h.pgt.geo.granule;
+  let faults = 0;
+  for (let ipa = start; ipa < start + size; ipa += page) {
+    let ret = h.handle(ipa, FaultKind.TRANSLATION, true);
+    faults++;
+    while (ret === Errno.AGAIN) {
+      ret = touch(h, ipa, true);
+      faults++;
+    }
+    if (ret < 0) return ret;
+  }
+  return faults;
+}
+
+export interface StressOptions {
+  seed: number;
+  iterations: number;
+  regionStart: number;
+  regionSize: number;
+  /** Collapse sizes to choose from (block sizes). */
+  collapseSizes: number[];
+  /** Probabilities of each operation; the rest are translations. */
+  touchRatio: number;
+  collapseRatio: number;
+  /** Seeded delays at labelled race points (RacePoint -> max spins), to widen race windows. */
+  raceDelays?: Partial<Record<RacePoint, number>>;
+}
+
+export interface StressResult {
+  touches: number;
+  collapses: number;
+  translations: number;
+  errors: number;
+  firstError: string | null;
+}
+
+/** The stress loop of one vCPU: races faults, collapses and checked walks over one region. */
+export function stress(h: FaultHandler, o: StressOptions): StressResult {
+  const rng = new Rng(o.seed);
+  if (o.raceDelays) setRaceDelays(o.raceDelays, o.seed ^ 0x5bd1e995);
+  const page = h.pgt.geo.granule;
+  const pages = Math.floor(o.regionSize / page);
+  const r: StressResult = { touches: 0, collapses: 0, translations: 0, errors: 0, firstError: null };
+  for (let i = 0; i < o.iterations; i++) {
+    const ipa = o.regionStart + rng.below(pages) * page;
+    const dice = rng.next();
+    let ret: number = Errno.OK;
+    if (dice < o.touchRatio) {
+      ret = touch(h, ipa, rng.next() < 0.5);
+      r.touches++;
+    } else if (dice < o.touchRatio + o.collapseRatio) {
+      const size = o.collapseSizes[rng.below(o.collapseSizes.length)] as number;
+      ret = h.collapse(ipa, size);
+      if (ret === Errno.AGAIN) ret = Errno.OK;
+      r.collapses++;
+    } else {
+      ret = translate(h, ipa);
+      r.translations++;
+    }
+    if (ret < 0) {
+      r.errors++;
+      r.firstError ??= `op ${i} at 0x${ipa.toString(16)}: status ${ret}`;
+    }
+  }
+  clearRaceDelays();
+  return r;
+}
