@@ -6,8 +6,10 @@
  * broadcast invalidation and completion (DSB). Cache maintenance (CMOs done before a new mapping
  * becomes visible to a guest with caches off) goes through `CacheMaintenance` the same way.
  *
- * Shared-memory layout of the counters (one Int32Array, every thread adds with Atomics.add and
- * reads with Atomics.load; counts only, they order nothing):
+ * Shared-memory layout of the counters (one Int32Array; each thread view counts into a thread-local
+ * array and `flush()` adds the deltas with Atomics.add, so that a maintenance operation on every
+ * fault does not bounce a shared cache line between cores; readers use Atomics.load after the
+ * writers flushed; counts only, they order nothing):
  *
  *   index  0        1          2          3             4              5
  *        +--------+----------+----------+-------------+--------------+-------------+
@@ -53,6 +55,8 @@ export interface MaintenanceCounts {
 /** Counts every invalidation by kind in shared memory; any thread can attach and read. */
 export class CountingMaintenance implements TlbMaintenance, CacheMaintenance {
   readonly counters: Int32Array;
+  /** This thread's counts not yet added to `counters`. */
+  private readonly pending = new Int32Array(MaintCounter.COUNT);
 
   constructor(counters?: Int32Array) {
     this.counters = counters ?? new Int32Array(new SharedArrayBuffer(MaintCounter.COUNT * 4));
@@ -67,27 +71,40 @@ export class CountingMaintenance implements TlbMaintenance, CacheMaintenance {
   }
 
   flushIpa(_vmid: number, _ipa: number, _level: number): void {
-    Atomics.add(this.counters, MaintCounter.TLBI_IPA, 1);
+    (this.pending[MaintCounter.TLBI_IPA] as number)++;
   }
 
   flushRange(_vmid: number, _ipa: number, size: number): void {
-    Atomics.add(this.counters, MaintCounter.TLBI_RANGE, 1);
-    Atomics.add(this.counters, MaintCounter.TLBI_RANGE_BYTES_KB, Math.ceil(size / 1024));
+    (this.pending[MaintCounter.TLBI_RANGE] as number)++;
+    (this.pending[MaintCounter.TLBI_RANGE_BYTES_KB] as number) += Math.ceil(size / 1024);
   }
 
   flushVmid(_vmid: number): void {
-    Atomics.add(this.counters, MaintCounter.TLBI_VMID, 1);
+    (this.pending[MaintCounter.TLBI_VMID] as number)++;
   }
 
   cleanInvalDcache(_pa: number, _size: number): void {
-    Atomics.add(this.counters, MaintCounter.DCACHE_CLEAN, 1);
+    (this.pending[MaintCounter.DCACHE_CLEAN] as number)++;
   }
 
   invalIcache(_pa: number, _size: number): void {
-    Atomics.add(this.counters, MaintCounter.ICACHE_INVAL, 1);
+    (this.pending[MaintCounter.ICACHE_INVAL] as number)++;
   }
 
+  /** Adds this thread's counts to the shared counters. */
+  flush(): void {
+    for (let i = 0; i < MaintCounter.COUNT; i++) {
+      const n = this.pending[i] as number;
+      if (n !== 0) {
+        Atomics.add(this.counters, i, n);
+        this.pending[i] = 0;
+      }
+    }
+  }
+
+  /** Shared counts, after flushing this thread's own. */
   counts(): MaintenanceCounts {
+    this.flush();
     const c = this.counters;
     return {
       tlbiIpa: Atomics.load(c, MaintCounter.TLBI_IPA),

@@ -49,9 +49,11 @@ export function isListed(meta: Int32Array, page: number): boolean {
  * First page of a run of `n` adjacent listed pages below `limit`, or -1. A linear scan of the metadata:
  * meant for the rare entry-level table allocation once the bump region is exhausted.
  */
-export function findFreeRun(meta: Int32Array, limit: number, n: number): number {
+export function findFreeRun(meta: Int32Array, limit: number, n: number, align = 1, basePage = 0): number {
   let run = 0;
   for (let p = 0; p < limit; p++) {
+    // A run may only start on a page whose physical frame number is a multiple of `align`.
+    if (run === 0 && (basePage + p) % align !== 0) continue;
     run = isListed(meta, p) ? run + 1 : 0;
     if (run === n) return p - n + 1;
   }

@@ -143,6 +143,8 @@ export class PagePool {
    * First of `n` (1..16) adjacent zeroed pages, each with refcount 1 and state TABLE, for concatenated
    * entry-level tables; -1 if no such run exists. Takes the run from the bump region, or else searches
    * the free list for one (a linear scan under the lock: fine for the rare entry-level allocation).
+   * The run's physical address is aligned to `n` pages (as VTTBR_EL2.BADDR requires of concatenated
+   * tables); pages skipped in the bump region to reach that alignment go to the free list.
    */
   allocContiguous(n: number): number {
     if (!Number.isInteger(n) || n < 1 || n > MAX_CONTIGUOUS_PAGES) {
@@ -150,7 +152,7 @@ export class PagePool {
         `Cannot allocate ${n} contiguous pages: the count must be 1..${MAX_CONTIGUOUS_PAGES}`,
       );
     }
-    let first = this.reserveBump(n, true);
+    let first = this.reserveAlignedBump(n);
     const recycled = first < 0;
     if (recycled) first = this.takeRunFromFreeList(n);
     if (first >= 0) for (let p = first; p < first + n; p++) this.prepare(p, recycled);
@@ -371,9 +373,33 @@ export class PagePool {
     }
   }
 
+  /** Physical frame number of page 0 (basePa is granule aligned). */
+  private get basePage(): number {
+    return this.basePa / this.granule;
+  }
+
+  /** Like reserveBump(n, true), with the run aligned to n frames; the padding is freed. */
+  private reserveAlignedBump(n: number): number {
+    let first = Atomics.load(this.meta, PoolHeader.BUMP);
+    for (;;) {
+      const pad = (n - ((this.basePage + first) % n)) % n;
+      if (this.pageCount - first < pad + n) return -1;
+      const seen = Atomics.compareExchange(this.meta, PoolHeader.BUMP, first, first + pad + n);
+      if (seen === first) break;
+      first = seen;
+    }
+    const pad = (n - ((this.basePage + first) % n)) % n;
+    for (let p = first; p < first + pad; p++) {
+      this.prepare(p, false);
+      this.countAllocs(1, 1);
+      this.freePage(p);
+    }
+    return first + pad;
+  }
+
   private takeRunFromFreeList(n: number): number {
     this.lock();
-    const first = findFreeRun(this.meta, Atomics.load(this.meta, PoolHeader.BUMP), n);
+    const first = findFreeRun(this.meta, Atomics.load(this.meta, PoolHeader.BUMP), n, n, this.basePage);
     if (first >= 0) for (let p = first; p < first + n; p++) freeListUnlink(this.meta, p);
     this.unlock();
     return first;

@@ -32,6 +32,13 @@ export function trySetPte(pgt: Stage2, ctx: VisitCtx, pte: Pte): boolean {
 /** Break: lock the entry, invalidate what it mapped, drop its reference. False = lost a race. */
 export function tryBreakPte(pgt: Stage2, ctx: VisitCtx): boolean {
   const old = ctx.old;
+  if (old === 0n) {
+    // Nothing was mapped: nothing to invalidate, no reference to drop (the common fault case).
+    if (!trySetPte(pgt, ctx, PTE_LOCKED)) return false;
+    pgt.count(Ctl.BREAKS);
+    racePoint(RacePoint.BBM_LOCKED);
+    return true;
+  }
   if (pteIsLocked(old)) {
     // Another walker is between its break and make. Impossible for an exclusive walker, which
     // would mean a walker left an entry locked: count it as corruption.

@@ -23,7 +23,7 @@
  */
 import { Errno } from "../common/errno.js";
 import type { Pte } from "../arch/descriptor.js";
-import { computeGeometry, type Geometry, type Granule } from "../arch/geometry.js";
+import { blockAllowedAt, computeGeometry, type Geometry, type Granule } from "../arch/geometry.js";
 import { CountingMaintenance, type CacheMaintenance, type TlbMaintenance } from "../arch/maintenance.js";
 import { PagePool, type PagePoolHandle, PageState } from "../mem/mod.js";
 import { WalkState } from "./walk.js";
@@ -103,6 +103,8 @@ export class Stage2 {
   readonly entriesPerPage: number;
   /** Bytes mapped by one entry at each level 0..3. */
   readonly levelSizes: readonly number[];
+  /** Whether a leaf (block or page) may sit at each level 0..3. */
+  readonly leafAllowed: readonly boolean[];
   readonly vmid: number;
   readonly ctl: Int32Array;
   readonly maint: CountingMaintenance;
@@ -137,6 +139,7 @@ export class Stage2 {
     this.ptes = pool.ptes;
     this.entriesPerPage = pool.entriesPerPage;
     this.levelSizes = this.geo.shifts.map((s) => 2 ** s);
+    this.leafAllowed = [0, 1, 2, 3].map((l) => blockAllowedAt(this.geo, l));
     this.vmid = options.vmid;
     this.ctl = ctl;
     this.maint = maint;
@@ -208,6 +211,7 @@ export class Stage2 {
 
   /** Adds this view's counts to the shared counters (call at phase ends and before reading). */
   flushStats(): void {
+    this.maint.flush();
     for (let i = 1; i < Ctl.COUNT; i++) {
       const n = this.pending[i] as number;
       if (n !== 0) {

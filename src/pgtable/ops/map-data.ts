@@ -1,6 +1,5 @@
 /** Arguments of the map walkers (map, set_owner, create_unlinked), and the leaf-fit rule. */
 import { leafAttrs, PROT_MASK, Prot, type Pte } from "../../arch/descriptor.js";
-import { blockAllowedAt } from "../../arch/geometry.js";
 import type { MemCache } from "../../mem/mod.js";
 import type { Stage2 } from "../stage2.js";
 import type { VisitCtx } from "../walk.js";
@@ -17,6 +16,9 @@ export class MapData {
   forcePte = false;
   /** Set when this walk split a block, allowing the target leaf's permissions to change. */
   didSplit = false;
+  /** Derived from attr once per map call: does the new memory need CMOs before it is mapped. */
+  cacheable = false;
+  executable = false;
 }
 
 export function physFor(ctx: VisitCtx, data: MapData): number {
@@ -27,7 +29,7 @@ export function physFor(ctx: VisitCtx, data: MapData): number {
 export function leafMappingAllowed(pgt: Stage2, ctx: VisitCtx, data: MapData): boolean {
   const level = ctx.level;
   if (data.forcePte && level < 3) return false;
-  if (!blockAllowedAt(pgt.geo, level)) return false;
+  if (!pgt.leafAllowed[level]) return false;
   const size = pgt.levelSizes[level] as number;
   if (size > ctx.end - ctx.addr) return false;
   const phys = physFor(ctx, data);
@@ -35,9 +37,18 @@ export function leafMappingAllowed(pgt: Stage2, ctx: VisitCtx, data: MapData): b
   return ctx.addr % size === 0;
 }
 
-/** Checks and encodes `prot`, or returns -1 when it holds unknown bits or grants nothing usable. */
+/** Encoded attributes of every valid Prot value, computed once (-1: invalid prot). */
+const ATTRS: (Pte | -1)[] = [];
+for (let prot = 0; prot <= PROT_MASK; prot++) {
+  const bad = (prot & Prot.RWX) === 0 || (prot & Prot.DEVICE && prot & Prot.X) !== 0;
+  ATTRS.push(bad ? -1 : leafAttrs(prot));
+}
+
+/**
+ * Checks and encodes `prot`, or returns -1 when it holds unknown bits, grants nothing usable, or
+ * asks for executable device memory (never executable at stage 2).
+ */
 export function protToAttrs(prot: number): Pte | -1 {
-  if ((prot & ~PROT_MASK) !== 0 || (prot & Prot.RWX) === 0) return -1;
-  if (prot & Prot.DEVICE && prot & Prot.X) return -1; // device memory is never executable at stage 2
-  return leafAttrs(prot);
+  if ((prot & ~PROT_MASK) !== 0) return -1;
+  return ATTRS[prot] as Pte | -1;
 }

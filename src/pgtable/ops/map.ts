@@ -55,16 +55,17 @@ function tryLeaf(pgt: Stage2, ctx: VisitCtx, data: MapData): number {
   const pte =
     phys === PHYS_INVALID ? makeOwnerPte(data.owner) : makeLeafPte(phys, data.attr, level, pgt.geo.granule);
   // Same mapping, at most the permissions differ: leave it to relax_perms (the vCPU faults again).
-  if (!pteNeedsUpdate(ctx.old, pte) && !(data.didSplit && ctx.old !== pte)) return Errno.AGAIN;
-  if (!walkShared(ctx.flags) && ((ctx.old ^ pte) & ~SW_MASK) === 0n) {
+  const empty = ctx.old === 0n;
+  if (!empty && !pteNeedsUpdate(ctx.old, pte) && !(data.didSplit && ctx.old !== pte)) return Errno.AGAIN;
+  if (!empty && !walkShared(ctx.flags) && ((ctx.old ^ pte) & ~SW_MASK) === 0n) {
     Atomics.store(pgt.ptes, ctx.ptep, pte); // only software bits change: no BBM needed
     return Errno.OK;
   }
   if (!tryBreakPte(pgt, ctx)) return Errno.AGAIN;
   if ((ctx.flags & WalkFlag.SKIP_CMO) === 0 && phys !== PHYS_INVALID) {
     const size = pgt.levelSizes[level] as number;
-    if ((data.attr & S2_MEMATTR_MASK) === S2_MEMATTR_NORMAL) pgt.cmo.cleanInvalDcache(phys, size);
-    if ((data.attr & S2_XN) === 0n) pgt.cmo.invalIcache(phys, size);
+    if (data.cacheable) pgt.cmo.cleanInvalDcache(phys, size);
+    if (data.executable) pgt.cmo.invalIcache(phys, size);
   }
   makePte(pgt, ctx, pte);
   return Errno.OK;
@@ -148,6 +149,8 @@ export function map(
   if (attr === -1) return Errno.INVAL;
   mapData.phys = phys;
   mapData.attr = attr;
+  mapData.cacheable = (attr & S2_MEMATTR_MASK) === S2_MEMATTR_NORMAL;
+  mapData.executable = (attr & S2_XN) === 0n;
   mapData.owner = 0;
   mapData.memcache = memcache;
   mapData.forcePte = forcePte;
