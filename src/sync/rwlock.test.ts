@@ -1,0 +1,182 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { RwLock, type RwLockHandle } from "./rwlock.js";
+
+test("readLock() admits several readers and keeps writers out", () => {
+  const a = RwLock.create();
+  const b = RwLock.attach(a.handle);
+  a.readLock();
+  assert.equal(b.tryReadLock(), true);
+  assert.equal(a.readerCount(), 2);
+  assert.equal(b.tryWriteLock(), false);
+  assert.equal(a.isWriteLocked(), false);
+  b.readUnlock();
+  a.readUnlock();
+  assert.equal(a.readerCount(), 0);
+  assert.equal(b.tryWriteLock(), true);
+  b.writeUnlock();
+});
+
+test("writeLock() excludes readers and other writers until writeUnlock()", () => {
+  const a = RwLock.create();
+  const b = RwLock.attach(a.handle);
+  a.writeLock();
+  assert.equal(a.isWriteLocked(), true);
+  assert.equal(b.tryReadLock(), false);
+  assert.equal(b.tryWriteLock(), false);
+  assert.equal(a.readerCount(), 0, "a failed tryReadLock() leaves no reader count behind");
+  a.writeUnlock();
+  assert.equal(a.isWriteLocked(), false);
+  assert.equal(b.tryReadLock(), true);
+  b.readUnlock();
+});
+
+test("stats() sums the acquisitions of every view", () => {
+  const a = RwLock.create();
+  const b = RwLock.attach(a.handle);
+  for (let i = 0; i < 5; i++) {
+    a.readLock();
+    a.readUnlock();
+  }
+  b.writeLock();
+  b.writeUnlock();
+  assert.equal(b.tryReadLock(), true);
+  b.readUnlock();
+  const s = b.stats();
+  assert.equal(s.readAcquisitions, 6);
+  assert.equal(s.writeAcquisitions, 1);
+  assert.equal(s.readContended + s.writeContended + s.sleeps + s.yields, 0);
+  assert.equal(s.threads, 2);
+});
+
+test("attach() works on a structured clone of the handle", () => {
+  const a = RwLock.create({ name: "mmu_lock", maxThreads: 4 });
+  const b = RwLock.attach(structuredClone(a.handle));
+  a.writeLock();
+  assert.equal(b.isWriteLocked(), true, "the clone shares the memory");
+  a.writeUnlock();
+  assert.equal(b.name, "mmu_lock");
+});
+
+test("create() and attach() reject bad options and handles", () => {
+  assert.throws(() => RwLock.create({ maxThreads: 0 }), RangeError);
+  assert.throws(() => RwLock.create({ maxThreads: 5000 }), /maxThreads 5000 is not an integer in 1\.\.2047/);
+  assert.throws(() => RwLock.create({ name: "" }), TypeError);
+  assert.throws(() => RwLock.create({ spins: -3 }), RangeError);
+  assert.throws(() => RwLock.attach({} as RwLockHandle), TypeError);
+  const h = RwLock.create().handle;
+  assert.throws(() => RwLock.attach({ ...h, maxThreads: h.maxThreads + 1 }), TypeError);
+});
+
+test("attach() throws once every thread slot is taken", () => {
+  const a = RwLock.create({ maxThreads: 2, name: "tiny" });
+  RwLock.attach(a.handle);
+  assert.throws(
+    () => RwLock.attach(a.handle),
+    /Cannot attach to rwlock "tiny": all 2 thread slots are taken/,
+  );
+});
+
+test("needsResched() and yield*() do nothing when nobody waits", () => {
+  const a = RwLock.create();
+  a.readLock();
+  assert.equal(a.needsResched(), false);
+  assert.equal(a.yieldRead(), false);
+  a.readUnlock();
+  a.writeLock();
+  assert.equal(a.yieldWrite(), false);
+  a.writeUnlock();
+  assert.equal(a.stats().yields, 0);
+});
+
+test("readUnlock() and writeUnlock() without the lock throw and leave the state intact", () => {
+  const a = RwLock.create({ name: "mmu_lock" });
+  assert.throws(() => a.readUnlock(), /Cannot release mmu_lock for read: no reader holds it/);
+  assert.throws(() => a.writeUnlock(), /Cannot release mmu_lock for write: no writer holds it/);
+  assert.equal(a.tryWriteLock(), true, "the failed unlocks did not corrupt the lock word");
+  assert.throws(() => a.readUnlock(), /no reader holds it/);
+  a.writeUnlock();
+});
+
+test("debug mode: unlocking what this thread does not hold throws a clear error", () => {
+  const a = RwLock.create({ name: "mmu_lock", debug: true });
+  const b = RwLock.attach(a.handle);
+  assert.throws(() => a.readUnlock(), /Cannot release mmu_lock for read: this thread holds nothing/);
+  a.writeLock();
+  assert.throws(() => b.writeUnlock(), /Cannot release mmu_lock for write: this thread holds nothing/);
+  assert.throws(() => a.readUnlock(), /for read: this thread holds write/);
+  a.writeUnlock();
+  b.readLock();
+  assert.throws(() => a.readUnlock(), /this thread holds nothing/, "another view's read lock is not ours");
+  b.readUnlock();
+});
+
+test("debug mode: nested locking throws instead of deadlocking", () => {
+  const a = RwLock.create({ name: "mmu_lock", debug: true });
+  a.readLock();
+  assert.throws(() => a.readLock(), /Cannot take mmu_lock for read: this thread already holds it for read/);
+  assert.throws(() => a.writeLock(), /Cannot take mmu_lock for write: this thread already holds it for read/);
+  assert.throws(() => a.tryReadLock(), /already holds it/);
+  a.readUnlock();
+  a.writeLock();
+  assert.throws(() => a.tryWriteLock(), /already holds it for write/);
+  a.writeUnlock();
+});
+
+test("debug mode: assert*Held() check this thread's holding", () => {
+  const a = RwLock.create({ name: "mmu_lock", debug: true });
+  const b = RwLock.attach(a.handle);
+  assert.throws(() => a.assertHeld(), /mmu_lock must be held here, but this thread holds nothing/);
+  a.writeLock();
+  a.assertWriteHeld();
+  a.assertHeld();
+  assert.throws(() => a.assertReadHeld(), /must be held for read here, but this thread holds write/);
+  assert.throws(() => a.assertNotHeld(), /must not be held here, but this thread holds it for write/);
+  assert.throws(() => b.assertWriteHeld(), /must be held for write here, but this thread holds nothing/);
+  b.assertNotHeld();
+  a.writeUnlock();
+  a.readLock();
+  a.assertReadHeld();
+  assert.throws(() => a.assertWriteHeld(), /but this thread holds read/);
+  a.readUnlock();
+});
+
+test("without debug mode, assert*Held() check that anyone holds the lock", () => {
+  const a = RwLock.create({ name: "mmu_lock" });
+  const b = RwLock.attach(a.handle);
+  assert.throws(() => b.assertWriteHeld(), /must be held for write here, but nobody holds it/);
+  a.writeLock();
+  b.assertWriteHeld();
+  assert.throws(() => b.assertReadHeld(), /but a writer holds it/);
+  a.writeUnlock();
+  a.readLock();
+  b.assertReadHeld();
+  b.assertHeld();
+  b.assertNotHeld(); // a no-op without debug mode
+  a.readUnlock();
+});
+
+test("snapshot() shows who holds the lock", () => {
+  const a = RwLock.create();
+  const idle = {
+    readers: 0,
+    waitingReaders: 0,
+    waitingWriters: 0,
+    writerDraining: false,
+    writeLocked: false,
+  };
+  assert.deepEqual(a.snapshot(), idle);
+  a.readLock();
+  assert.deepEqual(a.snapshot(), { ...idle, readers: 1 });
+  a.readUnlock();
+  a.writeLock();
+  assert.deepEqual(a.snapshot(), { ...idle, writeLocked: true });
+  a.writeUnlock();
+  assert.deepEqual(a.snapshot(), idle);
+});
+
+test("attach() takes a per-thread waiting policy and checks it", () => {
+  const a = RwLock.create({ spins: 100, sleepMs: 5 });
+  assert.doesNotThrow(() => RwLock.attach(a.handle, { spins: 0 }));
+  assert.throws(() => RwLock.attach(a.handle, { sleepMs: -1 }), RangeError);
+});

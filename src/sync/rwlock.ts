@@ -1,0 +1,491 @@
+/**
+ * A reader-writer lock in shared memory: the model of KVM's `kvm->mmu_lock`.
+ *
+ * vCPU threads take the read side for every stage-2 fault; the host takes the write side for unmap,
+ * write-protect, split and teardown. Uncontended, a read lock and a read unlock are one atomic RMW
+ * each (`Atomics.add`/`Atomics.sub`), a write lock and unlock one compare-and-swap each.
+ *
+ * Shared memory (one SharedArrayBuffer):
+ *
+ *     byte 0    Int32 control words, 128 bytes; STATE alone on the first 64-byte line
+ *               [0]  STATE            the lock word, bits below
+ *               [16] READ_SEQ         readers sleep here           (bumped by write unlock)
+ *               [17] WRITE_SEQ        writers waiting to claim     (bumped by write unlock, last waiting reader)
+ *               [18] DRAIN_SEQ        the owning writer, draining  (bumped by the reader that leaves last)
+ *               [19] CLAIM_SEQ        +1 per contended claim; wakes yieldWrite()'s handoff wait
+ *               [20] WRITERS_WAITING  writers between slow-path entry and claim; read by needsResched()
+ *               [21] OWNER            debug mode only: view id of the write holder, 0 if none
+ *               [22] NEXT_SLOT        view slots handed out so far (attach)
+ *     byte 128  Float64 statistics, one 128-byte slot per view (see rwlock-stats.ts)
+ *
+ *     STATE (every thread RMWs it; all accesses are Atomics, hence sequentially consistent):
+ *      28          27        26        25       24      23 ........ 12   11 ........ 0
+ *     +-----------+---------+---------+--------+-------+---------------+--------------+
+ *     |DRAIN_SLEEP| W_SLEEP | R_SLEEP | ACTIVE | OWNED | RW: readers   | R: readers   |
+ *     |           |         |         |        |       | waiting       | in or trying |
+ *     +-----------+---------+---------+--------+-------+---------------+--------------+
+ *
+ * - R counts readers inside plus readers that just added 1 and are about to find OWNED and back off.
+ * - RW counts readers that found OWNED set and wait for it to clear.
+ * - OWNED: one writer owns the lock; it keeps new readers and other writers out.
+ * - ACTIVE: the owner is inside (R drained to 0). `isWriteLocked()` tests this bit.
+ * - *_SLEEP: someone may sleep on the matching *_SEQ word (the awaitClear protocol in backoff.ts).
+ *
+ * Protocol:
+ * - Read lock: add 1; if OWNED was clear we are in. Otherwise trade the 1 in R for 1 in RW
+ *   (one add), wait until OWNED clears, then trade back (one add), which cannot fail: see below.
+ * - Write lock: CAS 0 -> OWNED|ACTIVE. Otherwise claim OWNED once OWNED and RW are both 0, then
+ *   wait for R to drain to 0 and set ACTIVE.
+ * - A writer cannot claim while RW > 0, so a reader counted in RW that has seen OWNED clear gets in.
+ * - The thread whose RMW clears what a sleeper waits for wakes it: write unlock wakes readers and
+ *   writers, the reader that takes R to 0 wakes the draining owner, the reader that takes RW to 0
+ *   wakes writers waiting to claim.
+ *
+ * Fairness policy (phase-fair):
+ * - Writers first: once a writer has claimed OWNED, new readers wait; the writer enters as soon as
+ *   the readers already inside leave. A stream of readers cannot starve a writer: readers arriving
+ *   after the claim never enter before it.
+ * - Then the readers a writer kept out: every reader that waited during a write phase enters before
+ *   the next writer may claim (RW must be 0). A stream of writers cannot starve readers either; each
+ *   write phase is followed by a read phase that admits at least the readers queued during it.
+ * - Writers among themselves are serialized but not ordered (no FIFO): with several writers one may
+ *   overtake another. `yieldWrite()` tries to hand the lock over to a waiting writer.
+ * - Not recursive: nested read locks deadlock against a waiting writer. Debug mode reports them.
+ */
+import {
+  type BackoffPolicy,
+  awaitClear,
+  bumpAndWake,
+  makeBackoffPolicy,
+  waitWhile,
+  wakeSleepers,
+} from "./backoff.js";
+import { type RwLockStats, recordReadWait, recordWriteWait, Stat, sumStats } from "./rwlock-stats.js";
+
+/** Indices of the Int32 control words. */
+const enum Ctl {
+  STATE = 0,
+  READ_SEQ = 16,
+  WRITE_SEQ = 17,
+  DRAIN_SEQ = 18,
+  CLAIM_SEQ = 19,
+  WRITERS_WAITING = 20,
+  OWNER = 21,
+  NEXT_SLOT = 22,
+  WORDS = 32,
+}
+
+/** Fields of the STATE word. */
+const enum S {
+  R_MASK = 0xfff,
+  /** Top bit of R: the reader count is saturated; read locks fail with a RangeError. */
+  R_GUARD = 0x800,
+  RW_SHIFT = 12,
+  RW_ONE = 1 << 12,
+  RW_MASK = 0xfff << 12,
+  OWNED = 1 << 24,
+  ACTIVE = 1 << 25,
+  R_SLEEP = 1 << 26,
+  W_SLEEP = 1 << 27,
+  DRAIN_SLEEP = 1 << 28,
+}
+
+const CTL_BYTES = Ctl.WORDS * 4;
+/** The reader fields hold 2047 threads before the guard bit; one view per thread. */
+const MAX_THREADS = 2047;
+/** How long yieldWrite() waits for a waiting writer to take over before it retakes the lock. */
+const HANDOFF_TIMEOUT_MS = 10;
+
+const enum Held {
+  NONE = 0,
+  READ = 1,
+  WRITE = 2,
+}
+const HELD_NAMES = ["nothing", "read", "write"];
+
+export interface RwLockOptions {
+  /** Name used in error messages, e.g. "mmu_lock". Default "rwlock". */
+  name?: string;
+  /** Track which view holds the lock and throw on misuse (nesting, unlock by a non-holder). */
+  debug?: boolean;
+  /** Views that may attach, one per thread, 1..2047. Default 64. */
+  maxThreads?: number;
+  /** Atomics.load iterations before a waiter sleeps. Default 512. */
+  spins?: number;
+  /** Longest single sleep of a waiter, in ms. Default 2. */
+  sleepMs?: number;
+}
+
+/** State of the lock for diagnostics and tests; see `RwLock.snapshot()`. */
+export interface RwLockSnapshot {
+  /** Readers inside, plus readers about to find a writer and back off. */
+  readers: number;
+  /** Readers waiting for a writer to leave; the next writer waits for them to get in first. */
+  waitingReaders: number;
+  /** Writers waiting to claim the lock (not counting one that is draining readers). */
+  waitingWriters: number;
+  /** A writer has claimed the lock and waits for the readers inside to leave. */
+  writerDraining: boolean;
+  /** A writer is inside. */
+  writeLocked: boolean;
+}
+
+/** Structured-cloneable description of a lock: post it to a worker and `RwLock.attach` it there. */
+export interface RwLockHandle {
+  readonly buffer: SharedArrayBuffer;
+  readonly name: string;
+  readonly debug: boolean;
+  readonly maxThreads: number;
+  readonly spins: number;
+  readonly sleepMs: number;
+}
+
+/**
+ * A thread-local view of a shared reader-writer lock. Make one with `RwLock.create` or
+ * `RwLock.attach`; each thread must use its own view (it owns a statistics slot and, in debug mode,
+ * the record of what this thread holds).
+ */
+export class RwLock {
+  readonly handle: RwLockHandle;
+  readonly name: string;
+  readonly debug: boolean;
+  private readonly ctl: Int32Array;
+  private readonly st: Float64Array;
+  /** First counter of this view's statistics slot. */
+  private readonly base: number;
+  /** 1-based view id, stored in OWNER by a debug-mode writer. */
+  private readonly id: number;
+  private readonly policy: BackoffPolicy;
+  private held: Held = Held.NONE;
+
+  private constructor(handle: RwLockHandle, waiting: Partial<BackoffPolicy>) {
+    this.handle = handle;
+    this.name = handle.name;
+    this.debug = handle.debug;
+    this.policy = makeBackoffPolicy({ ...handle, ...waiting }, `rwlock "${handle.name}"`);
+    this.ctl = new Int32Array(handle.buffer, 0, Ctl.WORDS);
+    this.st = new Float64Array(handle.buffer, CTL_BYTES, handle.maxThreads * Stat.SLOT_SIZE);
+    const slot = Atomics.add(this.ctl, Ctl.NEXT_SLOT, 1);
+    if (slot >= handle.maxThreads) {
+      throw new RangeError(
+        `Cannot attach to rwlock "${handle.name}": all ${handle.maxThreads} thread slots are taken (raise maxThreads)`,
+      );
+    }
+    this.base = slot * Stat.SLOT_SIZE;
+    this.id = slot + 1;
+  }
+
+  /** Allocates a lock in new shared memory and returns the creating thread's view. */
+  static create(opts: RwLockOptions = {}): RwLock {
+    const name = opts.name ?? "rwlock";
+    const maxThreads = opts.maxThreads ?? 64;
+    if (typeof name !== "string" || name.length === 0) {
+      throw new TypeError("Cannot create rwlock: name must be a non-empty string");
+    }
+    if (!Number.isInteger(maxThreads) || maxThreads < 1 || maxThreads > MAX_THREADS) {
+      throw new RangeError(
+        `Cannot create rwlock "${name}": maxThreads ${maxThreads} is not an integer in 1..${MAX_THREADS}`,
+      );
+    }
+    const policy = makeBackoffPolicy(opts, `rwlock "${name}"`);
+    const bytes = CTL_BYTES + maxThreads * Stat.SLOT_SIZE * 8;
+    const buffer = new SharedArrayBuffer(bytes);
+    const debug = opts.debug === true;
+    return new RwLock({ buffer, name, debug, maxThreads, spins: policy.spins, sleepMs: policy.sleepMs }, {});
+  }
+
+  /**
+   * Builds a view in this thread from a handle made by `create` in any thread. `waiting` overrides
+   * the lock's spin/sleep policy for this thread only (e.g. a host thread that should spin longer).
+   */
+  static attach(handle: RwLockHandle, waiting: Partial<BackoffPolicy> = {}): RwLock {
+    const ok =
+      typeof handle === "object" &&
+      handle !== null &&
+      handle.buffer instanceof SharedArrayBuffer &&
+      typeof handle.name === "string" &&
+      typeof handle.debug === "boolean" &&
+      Number.isInteger(handle.maxThreads) &&
+      handle.buffer.byteLength === CTL_BYTES + handle.maxThreads * Stat.SLOT_SIZE * 8;
+    if (!ok) throw new TypeError("Cannot attach rwlock: the handle does not come from RwLock.create()");
+    return new RwLock(handle, waiting);
+  }
+
+  // ---- read side -------------------------------------------------------------------------------
+
+  /** Takes the lock for read, waiting while a writer owns it. Must not be held by this thread. */
+  readLock(): void {
+    if (this.debug) this.checkCanLock("read");
+    // Pairs with the writer's claim of OWNED: whichever RMW comes second sees the other.
+    const old = Atomics.add(this.ctl, Ctl.STATE, 1);
+    if ((old & (S.OWNED | S.R_GUARD)) !== 0) this.readLockSlow(old);
+    this.st[this.base + Stat.READ_ACQ]++;
+    if (this.debug) this.held = Held.READ;
+  }
+
+  /** Takes the lock for read if no writer owns it; never waits. */
+  tryReadLock(): boolean {
+    if (this.debug) this.checkCanLock("read");
+    const old = Atomics.add(this.ctl, Ctl.STATE, 1);
+    if ((old & (S.OWNED | S.R_GUARD)) !== 0) {
+      this.readerLeft(Atomics.sub(this.ctl, Ctl.STATE, 1));
+      return false;
+    }
+    this.st[this.base + Stat.READ_ACQ]++;
+    if (this.debug) this.held = Held.READ;
+    return true;
+  }
+
+  /** Releases a read lock taken by this thread. */
+  readUnlock(): void {
+    if (this.debug) this.checkUnlock(Held.READ);
+    // Pairs with the draining writer's load of R (and its DRAIN_SLEEP CAS).
+    const old = Atomics.sub(this.ctl, Ctl.STATE, 1);
+    if ((old & S.DRAIN_SLEEP) !== 0 || (old & S.R_MASK) === 0) this.readUnlockSlow(old);
+  }
+
+  private readLockSlow(old: number): void {
+    if ((old & S.OWNED) === 0) {
+      this.readerLeft(Atomics.sub(this.ctl, Ctl.STATE, 1));
+      throw new RangeError(`Cannot take ${this.name} for read: more than ${S.R_GUARD - 1} readers inside`);
+    }
+    const t0 = performance.now();
+    // Trade our count in R for one in RW in one RMW: the owner may now drain, and no later
+    // writer can claim until we are in.
+    this.readerLeft(Atomics.add(this.ctl, Ctl.STATE, S.RW_ONE - 1));
+    const sleeps = awaitClear(this.ctl, Ctl.STATE, S.OWNED, Ctl.READ_SEQ, S.R_SLEEP, this.policy);
+    // OWNED is clear and cannot be set again while RW > 0: entering cannot fail.
+    const prev = Atomics.add(this.ctl, Ctl.STATE, 1 - S.RW_ONE);
+    if ((prev & (S.RW_MASK | S.W_SLEEP)) === (S.RW_ONE | S.W_SLEEP)) {
+      // Last waiting reader in: writers kept out by RW may claim now.
+      wakeSleepers(this.ctl, Ctl.STATE, S.W_SLEEP, Ctl.WRITE_SEQ);
+    }
+    recordReadWait(this.st, this.base, (performance.now() - t0) * 1e6, sleeps);
+  }
+
+  private readUnlockSlow(old: number): void {
+    if ((old & S.R_MASK) === 0) {
+      Atomics.add(this.ctl, Ctl.STATE, 1); // undo the borrow from RW
+      throw new Error(`Cannot release ${this.name} for read: no reader holds it`);
+    }
+    this.readerLeft(old);
+  }
+
+  /** `old` is STATE before a reader removed its 1 from R: the reader taking R to 0 wakes the owner. */
+  private readerLeft(old: number): void {
+    if ((old & (S.R_MASK | S.DRAIN_SLEEP)) === (1 | S.DRAIN_SLEEP)) {
+      wakeSleepers(this.ctl, Ctl.STATE, S.DRAIN_SLEEP, Ctl.DRAIN_SEQ, 1);
+    }
+  }
+
+  // ---- write side ------------------------------------------------------------------------------
+
+  /** Takes the lock for write, waiting for other writers and for the readers inside. */
+  writeLock(): void {
+    if (this.debug) this.checkCanLock("write");
+    // Pairs with readers' adds: once OWNED is in STATE, a reader's add returns it.
+    if (Atomics.compareExchange(this.ctl, Ctl.STATE, 0, S.OWNED | S.ACTIVE) !== 0) this.writeLockSlow();
+    this.st[this.base + Stat.WRITE_ACQ]++;
+    if (this.debug) this.noteWriteHeld();
+  }
+
+  /** Takes the lock for write if nobody holds or waits for it; never waits. */
+  tryWriteLock(): boolean {
+    if (this.debug) this.checkCanLock("write");
+    if (Atomics.compareExchange(this.ctl, Ctl.STATE, 0, S.OWNED | S.ACTIVE) !== 0) return false;
+    this.st[this.base + Stat.WRITE_ACQ]++;
+    if (this.debug) this.noteWriteHeld();
+    return true;
+  }
+
+  /** Releases a write lock taken by this thread. */
+  writeUnlock(): void {
+    if (this.debug) this.checkUnlock(Held.WRITE);
+    // Pairs with the adds of readers waiting for OWNED to clear.
+    if (Atomics.compareExchange(this.ctl, Ctl.STATE, S.OWNED | S.ACTIVE, 0) !== (S.OWNED | S.ACTIVE)) {
+      this.writeUnlockSlow();
+    }
+  }
+
+  private writeLockSlow(): void {
+    const t0 = performance.now();
+    Atomics.add(this.ctl, Ctl.WRITERS_WAITING, 1);
+    let sleeps = 0;
+    let s: number;
+    for (;;) {
+      s = Atomics.load(this.ctl, Ctl.STATE);
+      if ((s & (S.OWNED | S.RW_MASK)) === 0) {
+        const claimed = (s & S.R_MASK) === 0 ? s | S.OWNED | S.ACTIVE : s | S.OWNED;
+        if (Atomics.compareExchange(this.ctl, Ctl.STATE, s, claimed) === s) break;
+        continue;
+      }
+      sleeps += awaitClear(this.ctl, Ctl.STATE, S.OWNED | S.RW_MASK, Ctl.WRITE_SEQ, S.W_SLEEP, this.policy);
+    }
+    Atomics.sub(this.ctl, Ctl.WRITERS_WAITING, 1);
+    bumpAndWake(this.ctl, Ctl.CLAIM_SEQ);
+    if ((s & S.R_MASK) !== 0) {
+      // Readers inside (or about to back off): wait until the last one leaves, then enter.
+      sleeps += awaitClear(this.ctl, Ctl.STATE, S.R_MASK, Ctl.DRAIN_SEQ, S.DRAIN_SLEEP, this.policy);
+      Atomics.or(this.ctl, Ctl.STATE, S.ACTIVE);
+    }
+    recordWriteWait(this.st, this.base, (performance.now() - t0) * 1e6, sleeps);
+  }
+
+  private writeUnlockSlow(): void {
+    for (;;) {
+      const s = Atomics.load(this.ctl, Ctl.STATE);
+      if ((s & S.ACTIVE) === 0) throw new Error(`Cannot release ${this.name} for write: no writer holds it`);
+      // DRAIN_SLEEP may linger from our own drain (the last reader clears it a moment later).
+      let next = s & ~(S.OWNED | S.ACTIVE | S.R_SLEEP | S.DRAIN_SLEEP);
+      // With readers waiting, writers stay asleep: the last of those readers wakes them.
+      const wakeWriters = (s & (S.W_SLEEP | S.RW_MASK)) === S.W_SLEEP;
+      if (wakeWriters) next &= ~S.W_SLEEP;
+      if (Atomics.compareExchange(this.ctl, Ctl.STATE, s, next) !== s) continue;
+      // Pairs with awaitClear's CAS that published R_SLEEP / W_SLEEP while OWNED was set.
+      if ((s & S.R_SLEEP) !== 0) bumpAndWake(this.ctl, Ctl.READ_SEQ);
+      if (wakeWriters) bumpAndWake(this.ctl, Ctl.WRITE_SEQ);
+      return;
+    }
+  }
+
+  // ---- rescheduling points ---------------------------------------------------------------------
+
+  /**
+   * True if another thread waits for the lock: a writer waits for the readers inside, readers wait
+   * for the writer inside, or writers wait to claim. Long critical sections poll this.
+   */
+  needsResched(): boolean {
+    const s = Atomics.load(this.ctl, Ctl.STATE);
+    if ((s & S.RW_MASK) !== 0 || (s & (S.OWNED | S.ACTIVE)) === S.OWNED) return true;
+    return Atomics.load(this.ctl, Ctl.WRITERS_WAITING) !== 0;
+  }
+
+  /**
+   * For a reader: if someone waits, drops the read lock and takes it again, which lets a waiting
+   * writer in first. Returns true if it did. Like KVM's cond_resched_rwlock_read(): state read under
+   * the lock must be revalidated afterwards.
+   */
+  yieldRead(): boolean {
+    if (!this.needsResched()) return false;
+    this.readUnlock();
+    this.readLock();
+    this.st[this.base + Stat.YIELDS]++;
+    return true;
+  }
+
+  /**
+   * For a writer: if someone waits, drops the write lock and takes it again. Waiting readers get in
+   * first; a waiting writer is given up to 10 ms to claim the lock before this one retakes it.
+   * Returns true if it yielded. Revalidate state read under the lock afterwards.
+   */
+  yieldWrite(): boolean {
+    if (!this.needsResched()) return false;
+    const writersWaiting = Atomics.load(this.ctl, Ctl.WRITERS_WAITING) !== 0;
+    const claims = Atomics.load(this.ctl, Ctl.CLAIM_SEQ);
+    this.writeUnlock();
+    if (writersWaiting) waitWhile(this.ctl, Ctl.CLAIM_SEQ, claims, this.policy, HANDOFF_TIMEOUT_MS);
+    this.writeLock();
+    this.st[this.base + Stat.YIELDS]++;
+    return true;
+  }
+
+  // ---- state queries and debug assertions ------------------------------------------------------
+
+  /** True while some writer is inside the lock (any thread). */
+  isWriteLocked(): boolean {
+    return (Atomics.load(this.ctl, Ctl.STATE) & S.ACTIVE) !== 0;
+  }
+
+  /** Readers inside the lock or about to back off from it (any thread); a snapshot. */
+  readerCount(): number {
+    return Atomics.load(this.ctl, Ctl.STATE) & S.R_MASK;
+  }
+
+  /** Who holds and who waits, read from shared memory (two loads, not one atomic snapshot). */
+  snapshot(): RwLockSnapshot {
+    const s = Atomics.load(this.ctl, Ctl.STATE);
+    return {
+      readers: s & S.R_MASK,
+      waitingReaders: (s & S.RW_MASK) >>> S.RW_SHIFT,
+      waitingWriters: Atomics.load(this.ctl, Ctl.WRITERS_WAITING),
+      writerDraining: (s & (S.OWNED | S.ACTIVE)) === S.OWNED,
+      writeLocked: (s & S.ACTIVE) !== 0,
+    };
+  }
+
+  /**
+   * Throws unless the lock is held for write: by this thread in debug mode, by any thread otherwise.
+   * For page-table code that requires the exclusive side.
+   */
+  assertWriteHeld(): void {
+    const ok = this.debug ? this.held === Held.WRITE : this.isWriteLocked();
+    if (!ok) throw new Error(`${this.name} must be held for write here, but ${this.holderText()}`);
+  }
+
+  /** Throws unless the lock is held for read: by this thread in debug mode, by anyone otherwise. */
+  assertReadHeld(): void {
+    const ok = this.debug ? this.held === Held.READ : this.readerCount() !== 0 && !this.isWriteLocked();
+    if (!ok) throw new Error(`${this.name} must be held for read here, but ${this.holderText()}`);
+  }
+
+  /** Throws unless the lock is held for read or write (by this thread in debug mode). */
+  assertHeld(): void {
+    const ok = this.debug ? this.held !== Held.NONE : this.readerCount() !== 0 || this.isWriteLocked();
+    if (!ok) throw new Error(`${this.name} must be held here, but ${this.holderText()}`);
+  }
+
+  /** Debug mode: throws if this thread holds the lock (e.g. before sleeping or allocating). */
+  assertNotHeld(): void {
+    if (this.debug && this.held !== Held.NONE) {
+      throw new Error(
+        `${this.name} must not be held here, but this thread holds it for ${HELD_NAMES[this.held]}`,
+      );
+    }
+  }
+
+  /** Sums the statistics of all threads. Allocates; call it from reporting code. */
+  stats(): RwLockStats {
+    const slots = Math.min(Atomics.load(this.ctl, Ctl.NEXT_SLOT), this.handle.maxThreads);
+    return sumStats(this.st, slots);
+  }
+
+  private holderText(): string {
+    if (this.debug) return `this thread holds ${HELD_NAMES[this.held]}`;
+    const s = Atomics.load(this.ctl, Ctl.STATE);
+    if ((s & S.ACTIVE) !== 0) return "a writer holds it";
+    return (s & S.R_MASK) !== 0 ? "readers hold it" : "nobody holds it";
+  }
+
+  private checkCanLock(kind: string): void {
+    if (this.held !== Held.NONE) {
+      throw new Error(
+        `Cannot take ${this.name} for ${kind}: this thread already holds it for ${HELD_NAMES[this.held]} ` +
+          "(the lock is not recursive; nesting deadlocks against a waiting writer)",
+      );
+    }
+  }
+
+  private checkUnlock(kind: Held): void {
+    const what = HELD_NAMES[kind];
+    if (this.held !== kind) {
+      throw new Error(`Cannot release ${this.name} for ${what}: this thread holds ${HELD_NAMES[this.held]}`);
+    }
+    if (kind === Held.WRITE) {
+      const owner = Atomics.load(this.ctl, Ctl.OWNER);
+      if (owner !== this.id) {
+        throw new Error(`Cannot release ${this.name} for write: the lock records view ${owner} as holder`);
+      }
+      Atomics.store(this.ctl, Ctl.OWNER, 0); // before the release RMW, so the next holder's id sticks
+    }
+    this.held = Held.NONE;
+  }
+
+  private noteWriteHeld(): void {
+    const s = Atomics.load(this.ctl, Ctl.STATE);
+    if ((s & (S.OWNED | S.ACTIVE)) !== (S.OWNED | S.ACTIVE) || Atomics.load(this.ctl, Ctl.OWNER) !== 0) {
+      throw new Error(`${this.name} is corrupt: write acquired with state 0x${s.toString(16)}`);
+    }
+    Atomics.store(this.ctl, Ctl.OWNER, this.id);
+    this.held = Held.WRITE;
+  }
+}
