@@ -18,6 +18,7 @@ import { Rng } from "./rng.js";
 import type { StressResult } from "./workloads.js";
 
 export interface StressRunOptions {
+  /** A reclaim strategy, or the deliberately broken "unsafe-sync" (tests only). */
   strategy: StrategyName;
   mode: FaultMode;
   vcpus: number;
