@@ -15,6 +15,8 @@ import { seedFromEnv } from "../src/sim/rng.js";
 import { runStress, type StressRunReport } from "../src/sim/stress-run.js";
 
 const seed = seedFromEnv();
+/** Operations per vCPU; STAGE2_STRESS_ITERATIONS raises it for long runs. */
+const ITERATIONS = Number(process.env.STAGE2_STRESS_ITERATIONS ?? 20000);
 
 function describe(r: StressRunReport): string {
   return `strategy ${r.options.strategy} seed ${r.options.seed} (replay: STAGE2_SEED=${r.options.seed}): uaf ${r.uafDetected}, corrupt ${r.pgtable.corrupt}, leaks ${r.destroy.leakedPages.length}, audit ${r.auditProblems.join("; ")}, first fault ${r.firstFault}`;
@@ -27,7 +29,7 @@ for (const strategy of STRATEGIES) {
       strategy,
       mode: "shared",
       vcpus: 2,
-      iterations: 6000,
+      iterations: ITERATIONS,
       seed,
       rcuFlavor: strategy === "batched" ? "qsbr" : "mb",
       raceSpins: 200,

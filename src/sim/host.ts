@@ -47,9 +47,11 @@ export class VcpuPool {
   /** Drains and closes every vCPU; returns their final reports. */
   async close(): Promise<Extract<VcpuReply, { type: "closed" }>[]> {
     const closed = this.collect("closed");
+    // Listen for the exits before asking: a worker may exit before the others have replied.
+    const exited = Promise.all(this.workers.map((w) => new Promise((resolve) => w.once("exit", resolve))));
     for (const w of this.workers) w.postMessage({ type: "close" } satisfies VcpuCommand);
     const replies = (await closed) as Extract<VcpuReply, { type: "closed" }>[];
-    await Promise.all(this.workers.map((w) => new Promise((resolve) => w.once("exit", resolve))));
+    await exited;
     return replies;
   }
 

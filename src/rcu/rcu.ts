@@ -1,0 +1,174 @@
+/**
+ * An RCU domain: the object each thread holds, and the entry point of the API.
+ *
+ *     const rcu = await Rcu.create({ flavor: "mb", plugins: [{ url, data }] }); // main thread
+ *     new Worker(url, { workerData: { rcu: rcu.handle } });                    // share it
+ *     const rcu = Rcu.attach(workerData.rcu);                                   // in the worker
+ *     const t = rcu.register();        // once per thread, before any read lock
+ *     t.readLock(); ...Atomics.load(protected words)... t.readUnlock();
+ *     t.call(KIND, a0, a1, a2);        // deferred work, after a grace period, in the callback worker
+ *     t.synchronize(); t.barrier(); t.unregister();
+ *
+ * `create` also starts the callback worker (unless `callbackWorker: false`) and waits until its
+ * plugins are loaded. Only the creating thread may `close()` the domain.
+ */
+import { threadId, Worker } from "node:worker_threads";
+import { RcuUsageError } from "./errors.js";
+import { cookieExpired, GracePeriods } from "./grace-period.js";
+import { Ctl } from "./layout.js";
+import { MbThread } from "./mb.js";
+import type { RcuFlavor, RcuOptions } from "./options.js";
+import { QsbrThread } from "./qsbr.js";
+import { claimSlot, reapThread } from "./registry.js";
+import { type RcuHandle, RcuShared } from "./shared.js";
+import { type RcuStallHandler, setRcuStallHandler } from "./stall.js";
+import { type RcuStats, readStats } from "./stats.js";
+import { wakeUrgent } from "./wake.js";
+
+/** A registered thread: MbThread or QsbrThread, chosen by the domain's flavor. */
+export type RcuThread = MbThread | QsbrThread;
+
+export class Rcu {
+  readonly handle: RcuHandle;
+  readonly flavor: RcuFlavor;
+  private readonly sh: RcuShared;
+  private readonly gps: GracePeriods;
+  private worker: Worker | null = null;
+  private thread: RcuThread | null = null;
+
+  private constructor(sh: RcuShared) {
+    this.sh = sh;
+    this.handle = sh.handle;
+    this.flavor = sh.options.flavor;
+    this.gps = new GracePeriods(sh, threadId);
+  }
+
+  /**
+   * Creates a domain and, unless `callbackWorker` is false, starts its callback worker.
+   * @throws TypeError/RangeError for bad options; Error if a plugin fails to load.
+   */
+  static async create(opts: RcuOptions = {}): Promise<Rcu> {
+    const rcu = new Rcu(RcuShared.create(opts));
+    if (rcu.sh.options.callbackWorker) await rcu.startWorker();
+    return rcu;
+  }
+
+  /** Builds this thread's view of a domain from its handle. Attach once per thread. */
+  static attach(handle: RcuHandle): Rcu {
+    return new Rcu(RcuShared.attach(handle));
+  }
+
+  private async startWorker(): Promise<void> {
+    const worker = new Worker(new URL("./worker.js", import.meta.url), { workerData: { handle: this.handle } });
+    this.worker = worker;
+    const tid = worker.threadId;
+    await new Promise<void>((resolve, reject) => {
+      worker.once("message", (m: { type: string; message?: string }) => {
+        if (m.type === "ready") resolve();
+        else reject(new Error(`Cannot start the RCU callback worker: ${m.message}`));
+      });
+      worker.once("error", reject);
+      worker.once("exit", (code) => reject(new Error(`Cannot start the RCU callback worker: it exited with code ${code}`)));
+    });
+    worker.removeAllListeners();
+    worker.on("error", (e) => console.error("rcu: the callback worker failed:", e));
+    worker.once("exit", () => reapThread(this.sh, tid));
+    worker.unref();
+  }
+
+  /**
+   * Registers this thread: mb readers start outside any section, qsbr readers start online.
+   * @throws RcuUsageError if the thread is registered already or every slot is taken.
+   */
+  register(): RcuThread {
+    const slot = claimSlot(this.sh, threadId);
+    const t = this.flavor === "mb" ? new MbThread(this.sh, slot, threadId, this.gps) : new QsbrThread(this.sh, slot, threadId, this.gps);
+    t.online();
+    this.thread = t;
+    return t;
+  }
+
+  /** Waits for a grace period (from any thread; a registered thread's own checks apply). */
+  synchronize(): void {
+    if (this.thread !== null) this.thread.synchronize();
+    else this.gps.waitFor(this.gps.cookie());
+  }
+
+  /** synchronize() that gives up after `timeoutMs`: Errno.OK or Errno.TIMEDOUT. */
+  trySynchronize(timeoutMs: number): number {
+    if (this.thread !== null) return this.thread.trySynchronize(timeoutMs);
+    return this.gps.waitFor(this.gps.cookie(), timeoutMs);
+  }
+
+  /** A cookie naming the next grace period; the callback worker will drive it. */
+  startPoll(): number {
+    return this.gps.startPoll();
+  }
+
+  /** True once the grace period named by `cookie` has ended. */
+  pollState(cookie: number): boolean {
+    return cookieExpired(Atomics.load(this.sh.ctl, Ctl.GP_COMPLETED), cookie);
+  }
+
+  /**
+   * Reserves `n` consecutive heads for callHead() (e.g. one per page) and returns the first.
+   * @throws RangeError when fewer than `n` of the domain's `staticHeads` are left.
+   */
+  reserveHeads(n: number): number {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`Cannot reserve ${n} RCU heads: not a positive integer`);
+    const base = Atomics.add(this.sh.ctl, Ctl.STATIC_NEXT, n);
+    if (base + n > this.sh.totalHeads) {
+      Atomics.sub(this.sh.ctl, Ctl.STATIC_NEXT, n);
+      const left = this.sh.totalHeads - base;
+      throw new RangeError(`Cannot reserve ${n} RCU heads: only ${left} of staticHeads are left`);
+    }
+    return base;
+  }
+
+  /** Releases the slots (and locks) of a thread that exited or died. Returns slots reaped. */
+  reapThread(deadThreadId: number): number {
+    return reapThread(this.sh, deadThreadId);
+  }
+
+  /** Reaps `worker`'s slots when it exits, however it exits. */
+  watch(worker: Worker): void {
+    const tid = worker.threadId;
+    worker.once("exit", () => reapThread(this.sh, tid));
+  }
+
+  /** Sets this thread's stall handler (null: the default console.warn). */
+  set onStall(handler: RcuStallHandler | null) {
+    setRcuStallHandler(handler);
+  }
+
+  /** True while the callback worker is in flood mode: updaters may throttle themselves. */
+  get flooding(): boolean {
+    return Atomics.load(this.sh.ctl, Ctl.FLOOD) !== 0;
+  }
+
+  stats(): RcuStats {
+    const sh = this.sh;
+    return readStats(this.flavor, sh.ctl, sh.slots, sh.slotsF64, sh.stats);
+  }
+
+  /**
+   * Stops the callback worker once every callback queued so far has run. Creator only.
+   * @throws RcuUsageError from another thread's view.
+   */
+  async close(): Promise<void> {
+    const worker = this.worker;
+    if (worker === null) {
+      if (!this.sh.options.callbackWorker) return;
+      throw new RcuUsageError("Cannot close the RCU domain: only the thread that created it can");
+    }
+    this.worker = null;
+    if (Atomics.load(this.sh.ctl, Ctl.ENGINE) === 0) return;
+    worker.ref(); // an unref'd worker would let the process exit before it does
+    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+    // The worker is unref'd while it idles; keep the event loop alive until it has exited.
+    worker.ref();
+    Atomics.store(this.sh.ctl, Ctl.SHUTDOWN, 1);
+    wakeUrgent(this.sh.ctl);
+    await exited;
+  }
+}
