@@ -19,7 +19,12 @@ export const enum RacePoint {
   COUNT = 4,
 }
 
-export const RACE_POINT_NAMES: readonly string[] = ["walk.table-entered", "bbm.locked", "reclaim.unlinked", "reclaim.free"];
+export const RACE_POINT_NAMES: readonly string[] = [
+  "walk.table-entered",
+  "bbm.locked",
+  "reclaim.unlinked",
+  "reclaim.free",
+];
 
 export let raceDelayEnabled = false;
 const maxSpins = new Int32Array(RacePoint.COUNT);
@@ -63,7 +68,8 @@ export function parseRaceDelays(text: string): Partial<Record<RacePoint, number>
     const idx = RACE_POINT_NAMES.indexOf((name ?? "").trim());
     const spins = Number(value);
     if (idx < 0) throw new RangeError(`Unknown race point "${name}": use ${RACE_POINT_NAMES.join(", ")}`);
-    if (!Number.isInteger(spins) || spins < 0) throw new RangeError(`Race point ${name}: "${value}" is not a spin count`);
+    if (!Number.isInteger(spins) || spins < 0)
+      throw new RangeError(`Race point ${name}: "${value}" is not a spin count`);
     out[idx as RacePoint] = spins;
   }
   return out;

@@ -116,7 +116,8 @@ export class FaultHandler {
       const start = Math.floor(ipa / size) * size;
       const phys = slot.hostPa + (start - slot.ipa);
       ret = map(this.pgt, start, size, phys, prot, this.memcache, this.walkFlags, logging);
-      if (ret === Errno.OK) this.bump(size === this.pgt.geo.granule ? VStat.PAGES_MAPPED : VStat.BLOCKS_MAPPED);
+      if (ret === Errno.OK)
+        this.bump(size === this.pgt.geo.granule ? VStat.PAGES_MAPPED : VStat.BLOCKS_MAPPED);
     }
     this.unlockFault();
     this.bump(kind === FaultKind.PERMISSION ? VStat.PERMISSION : VStat.TRANSLATION);
@@ -141,7 +142,15 @@ export class FaultHandler {
     if (start < slot.ipa || start + size > slot.ipa + slot.size) return Errno.RANGE;
     if (this.memcache.topup(this.topupPages) !== Errno.OK) return Errno.NOMEM;
     this.lockFault();
-    const ret = map(this.pgt, start, size, slot.hostPa + (start - slot.ipa), Prot.RW, this.memcache, this.walkFlags);
+    const ret = map(
+      this.pgt,
+      start,
+      size,
+      slot.hostPa + (start - slot.ipa),
+      Prot.RW,
+      this.memcache,
+      this.walkFlags,
+    );
     this.unlockFault();
     if (ret === Errno.OK) this.bump(VStat.BLOCKS_MAPPED);
     else if (ret === Errno.AGAIN) this.bump(VStat.AGAIN);

@@ -64,9 +64,11 @@ export class Memslots {
       if (s.ipa % page || s.size % page || s.hostPa % page || s.size <= 0) {
         throw new RangeError(`Cannot create ${where}: IPA, size and host PA must be ${page}-byte aligned`);
       }
-      if (s.ipa + s.size > geo.ipaSize) throw new RangeError(`Cannot create ${where}: exceeds the ${geo.iaBits}-bit IPA space`);
+      if (s.ipa + s.size > geo.ipaSize)
+        throw new RangeError(`Cannot create ${where}: exceeds the ${geo.iaBits}-bit IPA space`);
       const prev = sorted[i - 1];
-      if (prev && prev.ipa + prev.size > s.ipa) throw new RangeError(`Cannot create ${where}: overlaps another memslot`);
+      if (prev && prev.ipa + prev.size > s.ipa)
+        throw new RangeError(`Cannot create ${where}: overlaps another memslot`);
     });
     let words = 0;
     for (const s of sorted) words += Math.ceil(s.size / page / 32);
@@ -79,7 +81,11 @@ export class Memslots {
   }
 
   get handle(): MemslotsHandle {
-    return { specs: [...this.specs], buffer: this.flags.buffer as SharedArrayBuffer, pageSize: this.pageSize };
+    return {
+      specs: [...this.specs],
+      buffer: this.flags.buffer as SharedArrayBuffer,
+      pageSize: this.pageSize,
+    };
   }
 
   /** Index of the slot holding `ipa`, or -1 (an MMIO / unbacked access). */

@@ -17,7 +17,13 @@ import { RwLock, type RwLockHandle } from "../sync/mod.js";
 import { FaultHandler, type FaultMode } from "./fault.js";
 import { Memslots, type MemslotSpec, type MemslotsHandle } from "./memslot.js";
 import { BatchedStrategy } from "./reclaim/batched.js";
-import { attachVmRcu, createVmRcu, type RcuFlavor, type VmRcu, type VmRcuHandle } from "./reclaim/rcu-glue.js";
+import {
+  attachVmRcu,
+  createVmRcu,
+  type RcuFlavor,
+  type VmRcu,
+  type VmRcuHandle,
+} from "./reclaim/rcu-glue.js";
 import { ReclaimStats, type ReclaimStatsSnapshot } from "./reclaim/stats.js";
 import {
   BoundedStrategy,
@@ -115,8 +121,17 @@ export class Vm {
     const geo = computeGeometry(options.granule, options.iaBits, options.paBits);
     const memslots = Memslots.create(options.memslots, geo);
     const debug = options.debug ?? false;
-    const pool = PagePool.create({ granule: options.granule, pages: options.poolPages, basePa: options.poolBasePa, debug });
-    const pgt = Stage2.create(pool, { granule: options.granule, iaBits: options.iaBits, paBits: options.paBits ?? 48 });
+    const pool = PagePool.create({
+      granule: options.granule,
+      pages: options.poolPages,
+      basePa: options.poolBasePa,
+      debug,
+    });
+    const pgt = Stage2.create(pool, {
+      granule: options.granule,
+      iaBits: options.iaBits,
+      paBits: options.paBits ?? 48,
+    });
     const reclaimStats = new ReclaimStats();
     const rcu = await createVmRcu(options.rcuFlavor ?? "mb", {
       pgt: pgt.handle,
@@ -236,7 +251,12 @@ export interface VcpuContext {
   close(): void;
 }
 
-function makeStrategy(name: StrategyName | "unsafe-sync", rcu: ReclaimRcu, stats: ReclaimStats, opts: ReclaimOptions): ReclaimStrategy {
+function makeStrategy(
+  name: StrategyName | "unsafe-sync",
+  rcu: ReclaimRcu,
+  stats: ReclaimStats,
+  opts: ReclaimOptions,
+): ReclaimStrategy {
   switch (name) {
     case "per-table":
       return new PerTableStrategy(name, rcu, stats, opts);
@@ -265,7 +285,16 @@ export function attachVcpu(handle: VmHandle, vcpu: number): VcpuContext {
   const memslots = Memslots.attach(handle.memslots);
   const lock = RwLock.attach(handle.lock);
   const memcache = new MemCache(pgt.pool, 16);
-  const handler = new FaultHandler(vcpu, pgt, memslots, lock, memcache, strategy, o.mode, new VcpuStats(o.vcpus, handle.vcpuStats));
+  const handler = new FaultHandler(
+    vcpu,
+    pgt,
+    memslots,
+    lock,
+    memcache,
+    strategy,
+    o.mode,
+    new VcpuStats(o.vcpus, handle.vcpuStats),
+  );
   handler.onQuiescent = rcu.quiescent;
   return {
     vcpu,

@@ -25,7 +25,7 @@
  *        32 +---------------+  statistics, each updated with Atomics.add/CAS and read with Atomics.load
  *           | ALLOCATED PEAK ALLOCS FREES ALLOC_FAILURES DOUBLE_FREES LOCK_CONTENDED
  *           | POISON_VIOLATIONS REFCOUNT_UNDERFLOWS                     (ALLOCS/FREES wrap at 2^32)
- *        64 +---------------+  page 0: 8 words (PageMeta), then page 1 at 72, ...
+ *        64 +---------------+  page 0: 8 words (PageMeta) + 8 spare, then page 1 at 80, ...
  *           | per page      |
  *           +---------------+
  *
@@ -77,8 +77,12 @@ export const enum PageMeta {
   AUX = 7,
 }
 
-/** Words of metadata per page. */
-export const PAGE_META_STRIDE = 8;
+/**
+ * Words of metadata per page: 8 used, padded to one 64-byte cache line, so that two vCPUs whose
+ * table pages were allocated next to each other do not bounce a shared line on every refcount
+ * update (measured: 2 vCPUs populating disjoint regions ran 2x slower than 1 with 32-byte metadata).
+ */
+export const PAGE_META_STRIDE = 16;
 
 /** FREE_PREV value of a page that is not on the free list. */
 export const NOT_LISTED = -2;

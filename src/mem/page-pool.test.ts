@@ -131,30 +131,33 @@ describe("PagePool allocation", () => {
     assert.throws(() => pool.allocBatch(out, 2, 9), RangeError);
   });
 
-  test("allocContiguous() takes adjacent pages from the bump region", () => {
+  test("allocContiguous() takes an aligned run from the bump region and frees the padding", () => {
     const pool = pool4k(8);
     assert.equal(pool.allocPage(), 0);
-    assert.equal(pool.allocContiguous(4), 1);
-    for (let p = 1; p < 5; p++) assert.equal(pool.state(p), PageState.TABLE);
-    assert.equal(pool.allocContiguous(4), -1, "only 3 pages left");
-    assert.equal(pool.allocContiguous(3), 5);
+    // 4 pages are aligned to 4 frames (VTTBR_EL2.BADDR of concatenated tables): pages 1-3 are skipped.
+    assert.equal(pool.allocContiguous(4), 4);
+    for (let p = 4; p < 8; p++) assert.equal(pool.state(p), PageState.TABLE);
+    assert.equal(pool.stats().allocated, 5, "the padding is not allocated");
+    assert.equal(pool.allocContiguous(4), -1, "no aligned run of 4 is left");
+    assert.equal(pool.allocContiguous(2), 2, "a run of 2 from the freed padding, aligned to 2");
     assert.throws(() => pool.allocContiguous(0), RangeError);
     assert.throws(() => pool.allocContiguous(17), RangeError);
+    assert.deepEqual(pool.audit(), []);
   });
 
-  test("allocContiguous() finds a run on the free list once the bump region is used up", () => {
+  test("allocContiguous() finds an aligned run on the free list once the bump region is used up", () => {
     const pool = pool4k(10);
     allocN(pool, 10);
     for (const p of [1, 3, 4, 6, 7, 8]) pool.freePage(p);
-    pool.ptes.fill(5n, 6 * 512, 9 * 512);
+    pool.ptes.fill(5n, 6 * 512, 8 * 512);
     assert.equal(pool.allocContiguous(4), -1);
-    assert.equal(pool.allocContiguous(3), 6);
+    assert.equal(pool.allocContiguous(2), 6, "3-4 is free but not aligned to 2");
     assert.ok(
-      pool.ptes.subarray(6 * 512, 9 * 512).every((e) => e === 0n),
+      pool.ptes.subarray(6 * 512, 8 * 512).every((e) => e === 0n),
       "recycled run is zeroed",
     );
-    assert.equal(pool.allocContiguous(2), 3);
-    assert.equal(pool.allocPage(), 1);
+    assert.equal(pool.allocContiguous(2), -1);
+    assert.equal(pool.allocContiguous(1), 1);
     assert.deepEqual(pool.audit(), []);
   });
 

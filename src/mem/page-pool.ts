@@ -50,6 +50,11 @@ export type { PageInfo, PoolStats } from "./pool-stats.js";
 /** Most pages `allocContiguous` hands out: stage 2 concatenates at most 16 entry-level tables. */
 export const MAX_CONTIGUOUS_PAGES = 16;
 
+/** Alignment, in pages, of a contiguous run of n pages: the next power of two (n is 1..16). */
+function alignRun(n: number): number {
+  return 2 ** Math.ceil(Math.log2(n));
+}
+
 export class PagePool {
   readonly handle: PagePoolHandle;
   readonly granule: Granule;
@@ -143,7 +148,7 @@ export class PagePool {
    * First of `n` (1..16) adjacent zeroed pages, each with refcount 1 and state TABLE, for concatenated
    * entry-level tables; -1 if no such run exists. Takes the run from the bump region, or else searches
    * the free list for one (a linear scan under the lock: fine for the rare entry-level allocation).
-   * The run's physical address is aligned to `n` pages (as VTTBR_EL2.BADDR requires of concatenated
+   * The run's physical address is aligned to `n` pages rounded up to a power of two (as VTTBR_EL2.BADDR requires of concatenated
    * tables); pages skipped in the bump region to reach that alignment go to the free list.
    */
   allocContiguous(n: number): number {
@@ -378,28 +383,40 @@ export class PagePool {
     return this.basePa / this.granule;
   }
 
-  /** Like reserveBump(n, true), with the run aligned to n frames; the padding is freed. */
+  /** Like reserveBump(n, true), with the run aligned to alignRun(n) frames; the padding is freed. */
   private reserveAlignedBump(n: number): number {
+    const align = alignRun(n);
     let first = Atomics.load(this.meta, PoolHeader.BUMP);
     for (;;) {
-      const pad = (n - ((this.basePage + first) % n)) % n;
+      const pad = (align - ((this.basePage + first) % align)) % align;
       if (this.pageCount - first < pad + n) return -1;
       const seen = Atomics.compareExchange(this.meta, PoolHeader.BUMP, first, first + pad + n);
       if (seen === first) break;
       first = seen;
     }
-    const pad = (n - ((this.basePage + first) % n)) % n;
-    for (let p = first; p < first + pad; p++) {
-      this.prepare(p, false);
-      this.countAllocs(1, 1);
-      this.freePage(p);
+    const pad = (align - ((this.basePage + first) % align)) % align;
+    if (pad > 0) {
+      // Never-used pages (state FREE, zero) skipped for alignment: they join the free list as if
+      // freed, poisoned in debug mode, without counting as allocations or frees.
+      if (this.debug)
+        for (let p = first; p < first + pad; p++)
+          poisonEntries(this.ptes, p * this.entriesPerPage, this.entriesPerPage);
+      this.lock();
+      for (let p = first; p < first + pad; p++) freeListPush(this.meta, p);
+      this.unlock();
     }
     return first + pad;
   }
 
   private takeRunFromFreeList(n: number): number {
     this.lock();
-    const first = findFreeRun(this.meta, Atomics.load(this.meta, PoolHeader.BUMP), n, n, this.basePage);
+    const first = findFreeRun(
+      this.meta,
+      Atomics.load(this.meta, PoolHeader.BUMP),
+      n,
+      alignRun(n),
+      this.basePage,
+    );
     if (first >= 0) for (let p = first; p < first + n; p++) freeListUnlink(this.meta, p);
     this.unlock();
     return first;

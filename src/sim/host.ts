@@ -79,7 +79,8 @@ export class VcpuPool {
           }
         };
         const onExit = (code: number) => {
-          if (type !== "closed" || got[i] === undefined) finish(new Error(`vCPU ${i} exited with code ${code}`));
+          if (type !== "closed" || got[i] === undefined)
+            finish(new Error(`vCPU ${i} exited with code ${code}`));
         };
         const onError = (e: Error) => finish(new Error(`vCPU ${i} crashed: ${e.message}`));
         w.on("message", onMessage);

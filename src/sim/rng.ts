@@ -31,7 +31,8 @@ export function seedFromEnv(): number {
   const env = process.env.STAGE2_SEED;
   if (env !== undefined && env !== "") {
     const v = Number(env);
-    if (!Number.isInteger(v) || v < 0) throw new RangeError(`STAGE2_SEED="${env}" is not a non-negative integer`);
+    if (!Number.isInteger(v) || v < 0)
+      throw new RangeError(`STAGE2_SEED="${env}" is not a non-negative integer`);
     return v >>> 0;
   }
   return (Math.random() * 0x100000000) >>> 0;

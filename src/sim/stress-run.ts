@@ -73,7 +73,10 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
   let phase: Awaited<ReturnType<VcpuPool["runPhase"]>>;
   let closed: Awaited<ReturnType<VcpuPool["close"]>>;
   try {
-    const raceDelays = o.raceSpins > 0 ? { [RacePoint.WALK_TABLE_ENTERED]: o.raceSpins, [RacePoint.BBM_LOCKED]: o.raceSpins } : undefined;
+    const raceDelays =
+      o.raceSpins > 0
+        ? { [RacePoint.WALK_TABLE_ENTERED]: o.raceSpins, [RacePoint.BBM_LOCKED]: o.raceSpins }
+        : undefined;
     const cmds = Array.from({ length: o.vcpus }, (_, i) => ({
       type: "stress" as const,
       options: {
@@ -88,7 +91,14 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
       },
     }));
     let running = true;
-    const host = o.hostOps ? hostLoop(vm, new Rng(o.seed ^ 0xdeadbeef), () => running, () => hostOps++) : Promise.resolve();
+    const host = o.hostOps
+      ? hostLoop(
+          vm,
+          new Rng(o.seed ^ 0xdeadbeef),
+          () => running,
+          () => hostOps++,
+        )
+      : Promise.resolve();
     phase = await pool.runPhase(cmds);
     running = false;
     await host;

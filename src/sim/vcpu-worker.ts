@@ -35,7 +35,12 @@ function run(cmd: VcpuCommand): void {
   if (cmd.type === "close") {
     ctx.close();
     ctx.pgt.flushStats();
-    reply({ type: "closed", vcpu: data.vcpu, uaf: ctx.pgt.stats().uafDetected, firstFault: ctx.pgt.firstFault });
+    reply({
+      type: "closed",
+      vcpu: data.vcpu,
+      uaf: ctx.pgt.stats().uafDetected,
+      firstFault: ctx.pgt.firstFault,
+    });
     port?.close();
     return;
   }

@@ -28,7 +28,8 @@ export function touch(h: FaultHandler, ipa: number, write: boolean): number {
     if (ret !== Errno.OK) return ret;
     let status: number;
     if (!pteValid(leaf.pte)) status = h.handle(ipa, FaultKind.TRANSLATION, write);
-    else if (write && (leaf.pte & S2_S2AP_W) === 0n) status = h.handle(ipa, FaultKind.PERMISSION, write, leaf.level);
+    else if (write && (leaf.pte & S2_S2AP_W) === 0n)
+      status = h.handle(ipa, FaultKind.PERMISSION, write, leaf.level);
     else if ((leaf.pte & S2_AF) === 0n) status = h.handle(ipa, FaultKind.ACCESS_FLAG, write, leaf.level);
     else return faults;
     if (status !== Errno.OK && status !== Errno.AGAIN) return status;

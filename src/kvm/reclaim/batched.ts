@@ -125,4 +125,3 @@ export class BatchedStrategy extends ReclaimStrategy {
     return super.hasEpilogueWork() || this.sealedHead >= 0 || this.current >= 0 || this.spare < 0;
   }
 }
-

@@ -44,7 +44,12 @@ export function runFreePage(ctx: ReclaimCallbackContext, page: number): boolean 
 }
 
 /** FREE_SUBTREE: one budgeted slice. Returns true when the whole subtree is gone. */
-export function runFreeSubtree(ctx: ReclaimCallbackContext, page: number, level: number, estimate: number): boolean {
+export function runFreeSubtree(
+  ctx: ReclaimCallbackContext,
+  page: number,
+  level: number,
+  estimate: number,
+): boolean {
   const t0 = performance.now();
   racePoint(RacePoint.RECLAIM_FREE);
   if (ctx.slowCallbackUs > 0) spinUs(ctx.slowCallbackUs);
