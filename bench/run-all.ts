@@ -25,7 +25,11 @@ function anchor(): Record<string, number> | null {
   const script = resolve(root, "../shared/anchors/liburcu_bench.sh");
   if (!existsSync(script)) return null;
   try {
-    const out = execFileSync("bash", [script], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 300_000 });
+    const out = execFileSync("bash", [script], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+      timeout: 300_000,
+    });
     const line = out.trim().split("\n").pop() ?? "{}";
     return JSON.parse(line) as Record<string, number>;
   } catch (e) {
@@ -49,33 +53,65 @@ async function main(): Promise<void> {
   const r = results.rcu!;
   const f = results.faults!;
   if (urcu) {
-    targets.push({ name: "mb read pair / liburcu memb", value: r.mbReadPairNs! / urcu.memb_read_pair_ns!, limit: 1.5, kind: "<=" });
-    targets.push({ name: "qsbr read pair / liburcu qsbr", value: r.qsbrReadPairNs! / urcu.qsbr_read_pair_ns!, limit: 3, kind: "<=" });
-    targets.push({ name: "synchronize idle / liburcu", value: r.syncIdleUs! / urcu.sync_idle_us!, limit: 5, kind: "<=" });
-    targets.push({ name: "callPerSec / liburcu call_rcu", value: r.callPerSec! / urcu.call_rcu_done_per_s!, limit: 0.3, kind: ">=" });
+    targets.push({
+      name: "mb read pair / liburcu memb",
+      value: r.mbReadPairNs! / urcu.memb_read_pair_ns!,
+      limit: 1.5,
+      kind: "<=",
+    });
+    targets.push({
+      name: "qsbr read pair / liburcu qsbr",
+      value: r.qsbrReadPairNs! / urcu.qsbr_read_pair_ns!,
+      limit: 3,
+      kind: "<=",
+    });
+    targets.push({
+      name: "synchronize idle / liburcu",
+      value: r.syncIdleUs! / urcu.sync_idle_us!,
+      limit: 5,
+      kind: "<=",
+    });
+    targets.push({
+      name: "callPerSec / liburcu call_rcu",
+      value: r.callPerSec! / urcu.call_rcu_done_per_s!,
+      limit: 0.3,
+      kind: ">=",
+    });
   }
   targets.push({ name: "faults: nsPerFault1v", value: f.nsPerFault1v!, limit: 600, kind: "<=" });
   targets.push({ name: "faults: sharedSpeedup2v", value: f.sharedSpeedup2v!, limit: 1.7, kind: ">=" });
-  targets.push({ name: "faults: sharedOverExclusive1v", value: f.sharedOverExclusive1v!, limit: 1.15, kind: "<=" });
+  targets.push({
+    name: "faults: sharedOverExclusive1v",
+    value: f.sharedOverExclusive1v!,
+    limit: 1.15,
+    kind: "<=",
+  });
 
   const machine = `${os.cpus()[0]?.model ?? "?"} x${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`;
   console.log(`# stage2 benchmarks (${new Date().toISOString()}, ${machine}${quick ? ", QUICK" : ""})`);
   for (const [name, res] of Object.entries(results)) {
     console.log(`\n## ${name}`);
-    for (const [k, v] of Object.entries(res)) console.log(`  ${k.padEnd(28)} ${typeof v === "number" ? v.toFixed(3) : JSON.stringify(v)}`);
+    for (const [k, v] of Object.entries(res))
+      console.log(`  ${k.padEnd(28)} ${typeof v === "number" ? v.toFixed(3) : JSON.stringify(v)}`);
   }
   if (urcu) {
     console.log("\n## liburcu anchor (same sitting)");
     for (const [k, v] of Object.entries(urcu)) console.log(`  ${k.padEnd(28)} ${v}`);
-  } else console.log("\n(liburcu anchor not available: ../shared/anchors/liburcu_bench.sh missing or failed)");
+  } else
+    console.log("\n(liburcu anchor not available: ../shared/anchors/liburcu_bench.sh missing or failed)");
   console.log("\n## targets");
   for (const t of targets) {
     const ok = t.kind === "<=" ? t.value <= t.limit : t.value >= t.limit;
-    console.log(`  ${ok ? "met " : "MISS"}  ${t.name.padEnd(34)} ${t.value.toFixed(3)} (target ${t.kind} ${t.limit})`);
+    console.log(
+      `  ${ok ? "met " : "MISS"}  ${t.name.padEnd(34)} ${t.value.toFixed(3)} (target ${t.kind} ${t.limit})`,
+    );
   }
   const out = join(root, "bench/results");
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, "latest.json"), `${JSON.stringify({ date: new Date().toISOString(), machine, quick, results, liburcu: urcu, targets }, null, 2)}\n`);
+  writeFileSync(
+    join(out, "latest.json"),
+    `${JSON.stringify({ date: new Date().toISOString(), machine, quick, results, liburcu: urcu, targets }, null, 2)}\n`,
+  );
 }
 
 main().catch((e: unknown) => {

@@ -32,7 +32,7 @@ export class VcpuPool {
   async runPhase(commands: VcpuCommand[]): Promise<PhaseResult> {
     const ready = this.collect("ready");
     const done = this.collect("done");
-    this.workers.forEach((w, i) => w.postMessage(commands[i]));
+    for (const [i, w] of this.workers.entries()) w.postMessage(commands[i]);
     await ready;
     this.phase++;
     // Pairs with waitForGo() in the workers.

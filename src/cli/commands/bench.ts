@@ -35,7 +35,11 @@ export const benchCommand: Command = {
   summary: "run one benchmark (rcu, faults, pgtable, rwlock)",
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values, positionals } = parseFlags(argv, { json: { type: "boolean" }, quick: { type: "boolean" } }, true);
+    const { values, positionals } = parseFlags(
+      argv,
+      { json: { type: "boolean" }, quick: { type: "boolean" } },
+      true,
+    );
     const [name, ...extra] = positionals;
     if (name === undefined) throw new UsageError("missing benchmark name: rcu, faults, pgtable or rwlock");
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
@@ -43,7 +47,9 @@ export const benchCommand: Command = {
     if (!bench) throw new UsageError(`unknown benchmark "${name}": use rcu, faults, pgtable or rwlock`);
     const result = await bench(values.quick === true);
     if (values.json) io.out(JSON.stringify(result));
-    else for (const [k, v] of Object.entries(result)) io.out(`${k.padEnd(28)} ${typeof v === "number" ? round(v) : JSON.stringify(v)}`);
+    else
+      for (const [k, v] of Object.entries(result))
+        io.out(`${k.padEnd(28)} ${typeof v === "number" ? round(v) : JSON.stringify(v)}`);
     return 0;
   },
 };

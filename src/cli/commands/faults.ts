@@ -72,11 +72,16 @@ export const faultsCommand: Command = {
       "no-debug": { type: "boolean" },
       json: { type: "boolean" },
     });
-    const strategyArg = parseChoice((values.strategy as string) ?? "all", "--strategy", [...STRATEGIES, "all"] as const);
-    const strategies: StrategyName[] = strategyArg === "all" ? [...STRATEGIES] : [strategyArg as StrategyName];
+    const strategyArg = parseChoice((values.strategy as string) ?? "all", "--strategy", [
+      ...STRATEGIES,
+      "all",
+    ] as const);
+    const strategies: StrategyName[] =
+      strategyArg === "all" ? [...STRATEGIES] : [strategyArg as StrategyName];
     const vcpus = parseNumber((values.vcpus as string) ?? "2", "--vcpus");
     if (vcpus < 1 || vcpus > 32) throw new UsageError(`--vcpus: ${vcpus} is not in 1..32`);
-    const seed = values.seed !== undefined ? parseNumber(values.seed as string, "--seed") >>> 0 : seedFromEnv();
+    const seed =
+      values.seed !== undefined ? parseNumber(values.seed as string, "--seed") >>> 0 : seedFromEnv();
     const base: Omit<StressRunOptions, "strategy"> = {
       mode: parseChoice((values.mode as string) ?? "shared", "--mode", ["shared", "exclusive"] as const),
       vcpus,
@@ -86,7 +91,9 @@ export const faultsCommand: Command = {
       raceSpins: parseNumber((values["race-spins"] as string) ?? "0", "--race-spins"),
       hostOps: values["no-host"] !== true,
       debug: values["no-debug"] !== true,
-      ...(values["bounded-cap"] !== undefined ? { boundedCapPages: parseNumber(values["bounded-cap"] as string, "--bounded-cap") } : {}),
+      ...(values["bounded-cap"] !== undefined
+        ? { boundedCapPages: parseNumber(values["bounded-cap"] as string, "--bounded-cap") }
+        : {}),
       ...(values["slice-budget"] !== undefined
         ? { sliceBudgetPages: Math.max(1, parseNumber(values["slice-budget"] as string, "--slice-budget")) }
         : {}),
@@ -98,7 +105,11 @@ export const faultsCommand: Command = {
       io.err(`  running ${strategy} ...`);
       const r = await runStress({ ...base, strategy });
       reports.push(r);
-      const bad = r.uafDetected > 0 || r.destroy.leakedPages.length > 0 || r.auditProblems.length > 0 || r.pgtable.corrupt > 0;
+      const bad =
+        r.uafDetected > 0 ||
+        r.destroy.leakedPages.length > 0 ||
+        r.auditProblems.length > 0 ||
+        r.pgtable.corrupt > 0;
       if (bad) failed = true;
       if (!values.json) {
         io.out(summary(r));
