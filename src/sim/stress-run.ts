@@ -84,9 +84,10 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
         iterations: o.iterations,
         regionStart: GIB,
         regionSize: REGION,
-        collapseSizes: [2 * MIB, 2 * MIB, 2 * MIB, GIB],
-        touchRatio: 0.55,
-        collapseRatio: 0.1,
+        // Mostly 2 MiB collapses (one table page each), now and then a 1 GiB one (a deep subtree).
+        collapseSizes: [...Array.from({ length: 15 }, () => 2 * MIB), GIB],
+        touchRatio: 0.6,
+        collapseRatio: 0.03,
         ...(raceDelays ? { raceDelays } : {}),
       },
     }));
@@ -128,13 +129,19 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
   };
 }
 
-/** The host: every millisecond, unmap a random 2 MiB chunk of the region or write-protect it. */
+/**
+ * The host: every millisecond, four operations on random 2 MiB chunks of the region under the
+ * write lock: unmap (an MMU-notifier invalidation) or write-protect (dirty-log harvesting; a later
+ * write to a protected block maps a page inside it, splitting the block).
+ */
 async function hostLoop(vm: Vm, rng: Rng, running: () => boolean, count: () => void): Promise<void> {
   while (running()) {
     await new Promise((r) => setTimeout(r, 1));
-    const chunk = GIB + rng.below(REGION / (2 * MIB)) * 2 * MIB;
-    if (rng.next() < 0.7) vm.unmap(chunk, 2 * MIB);
-    else vm.wrprotect(chunk, 2 * MIB);
-    count();
+    for (let i = 0; i < 4; i++) {
+      const chunk = GIB + rng.below(REGION / (2 * MIB)) * 2 * MIB;
+      if (rng.next() < 0.5) vm.unmap(chunk, 2 * MIB);
+      else vm.wrprotect(chunk, 2 * MIB);
+      count();
+    }
   }
 }

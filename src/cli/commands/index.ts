@@ -1,7 +1,15 @@
 /** Every subcommand, in the order `stage2 --help` lists them. */
 import type { Command } from "../command.js";
+import { benchCommand } from "./bench.js";
 import { decodeCommand } from "./decode.js";
+import { faultsCommand } from "./faults.js";
 import { geometryCommand } from "./geometry.js";
 import { scriptCommand } from "./script.js";
 
-export const COMMANDS: readonly Command[] = [geometryCommand, decodeCommand, scriptCommand];
+export const COMMANDS: readonly Command[] = [
+  geometryCommand,
+  decodeCommand,
+  scriptCommand,
+  faultsCommand,
+  benchCommand,
+];
