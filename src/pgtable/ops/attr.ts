@@ -78,7 +78,11 @@ export function relaxPerms(pgt: Stage2, addr: number, prot: number, flags = 0): 
   if (prot & Prot.W) set |= S2_S2AP_W;
   if (prot & Prot.X) clr |= S2_XN;
   const page = pgt.geo.granule;
-  const ret = updateLeafAttrs(pgt, Math.floor(addr / page) * page, page, set, clr, flags);
+  // Fix (pgtable tests): always HANDLE_FAULT, as Linux's relax_perms does. Without it an exclusive
+  // caller (flags 0) got OK for an address with no valid leaf, since other walks ignore AGAIN;
+  // on a one-page walk the flag changes nothing else.
+  const handleFault = flags | WalkFlag.HANDLE_FAULT;
+  const ret = updateLeafAttrs(pgt, Math.floor(addr / page) * page, page, set, clr, handleFault);
   if ((ret === Errno.OK || ret === Errno.AGAIN) && attrData.level >= 0)
     pgt.tlb.flushIpa(pgt.vmid, addr, attrData.level);
   return ret;
