@@ -108,15 +108,15 @@ export class Model {
   /** map (owner = 0) or set_owner (owner > 0, phys ignored) of [start, start + len). */
   map(start: number, len: number, phys: number, prot: number, owner: number, handleFault: boolean): MResult {
     this.begin();
-    let didSplit = false;
+    let splitEnd = 0;
     for (let a = start; a < start + len; ) {
       const pa = owner > 0 ? -1 : phys + (a - start);
       const level = this.targetLevel(a, start + len - a, pa);
-      didSplit = this.splitDownTo(a, level) || didSplit;
+      splitEnd = Math.max(splitEnd, this.splitDownTo(a, level));
       const next: MLeaf = { level, pa, prot: owner > 0 ? 0 : prot, young: owner === 0, owner };
       const old = this.leaves.get(a);
       if (old !== undefined && old.level === level) {
-        if (!needsUpdate(old, next) && !(didSplit && differs(old, next))) {
+        if (!needsUpdate(old, next) && !(a < splitEnd && differs(old, next))) {
           this.res.ret = Errno.AGAIN;
           if (handleFault) return this.res;
         } else {
@@ -216,17 +216,20 @@ export class Model {
     throw new Error("unreachable: a page always fits");
   }
 
-  /** Splits (or drops, for an owner) any bigger leaf covering `ipa` until `level` can hold a leaf there. */
-  private splitDownTo(ipa: number, level: number): boolean {
-    let split = false;
+  /**
+   * Splits (or drops, for an owner) any bigger leaf covering `ipa` until `level` can hold a leaf there.
+   * Returns the end of the largest block split (0 if none): leaves inside it may change permissions.
+   */
+  private splitDownTo(ipa: number, level: number): number {
+    let split = 0;
     for (let hit = this.covering(ipa); hit !== undefined && hit[1].level < level; hit = this.covering(ipa)) {
       if (hit[1].owner !== 0) {
         this.leaves.delete(hit[0]);
         return split;
       }
+      split = Math.max(split, hit[0] + this.size[hit[1].level]!);
       this.splitOnce(hit[0], hit[1]);
       this.res.tlbiIpa++;
-      split = true;
     }
     return split;
   }

@@ -10,7 +10,6 @@
 import { type DecodedDescriptor, decodeDescriptor, formatSize, hex } from "../arch/decode.js";
 import { Prot, pteValid } from "../arch/descriptor.js";
 import type { Geometry, Granule } from "../arch/geometry.js";
-import { MaintCounter } from "../arch/maintenance.js";
 import { Errno, errnoName } from "../common/errno.js";
 import { MemCache, PagePool } from "../mem/mod.js";
 import { auditTable } from "../pgtable/audit.js";
@@ -201,10 +200,9 @@ export class ScriptSession {
 
   private flush(ipa: number, size: number, line: number): OpResult {
     this.checkRange(ipa, size);
-    const counters = this.pgt.maint.counters;
-    const before = Atomics.load(counters, MaintCounter.DCACHE_CLEAN);
+    const before = this.pgt.maint.counts().dcacheClean;
     this.check(flush(this.pgt, ipa, size));
-    const dcacheCleans = Atomics.load(counters, MaintCounter.DCACHE_CLEAN) - before;
+    const dcacheCleans = this.pgt.maint.counts().dcacheClean - before;
     return { kind: "flush", line, ipa, size, dcacheCleans };
   }
 

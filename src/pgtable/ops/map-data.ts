@@ -14,8 +14,11 @@ export class MapData {
   memcache: MemCache | null = null;
   /** Map only pages (dirty logging): no blocks above the last level. */
   forcePte = false;
-  /** Set when this walk split a block, allowing the target leaf's permissions to change. */
-  didSplit = false;
+  /**
+   * End of the last block this walk split: leaves inside it may change permissions (the caller
+   * asked for them explicitly, and the split copied the block's old ones).
+   */
+  splitEnd = 0;
   /** Derived from attr once per map call: does the new memory need CMOs before it is mapped. */
   cacheable = false;
   executable = false;

@@ -56,7 +56,8 @@ function tryLeaf(pgt: Stage2, ctx: VisitCtx, data: MapData): number {
     phys === PHYS_INVALID ? makeOwnerPte(data.owner) : makeLeafPte(phys, data.attr, level, pgt.geo.granule);
   // Same mapping, at most the permissions differ: leave it to relax_perms (the vCPU faults again).
   const empty = ctx.old === 0n;
-  if (!empty && !pteNeedsUpdate(ctx.old, pte) && !(data.didSplit && ctx.old !== pte)) return Errno.AGAIN;
+  const inSplit = ctx.addr < data.splitEnd;
+  if (!empty && !pteNeedsUpdate(ctx.old, pte) && !(inSplit && ctx.old !== pte)) return Errno.AGAIN;
   if (!empty && !walkShared(ctx.flags) && ((ctx.old ^ pte) & ~SW_MASK) === 0n) {
     Atomics.store(pgt.ptes, ctx.ptep, pte); // only software bits change: no BBM needed
     return Errno.OK;
@@ -87,7 +88,10 @@ function mapWalkLeaf(pgt: Stage2, ctx: VisitCtx, data: MapData): number {
     return Errno.AGAIN;
   }
   pgt.count(Ctl.TABLES_ALLOCATED);
-  if (splitting) data.didSplit = true;
+  if (splitting) {
+    const size = pgt.levelSizes[ctx.level] as number;
+    data.splitEnd = Math.max(data.splitEnd, Math.floor(ctx.addr / size) * size + size);
+  }
   makePte(pgt, ctx, makeTablePte(pgt.pool.pageToPa(child), pgt.geo.granule));
   return Errno.OK;
 }
@@ -154,7 +158,7 @@ export function map(
   mapData.owner = 0;
   mapData.memcache = memcache;
   mapData.forcePte = forcePte;
-  mapData.didSplit = false;
+  mapData.splitEnd = 0;
   mapWalker.flags = flags | WalkFlag.TABLE_PRE | WalkFlag.LEAF;
   const ret = walk(pgt, addr, size, mapWalker);
   mapData.memcache = null;
@@ -178,7 +182,7 @@ export function setOwner(
   mapData.owner = owner;
   mapData.memcache = memcache;
   mapData.forcePte = false;
-  mapData.didSplit = false;
+  mapData.splitEnd = 0;
   mapWalker.flags = WalkFlag.TABLE_PRE | WalkFlag.LEAF;
   const ret = walk(pgt, addr, size, mapWalker);
   mapData.memcache = null;

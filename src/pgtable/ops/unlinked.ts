@@ -66,7 +66,13 @@ let budgetLeft = 0;
  * of pages freed; the subtree is gone when `page` itself was freed, reported via `done`.
  * Only call it after a grace period (or in an exclusive walk): it ignores refcounts.
  */
-export function freeQuiescentSlice(pgt: Stage2, page: number, level: number, budget: number, done: { value: boolean }): number {
+export function freeQuiescentSlice(
+  pgt: Stage2,
+  page: number,
+  level: number,
+  budget: number,
+  done: { value: boolean },
+): number {
   budgetLeft = budget;
   done.value = sliceTable(pgt, page, level);
   const freed = budget - budgetLeft;
