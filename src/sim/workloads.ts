@@ -38,14 +38,14 @@ export function touch(h: FaultHandler, ipa: number, write: boolean): number {
 }
 
 /**
- * A software translation of `ipa` into the module's LeafResult: lockless under RCU in shared mode
- * (tables outlive a grace period), under the read lock in exclusive mode (tables are freed at once
- * by writers).
+ * A software translation of `ipa` into the module's LeafResult, under the read lock like every
+ * software walker (host writers free tables at once under the write lock), and in shared mode
+ * also inside an RCU read-side section (other vCPUs' unlinked tables outlive a grace period).
+ * Lockless RCU-only walks would race with the host's immediate frees: the stress test caught that.
  */
 function translate(h: FaultHandler, ipa: number): number {
-  if (h.shared) return getLeaf(h.pgt, ipa, leaf, WalkFlag.SHARED);
   h.lock.readLock();
-  const ret = getLeaf(h.pgt, ipa, leaf, 0);
+  const ret = getLeaf(h.pgt, ipa, leaf, h.shared ? WalkFlag.SHARED : 0);
   h.lock.readUnlock();
   return ret;
 }
