@@ -59,7 +59,9 @@ export class Rcu {
   }
 
   private async startWorker(): Promise<void> {
-    const worker = new Worker(new URL("./worker.js", import.meta.url), { workerData: { handle: this.handle } });
+    const worker = new Worker(new URL("./worker.js", import.meta.url), {
+      workerData: { handle: this.handle },
+    });
     this.worker = worker;
     const tid = worker.threadId;
     await new Promise<void>((resolve, reject) => {
@@ -68,7 +70,9 @@ export class Rcu {
         else reject(new Error(`Cannot start the RCU callback worker: ${m.message}`));
       });
       worker.once("error", reject);
-      worker.once("exit", (code) => reject(new Error(`Cannot start the RCU callback worker: it exited with code ${code}`)));
+      worker.once("exit", (code) =>
+        reject(new Error(`Cannot start the RCU callback worker: it exited with code ${code}`)),
+      );
     });
     worker.removeAllListeners();
     worker.on("error", (e) => console.error("rcu: the callback worker failed:", e));
@@ -82,7 +86,10 @@ export class Rcu {
    */
   register(): RcuThread {
     const slot = claimSlot(this.sh, threadId);
-    const t = this.flavor === "mb" ? new MbThread(this.sh, slot, threadId, this.gps) : new QsbrThread(this.sh, slot, threadId, this.gps);
+    const t =
+      this.flavor === "mb"
+        ? new MbThread(this.sh, slot, threadId, this.gps)
+        : new QsbrThread(this.sh, slot, threadId, this.gps);
     t.online();
     this.thread = t;
     return t;
@@ -90,13 +97,13 @@ export class Rcu {
 
   /** Waits for a grace period (from any thread; a registered thread's own checks apply). */
   synchronize(): void {
-    if (this.thread !== null) this.thread.synchronize();
+    if (this.thread?.isRegistered) this.thread.synchronize();
     else this.gps.waitFor(this.gps.cookie());
   }
 
   /** synchronize() that gives up after `timeoutMs`: Errno.OK or Errno.TIMEDOUT. */
   trySynchronize(timeoutMs: number): number {
-    if (this.thread !== null) return this.thread.trySynchronize(timeoutMs);
+    if (this.thread?.isRegistered) return this.thread.trySynchronize(timeoutMs);
     return this.gps.waitFor(this.gps.cookie(), timeoutMs);
   }
 
@@ -115,7 +122,8 @@ export class Rcu {
    * @throws RangeError when fewer than `n` of the domain's `staticHeads` are left.
    */
   reserveHeads(n: number): number {
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`Cannot reserve ${n} RCU heads: not a positive integer`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new RangeError(`Cannot reserve ${n} RCU heads: not a positive integer`);
     const base = Atomics.add(this.sh.ctl, Ctl.STATIC_NEXT, n);
     if (base + n > this.sh.totalHeads) {
       Atomics.sub(this.sh.ctl, Ctl.STATIC_NEXT, n);

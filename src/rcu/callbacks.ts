@@ -1,0 +1,95 @@
+/**
+ * Callback kinds: what a queued head means, and how the callback worker learns it.
+ *
+ * Deferred work crosses threads as data: `call(kind, a0, a1, a2)`. The thread that runs callbacks
+ * (the callback worker) maps each kind to a function with a registry. The worker is started with a
+ * list of plugins `{ url, data }`; it imports each module and calls its export
+ *
+ *     export function registerRcuCallbacks(registry: RcuCallbackRegistry, data: unknown): void | Promise<void>
+ *
+ * which defines kinds (`registry.define(KIND, fn)`) and attaches whatever shared memory they need
+ * from `data` (e.g. a page pool's SharedArrayBuffers); `registry.handle` is the domain's handle.
+ * Plugins run before the worker reports ready.
+ *
+ * Callback contract:
+ * - `fn(a0, a1, a2, ctx)` runs after a grace period that began after the call, in the callback
+ *   worker, outside any read-side section. Keep it short: the worker runs callbacks in batches.
+ * - Return nothing (or 0) when done. Return RCU_AGAIN to be run again later without another grace
+ *   period (a slice of a long job: free part of a subtree, then yield); the callback may first store
+ *   its progress with `ctx.setArgs()`. `ctx.deadline` is the performance.now() time at which the
+ *   current batch's budget ends: a sliced callback should stop by then.
+ * - A callback on a reserved (intrusive) head may free the memory that holds the head before it
+ *   returns: the head is already idle and may be queued again at once. A callback that returns
+ *   RCU_AGAIN must keep that memory until its last slice.
+ * - A callback that throws is counted in `stats().errors`, reported on stderr and treated as done.
+ * - barrier() waits for sliced callbacks until their last slice.
+ */
+
+import type { RcuHandle } from "./shared.js";
+
+/** Return it from a callback to be run again later (no new grace period needed). */
+export const RCU_AGAIN = 1;
+
+export interface RcuCallbackContext {
+  /** The head being run (reserved heads: the value reserveHeads() handed out plus the offset). */
+  readonly head: number;
+  /** performance.now() time at which this batch's time budget ends. */
+  readonly deadline: number;
+  /** True while the callback worker is in flood mode. */
+  readonly flooding: boolean;
+  /** Stores new arguments for the next run of this callback (with RCU_AGAIN). */
+  setArgs(a0: number, a1: number, a2: number): void;
+}
+
+// biome-ignore lint/suspicious/noConfusingVoidType: a callback may return nothing to say "done"
+export type RcuCallback = (a0: number, a1: number, a2: number, ctx: RcuCallbackContext) => number | void;
+
+/** What a plugin module exports under the name `registerRcuCallbacks`. */
+export type RegisterRcuCallbacks = (registry: RcuCallbackRegistry, data: unknown) => void | Promise<void>;
+
+export class RcuCallbackRegistry {
+  /** Indexed by kind; undefined where nothing is defined. */
+  readonly fns: (RcuCallback | undefined)[];
+  readonly maxKinds: number;
+  /** The domain the callbacks belong to, for plugins that attach it (`Rcu.attach(registry.handle)`). */
+  readonly handle: RcuHandle | null;
+
+  constructor(maxKinds: number, handle: RcuHandle | null = null) {
+    this.maxKinds = maxKinds;
+    this.handle = handle;
+    this.fns = new Array<RcuCallback | undefined>(maxKinds).fill(undefined);
+  }
+
+  /**
+   * Defines what callback `kind` does.
+   * @throws RangeError for a kind outside 0..maxKinds-1 or one defined already; TypeError for a non-function.
+   */
+  define(kind: number, fn: RcuCallback): void {
+    if (!Number.isInteger(kind) || kind < 0 || kind >= this.maxKinds) {
+      throw new RangeError(
+        `Cannot define RCU callback kind ${kind}: kinds are integers in 0..${this.maxKinds - 1}`,
+      );
+    }
+    if (typeof fn !== "function")
+      throw new TypeError(`Cannot define RCU callback kind ${kind}: not a function`);
+    if (this.fns[kind] !== undefined)
+      throw new RangeError(`Cannot define RCU callback kind ${kind}: defined already`);
+    this.fns[kind] = fn;
+  }
+}
+
+/** Imports each plugin and lets it define kinds. @throws TypeError if a module lacks the export. */
+export async function loadRcuPlugins(
+  registry: RcuCallbackRegistry,
+  plugins: readonly { url: string; data?: unknown }[],
+): Promise<void> {
+  for (const p of plugins) {
+    const mod = (await import(p.url)) as { registerRcuCallbacks?: RegisterRcuCallbacks };
+    if (typeof mod.registerRcuCallbacks !== "function") {
+      throw new TypeError(
+        `Cannot load RCU plugin ${p.url}: it does not export registerRcuCallbacks(registry, data)`,
+      );
+    }
+    await mod.registerRcuCallbacks(registry, p.data);
+  }
+}

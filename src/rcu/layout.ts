@@ -1,0 +1,108 @@
+/**
+ * Shared-memory layout of an RCU domain: the control block and the per-thread reader slots.
+ *
+ * Control block (`ctl`, Int32Array; one 64-byte cache line per group so that the words readers
+ * touch on every lock never share a line with the words updaters hammer):
+ *
+ *   line  word               writer                          reader
+ *   ----  -----------------  ------------------------------  --------------------------------------
+ *   0     0 GP_CTR           grace-period driver (lock)      every readLock (mb) / quiescentState (qsbr)
+ *         1 GP_FUTEX         driver (-1 = asleep), readers   readers on outermost unlock / quiescent
+ *   1    16 GP_LOCK          CAS by drivers, reaper          drivers, waiters, stall reports
+ *        17 GP_STARTED       driver (lock)                   cookie snapshots (startPoll, synchronize)
+ *        18 GP_COMPLETED     driver (lock), futex word       pollState, synchronize waiters
+ *        19 GP_WAITERS       add/sub by sleeping waiters     driver (notify only when > 0)
+ *        20 GP_REQUESTED     startPoll (CAS max)             callback worker (drives that GP)
+ *   2    32 CB_TOP           call() CAS push                 engine exchange (take-all)
+ *        33 WORKER_SLEEP     engine (1 = asleep), wakers     call(), barrier(), startPoll()
+ *        34 URGENT           barrier() add, engine sub       engine (skip the batching delay)
+ *   3    48 SLOT_HWM         register (CAS max)              drivers (scan bound), stats
+ *        49 STATIC_NEXT      reserveHeads (add)              reserveHeads
+ *        50 ENGINE           engine owner threadId + 1       barrier() (is anybody running callbacks?)
+ *        51 SHUTDOWN         close()                         engine
+ *        52 RUNNING_KIND     engine (kind or -1)             stall reports of barrier()
+ *        53 STALLS           add by whoever reports          stats
+ *        54 LAST_STALL_TID   reporter                        stats
+ *        55 LAST_STALL_MS    reporter                        stats
+ *        56 LAST_STALL_WHAT  reporter (StallWhat)            stats
+ *        57 FLOOD            engine (1 while flooded)        updaters that want to throttle
+ *   4    64..65              free-chunk stack top, 64-bit (BigUint64Array index 32): tag << 32 | head + 1
+ *
+ * Reader slots (`slots`, Int32Array, one 64-byte line per registered thread; `slotsF64` views the
+ * same bytes as Float64 for the per-thread counters):
+ *
+ *   int32  0 CTR            owner: mb 0 or GP_CTR snapshot; qsbr 0 (offline) or GP_CTR snapshot
+ *          1 OWNER          register CAS 0 -> threadId + 1; unregister/reap store 0
+ *          2 GEN            register (registrations of this slot so far)
+ *          3 CACHE_TOP      owner: first head of its private free-head chain (or NIL)
+ *          4 BARRIER_DONE   engine: sequence of this slot's last completed barrier marker (futex)
+ *   f64    4 QUEUED         owner: callbacks queued through this slot (never reset: stats sum slots)
+ *          5 NOMEM          owner: call() failures for lack of heads
+ *
+ * Every slot counter survives its owner: a new owner continues the old values, so sums over all
+ * slots stay monotonic without any thread ever folding counts into a global word.
+ */
+
+/** Int32 words per 64-byte cache line. */
+export const LINE_WORDS = 16;
+
+export const enum Ctl {
+  GP_CTR = 0,
+  GP_FUTEX = 1,
+  GP_LOCK = 16,
+  GP_STARTED = 17,
+  GP_COMPLETED = 18,
+  GP_WAITERS = 19,
+  GP_REQUESTED = 20,
+  CB_TOP = 32,
+  WORKER_SLEEP = 33,
+  URGENT = 34,
+  SLOT_HWM = 48,
+  STATIC_NEXT = 49,
+  ENGINE = 50,
+  SHUTDOWN = 51,
+  RUNNING_KIND = 52,
+  STALLS = 53,
+  LAST_STALL_TID = 54,
+  LAST_STALL_MS = 55,
+  LAST_STALL_WHAT = 56,
+  FLOOD = 57,
+  /** Index of the free-chunk stack top in the BigUint64Array view of the control block. */
+  FREE_TOP_64 = 32,
+  WORDS = 80,
+}
+
+/** mb: bit 0 of GP_CTR is always set (so an active reader's word is never 0), bit 1 is the phase. */
+export const MB_ACTIVE = 1;
+export const MB_PHASE = 2;
+/** qsbr: GP_CTR is odd (never 0 = offline) and advances by 2 per grace period. */
+export const QSBR_STEP = 2;
+
+export const enum Slot {
+  CTR = 0,
+  OWNER = 1,
+  GEN = 2,
+  CACHE_TOP = 3,
+  BARRIER_DONE = 4,
+  STRIDE = 16,
+  /** Float64 indices within a slot (slot s starts at Float64 index s * F64_STRIDE). */
+  F64_QUEUED = 4,
+  F64_NOMEM = 5,
+  F64_STRIDE = 8,
+}
+
+/** What a stall report is about (Ctl.LAST_STALL_WHAT). */
+export const enum StallWhat {
+  NONE = 0,
+  /** mb: a reader stayed inside a read-side section. */
+  READER = 1,
+  /** qsbr: an online thread reported no quiescent state. */
+  QUIESCENT = 2,
+  /** A waiter saw no progress from the thread that holds the grace-period lock. */
+  GP_HOLDER = 3,
+  /** barrier() saw no progress from the callback worker. */
+  CALLBACKS = 4,
+}
+
+/** "No head": end of a chain, empty stack. */
+export const NIL = -1;

@@ -1,0 +1,88 @@
+/**
+ * The qsbr flavor's reader: read-side sections cost nothing; threads announce quiescent states.
+ *
+ * A slot holds 0 while its thread is offline, else the GP_CTR value it last saw at a quiescent
+ * state. quiescentState() copies GP_CTR into the slot when it changed (an SC store: every read the
+ * thread made before it is done before a driver sees the new value), then wakes a driver sleeping
+ * on GP_FUTEX. A stale plain read of GP_CTR only makes the driver wait for the next report.
+ *
+ * Contract: an online thread must call quiescentState() regularly, outside read-side sections (a
+ * vCPU loop: once per fault or every few dozen iterations), and must go offline() before it blocks
+ * or idles, online() after. synchronize() and barrier() take the thread offline while they wait.
+ * readLock()/readUnlock() only count nesting, for the debug checks.
+ */
+import { Ctl } from "./layout.js";
+import { RcuRacePoint, rcuRaceHook } from "./race.js";
+import { RcuUsageError } from "./errors.js";
+import { RcuThreadBase, wakeWriter } from "./thread.js";
+
+export class QsbrThread extends RcuThreadBase {
+  private isOnline = false;
+
+  /** Enters a read-side section (nestable, free). */
+  readLock(): void {
+    if (this.nest++ === 0 && !this.isOnline) this.lockedOffline();
+  }
+
+  /** Leaves a read-side section. @throws RcuUsageError without a matching readLock(). */
+  readUnlock(): void {
+    if (--this.nest < 0) this.unbalancedUnlock();
+  }
+
+  /** Reports a quiescent state. @throws RcuUsageError inside a read-side section. */
+  quiescentState(): void {
+    if (this.nest !== 0) this.quiescentInSection();
+    const ctr = this.ctl[Ctl.GP_CTR] as number;
+    if (this.slots[this.ctrIndex] === ctr || !this.isOnline) return;
+    if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.QSBR_QS_GAP);
+    // SC store: pairs with the driver's Atomics.load of this slot in waitSlots().
+    Atomics.store(this.slots, this.ctrIndex, ctr);
+    if (this.ctl[Ctl.GP_FUTEX] !== 0) wakeWriter(this.ctl);
+  }
+
+  /** Stops being waited for. @throws RcuUsageError inside a read-side section. */
+  offline(): void {
+    if (this.nest !== 0) this.checkCanWait("offline()");
+    if (!this.isOnline) return;
+    this.isOnline = false;
+    // SC store: pairs with the driver's slot load; this thread's earlier reads are done.
+    Atomics.store(this.slots, this.ctrIndex, 0);
+    if (this.ctl[Ctl.GP_FUTEX] !== 0) wakeWriter(this.ctl);
+  }
+
+  /** Becomes a reader that grace periods wait for again. */
+  online(): void {
+    if (this.isOnline) return;
+    this.isOnline = true;
+    // SC store (full fence): reads made after it see every update a completed period covered.
+    Atomics.store(this.slots, this.ctrIndex, this.ctl[Ctl.GP_CTR] as number);
+  }
+
+  /** True between online() and offline() (threads register online). */
+  get onlineNow(): boolean {
+    return this.isOnline;
+  }
+
+  protected pauseForWait(): boolean {
+    const was = this.isOnline;
+    this.offline();
+    return was;
+  }
+
+  protected resumeAfterWait(wasOnline: boolean): void {
+    if (wasOnline) this.online();
+  }
+
+  private quiescentInSection(): never {
+    throw new RcuUsageError(
+      `Cannot report a quiescent state inside a read-side section (thread ${this.threadId})`,
+    );
+  }
+
+  private lockedOffline(): void {
+    this.nest--;
+    throw new RcuUsageError(
+      `Cannot readLock() on thread ${this.threadId} while it is offline: call online() first`,
+    );
+  }
+}

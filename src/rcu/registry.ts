@@ -1,0 +1,84 @@
+/**
+ * Reader-slot registration: claiming a slot, giving it back, and reaping the slots of dead threads.
+ *
+ * A slot is claimed with CAS(OWNER, 0, threadId + 1), then SLOT_HWM is raised so that drivers scan
+ * it. The order matters for a reader that registers while a grace period runs: its HWM update (SC)
+ * comes after the driver's HWM load, so its first read-side section starts after the grace period
+ * did and needs no waiting for.
+ *
+ * Releasing a slot returns the thread's cached free heads to the pool, clears CTR (which ends any
+ * read-side section or online state the slot showed) and finally clears OWNER. The reaper does the
+ * same for a thread that died, and also frees the grace-period lock if the dead thread held it.
+ */
+import { RcuUsageError } from "./errors.js";
+import { pushFreeChunk } from "./heads.js";
+import { Ctl, NIL, Slot } from "./layout.js";
+import type { RcuShared } from "./shared.js";
+
+/** Claims a free slot for `threadId`. @throws RcuUsageError if it has one already or none is free. */
+export function claimSlot(sh: RcuShared, threadId: number): number {
+  const slots = sh.slots;
+  const n = sh.options.maxThreads;
+  const owner = threadId + 1;
+  for (let s = 0; s < n; s++) {
+    if (Atomics.load(slots, s * Slot.STRIDE + Slot.OWNER) === owner) {
+      throw new RcuUsageError(`Cannot register thread ${threadId}: it is registered already (slot ${s})`);
+    }
+  }
+  for (let s = 0; s < n; s++) {
+    const at = s * Slot.STRIDE;
+    if (Atomics.load(slots, at + Slot.OWNER) !== 0) continue;
+    if (Atomics.compareExchange(slots, at + Slot.OWNER, 0, owner) !== 0) continue;
+    Atomics.add(slots, at + Slot.GEN, 1);
+    raiseHwm(sh.ctl, s + 1);
+    return s;
+  }
+  throw new RcuUsageError(
+    `Cannot register thread ${threadId}: all ${n} reader slots are taken (raise maxThreads)`,
+  );
+}
+
+function raiseHwm(ctl: Int32Array, hwm: number): void {
+  for (;;) {
+    const cur = Atomics.load(ctl, Ctl.SLOT_HWM);
+    if (cur >= hwm || Atomics.compareExchange(ctl, Ctl.SLOT_HWM, cur, hwm) === cur) return;
+  }
+}
+
+/** Gives slot `s` back: cached heads to the pool, CTR to 0 (waking a waiting driver), OWNER to 0. */
+export function releaseSlot(sh: RcuShared, s: number): void {
+  const at = s * Slot.STRIDE;
+  const slots = sh.slots;
+  const cache = slots[at + Slot.CACHE_TOP] as number;
+  if (cache !== NIL) {
+    slots[at + Slot.CACHE_TOP] = NIL;
+    pushFreeChunk(sh.ctl64, sh.link, cache);
+  }
+  // Pairs with the driver's slot loads: the slot no longer holds up any grace period.
+  Atomics.store(slots, at + Slot.CTR, 0);
+  Atomics.store(sh.ctl, Ctl.GP_FUTEX, 0);
+  Atomics.notify(sh.ctl, Ctl.GP_FUTEX);
+  Atomics.store(slots, at + Slot.OWNER, 0);
+}
+
+/**
+ * Releases every slot of `threadId`, a thread that has exited or died, plus the grace-period lock
+ * and the callback-engine role if it held them. Returns the number of slots reaped.
+ * Call it only for a thread that no longer runs (e.g. from the Worker's "exit" event).
+ */
+export function reapThread(sh: RcuShared, threadId: number): number {
+  const owner = threadId + 1;
+  let reaped = 0;
+  for (let s = 0; s < sh.options.maxThreads; s++) {
+    if (Atomics.load(sh.slots, s * Slot.STRIDE + Slot.OWNER) !== owner) continue;
+    releaseSlot(sh, s);
+    reaped++;
+  }
+  const ctl = sh.ctl;
+  if (Atomics.compareExchange(ctl, Ctl.GP_LOCK, owner, 0) === owner) {
+    // The dead driver's period stays half done; the next driver starts a fresh one (grace-period.ts).
+    Atomics.notify(ctl, Ctl.GP_COMPLETED);
+  }
+  Atomics.compareExchange(ctl, Ctl.ENGINE, owner, 0);
+  return reaped;
+}

@@ -1,0 +1,91 @@
+/**
+ * A thread of the multi-worker RCU tests that runs a small script of steps given in workerData,
+ * then unregisters and reports. Steps:
+ *   {op:"call", kind, a0, a1, n}   queue n callbacks (a0 += i if `spread`)
+ *   {op:"barrier"} {op:"sync"} {op:"lock"} {op:"unlock"} {op:"qs"} {op:"offline"} {op:"online"}
+ *   {op:"post", msg}               postMessage(msg)
+ *   {op:"waitFlag", index}         sleep until flags[index] !== 0 (without quiescent states)
+ *   {op:"waitStalls"}              spin until some thread reported a stall
+ *   {op:"exit"}                    end the thread now, whatever its state
+ *   {op:"spin"}                    loop until terminated
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { Rcu, type RcuHandle } from "../src/rcu/mod.js";
+
+export type Step =
+  | { op: "call"; kind: number; a0: number; a1?: number; n: number; spread?: boolean }
+  | {
+      op:
+        | "barrier"
+        | "sync"
+        | "lock"
+        | "unlock"
+        | "qs"
+        | "offline"
+        | "online"
+        | "waitStalls"
+        | "exit"
+        | "spin";
+    }
+  | { op: "post"; msg: string }
+  | { op: "waitFlag"; index: number };
+
+const {
+  handle,
+  flags: flagSab,
+  steps,
+} = workerData as { handle: RcuHandle; flags: SharedArrayBuffer; steps: Step[] };
+const flags = new Int32Array(flagSab);
+const rcu = Rcu.attach(handle);
+const t = rcu.register();
+const nap = new Int32Array(new SharedArrayBuffer(4));
+
+function run(step: Step): void {
+  switch (step.op) {
+    case "call":
+      for (let i = 0; i < step.n; i++) {
+        if (t.call(step.kind, step.a0 + (step.spread ? i : 0), step.a1 ?? 0) !== 0)
+          throw new Error("call() failed");
+      }
+      return;
+    case "barrier":
+      t.barrier();
+      return;
+    case "sync":
+      t.synchronize();
+      return;
+    case "lock":
+      t.readLock();
+      return;
+    case "unlock":
+      t.readUnlock();
+      return;
+    case "qs":
+      t.quiescentState();
+      return;
+    case "offline":
+      t.offline();
+      return;
+    case "online":
+      t.online();
+      return;
+    case "post":
+      parentPort?.postMessage(step.msg);
+      return;
+    case "waitFlag":
+      while (Atomics.load(flags, step.index) === 0) Atomics.wait(flags, step.index, 0, 5);
+      return;
+    case "waitStalls":
+      while (rcu.stats().stalls === 0) Atomics.wait(nap, 0, 0, 1);
+      return;
+    case "exit":
+      process.exit(0);
+      return;
+    case "spin":
+      for (;;) Atomics.wait(nap, 0, 0, 1);
+  }
+}
+
+for (const step of steps) run(step);
+t.unregister();
+parentPort?.postMessage("done");

@@ -1,0 +1,26 @@
+/**
+ * rcutorture, short: 2 readers and 1 updater over a pipe of 10 elements, for both flavors and
+ * every way of retiring elements. Readers may see only stages 0 and 1 and never a freed element.
+ * The long version is rcu-torture.long.test.ts. STAGE2_SEED replays a run.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type RetireMode, runTorture } from "../src/rcu/torture/run.js";
+
+const seed = Number(process.env.STAGE2_SEED ?? Math.floor(Math.random() * 0x7fffffff));
+const MODES: RetireMode[] = ["sync", "call", "poll"];
+
+for (const flavor of ["mb", "qsbr"] as const) {
+  for (const mode of MODES) {
+    test(`rcu torture (${flavor}, retire by ${mode}): readers see stages 0-1 only, never a freed element`, async () => {
+      const r = await runTorture({ flavor, mode, readers: 2, durationMs: 300, seed });
+      const msg = `seed ${seed} (replay with STAGE2_SEED=${seed}): ${JSON.stringify({ ...r, stats: undefined })}`;
+      assert.equal(r.freedSeen, 0, `a reader saw a freed element; ${msg}`);
+      assert.equal(r.stages[2], 0, `a reader saw stage 2; ${msg}`);
+      assert.ok(r.updates >= 10, `too few updates to mean anything; ${msg}`);
+      assert.ok(r.sections >= 100, `too few read-side sections; ${msg}`);
+      assert.ok(r.stats.gracePeriods > 0, msg);
+      if (mode === "call") assert.equal(r.stats.pending, 0, `callbacks left after close(); ${msg}`);
+    });
+  }
+}
