@@ -31,7 +31,7 @@ import {
   SW_MASK,
 } from "../../arch/descriptor.js";
 import type { MemCache } from "../../mem/mod.js";
-import { makePte, tryBreakPte } from "../pte-update.js";
+import { makePte, tryBreakPte, trySetPte } from "../pte-update.js";
 import { Ctl, type Stage2 } from "../stage2.js";
 import { Visit, type VisitCtx, type Visitor, type Walker, walk, WalkFlag, walkShared } from "../walk.js";
 import { freeSubtreeNow } from "./free.js";
@@ -62,13 +62,37 @@ function tryLeaf(pgt: Stage2, ctx: VisitCtx, data: MapData): number {
     Atomics.store(pgt.ptes, ctx.ptep, pte); // only software bits change: no BBM needed
     return Errno.OK;
   }
+  if (empty) return installOverEmpty(pgt, ctx, pte, phys, data);
   if (!tryBreakPte(pgt, ctx)) return Errno.AGAIN;
-  if ((ctx.flags & WalkFlag.SKIP_CMO) === 0 && phys !== PHYS_INVALID) {
-    const size = pgt.levelSizes[level] as number;
-    if (data.cacheable) pgt.cmo.cleanInvalDcache(phys, size);
-    if (data.executable) pgt.cmo.invalIcache(phys, size);
-  }
+  maintainCaches(pgt, ctx, phys, data);
   makePte(pgt, ctx, pte);
+  return Errno.OK;
+}
+
+/** CMOs before the new memory becomes visible through the new entry. */
+function maintainCaches(pgt: Stage2, ctx: VisitCtx, phys: number, data: MapData): void {
+  if ((ctx.flags & WalkFlag.SKIP_CMO) !== 0 || phys === PHYS_INVALID) return;
+  const size = pgt.levelSizes[ctx.level] as number;
+  if (data.cacheable) pgt.cmo.cleanInvalDcache(phys, size);
+  if (data.executable) pgt.cmo.invalIcache(phys, size);
+}
+
+/**
+ * An empty entry (zero: invalid, no annotation, not locked) holds nothing a TLB could have cached,
+ * so invalid-to-valid needs no break-before-make: one compare-exchange from 0 publishes the new
+ * entry (Linux breaks and makes anyway; this saves the locked round trip on every first-touch
+ * fault). The reference is taken first so that the count never lags a visible entry; losing the
+ * race gives it back (the table cannot drop to zero: it keeps its own reference).
+ */
+function installOverEmpty(pgt: Stage2, ctx: VisitCtx, pte: Pte, phys: number, data: MapData): number {
+  maintainCaches(pgt, ctx, phys, data);
+  const page = pgt.pageOf(ctx.ptep);
+  pgt.pool.getPage(page);
+  if (!trySetPte(pgt, ctx, pte)) {
+    pgt.pool.putPage(page);
+    return Errno.AGAIN;
+  }
+  pgt.count(Ctl.MAKES);
   return Errno.OK;
 }
 
