@@ -9,7 +9,8 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BENCHES } from "../src/cli/commands/bench.js";
+import type { StormResult } from "../src/bench/reclaim.js";
+import { BENCHES, formatStorms } from "../src/cli/commands/bench.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const quick = process.argv.includes("--quick");
@@ -48,6 +49,8 @@ async function main(): Promise<void> {
   const urcu = anchor();
   process.stderr.write("bench faults ...\n");
   results.faults = (await BENCHES.faults!(quick)) as Record<string, number>;
+  process.stderr.write("bench reclaim ...\n");
+  const reclaim = (await BENCHES.reclaim!(quick)) as { storms: StormResult[] };
 
   const targets: Target[] = [];
   const r = results.rcu!;
@@ -90,6 +93,7 @@ async function main(): Promise<void> {
   const machine = `${os.cpus()[0]?.model ?? "?"} x${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`;
   console.log(`# stage2 benchmarks (${new Date().toISOString()}, ${machine}${quick ? ", QUICK" : ""})`);
   for (const [name, res] of Object.entries(results)) {
+    if (name === "reclaim") continue;
     console.log(`\n## ${name}`);
     for (const [k, v] of Object.entries(res))
       console.log(`  ${k.padEnd(28)} ${typeof v === "number" ? v.toFixed(3) : JSON.stringify(v)}`);
@@ -99,6 +103,8 @@ async function main(): Promise<void> {
     for (const [k, v] of Object.entries(urcu)) console.log(`  ${k.padEnd(28)} ${v}`);
   } else
     console.log("\n(liburcu anchor not available: ../shared/anchors/liburcu_bench.sh missing or failed)");
+  console.log("\n## reclaim (collapse storms, 2 vCPUs)");
+  console.log(formatStorms(reclaim.storms));
   console.log("\n## targets");
   for (const t of targets) {
     const ok = t.kind === "<=" ? t.value <= t.limit : t.value >= t.limit;
@@ -110,7 +116,7 @@ async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   writeFileSync(
     join(out, "latest.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), machine, quick, results, liburcu: urcu, targets }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), machine, quick, results, reclaim, liburcu: urcu, targets }, null, 2)}\n`,
   );
 }
 

@@ -4,6 +4,7 @@ import type { StressOptions, StressResult } from "./workloads.js";
 export type VcpuCommand =
   | { type: "populate"; start: number; size: number }
   | { type: "stress"; options: StressOptions }
+  | { type: "collapse"; start: number; size: number; blockSize: number }
   | { type: "close" };
 
 export type VcpuReply =

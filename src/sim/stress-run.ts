@@ -32,6 +32,13 @@ export interface StressRunOptions {
   boundedCapPages?: number;
   sliceBudgetPages?: number;
   debug: boolean;
+  /** Share of operations that touch a page (default 0.6) and that collapse a range (0.03). */
+  touchRatio?: number;
+  collapseRatio?: number;
+  /** Share of collapses that install a 1 GiB block over the whole region's L2 table (1/16). */
+  gibCollapseShare?: number;
+  /** Size of the region the vCPUs work on, in MiB (default 16). */
+  regionMiB?: number;
 }
 
 export interface StressRunReport {
@@ -50,9 +57,16 @@ export interface StressRunReport {
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
-const REGION = 16 * MIB;
 
 export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
+  const region = (o.regionMiB ?? 16) * MIB;
+  if (!(region >= 2 * MIB && region <= GIB && region % (2 * MIB) === 0)) {
+    throw new RangeError(
+      `Cannot run the stress: region of ${o.regionMiB} MiB must be a multiple of 2 MiB up to 1 GiB`,
+    );
+  }
+  const gibShare = o.gibCollapseShare ?? 1 / 16;
+  const collapseSizes = Array.from({ length: 64 }, (_, i) => (i < Math.round(gibShare * 64) ? GIB : 2 * MIB));
   const vm = await Vm.create({
     granule: 4096,
     iaBits: 40,
@@ -83,11 +97,11 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
         seed: (o.seed + i * 0x9e3779b9) >>> 0,
         iterations: o.iterations,
         regionStart: GIB,
-        regionSize: REGION,
+        regionSize: region,
         // Mostly 2 MiB collapses (one table page each), now and then a 1 GiB one (a deep subtree).
-        collapseSizes: [...Array.from({ length: 15 }, () => 2 * MIB), GIB],
-        touchRatio: 0.6,
-        collapseRatio: 0.03,
+        collapseSizes,
+        touchRatio: o.touchRatio ?? 0.6,
+        collapseRatio: o.collapseRatio ?? 0.03,
         ...(raceDelays ? { raceDelays } : {}),
       },
     }));
@@ -95,6 +109,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     const host = o.hostOps
       ? hostLoop(
           vm,
+          region,
           new Rng(o.seed ^ 0xdeadbeef),
           () => running,
           () => hostOps++,
@@ -134,11 +149,17 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
  * write lock: unmap (an MMU-notifier invalidation) or write-protect (dirty-log harvesting; a later
  * write to a protected block maps a page inside it, splitting the block).
  */
-async function hostLoop(vm: Vm, rng: Rng, running: () => boolean, count: () => void): Promise<void> {
+async function hostLoop(
+  vm: Vm,
+  region: number,
+  rng: Rng,
+  running: () => boolean,
+  count: () => void,
+): Promise<void> {
   while (running()) {
     await new Promise((r) => setTimeout(r, 1));
     for (let i = 0; i < 4; i++) {
-      const chunk = GIB + rng.below(REGION / (2 * MIB)) * 2 * MIB;
+      const chunk = GIB + rng.below(region / (2 * MIB)) * 2 * MIB;
       if (rng.next() < 0.5) vm.unmap(chunk, 2 * MIB);
       else vm.wrprotect(chunk, 2 * MIB);
       count();

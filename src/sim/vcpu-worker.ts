@@ -5,7 +5,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { attachVcpu, type VmHandle } from "../kvm/vm.js";
 import { Go, type VcpuCommand, type VcpuReply } from "./protocol.js";
-import { populate, stress } from "./workloads.js";
+import { collapseRange, populate, stress } from "./workloads.js";
 
 interface VcpuWorkerData {
   vm: VmHandle;
@@ -52,6 +52,11 @@ function run(cmd: VcpuCommand): void {
     const endMs = performance.timeOrigin + performance.now();
     if (faults < 0) throw new Error(`populate failed with status ${faults}`);
     reply({ type: "done", vcpu: data.vcpu, startMs, endMs, faults });
+  } else if (cmd.type === "collapse") {
+    const done = collapseRange(ctx.handler, cmd.start, cmd.size, cmd.blockSize);
+    const endMs = performance.timeOrigin + performance.now();
+    if (done < 0) throw new Error(`collapse failed with status ${done}`);
+    reply({ type: "done", vcpu: data.vcpu, startMs, endMs, faults: done });
   } else {
     const result = stress(ctx.handler, cmd.options);
     const endMs = performance.timeOrigin + performance.now();

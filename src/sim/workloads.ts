@@ -69,6 +69,22 @@ export function populate(h: FaultHandler, start: number, size: number): number {
   return faults;
 }
 
+/**
+ * A collapse storm: installs a block of `blockSize` over every block-sized piece of
+ * [start, start+size), unlinking whatever tables were there (khugepaged-style collapses faulted
+ * in as blocks). Returns the number of collapses, or a negative Errno.
+ */
+export function collapseRange(h: FaultHandler, start: number, size: number, blockSize: number): number {
+  let n = 0;
+  for (let ipa = start; ipa < start + size; ipa += blockSize) {
+    let ret = h.collapse(ipa, blockSize);
+    while (ret === Errno.NOMEM) ret = h.collapse(ipa, blockSize);
+    if (ret < 0 && ret !== Errno.AGAIN) return ret;
+    n++;
+  }
+  return n;
+}
+
 export interface StressOptions {
   seed: number;
   iterations: number;

@@ -26,6 +26,10 @@ Options:
   --race-spins N      delay spins at the walk.table-entered and bbm.locked race points (default 0)
   --bounded-cap N     bounded strategy: pending pages before vCPUs reclaim themselves (default 2048)
   --slice-budget N    pages a subtree callback frees per slice (default 64)
+  --region MIB        size of the shared region, a multiple of 2 (default 16)
+  --touch-ratio R     share of operations that touch a page (default 0.6)
+  --collapse-ratio R  share of operations that collapse a range into a block (default 0.03)
+  --gib-share R       share of collapses that install a 1 GiB block (default 0.0625)
   --no-host           no concurrent host unmap/wrprotect
   --no-debug          no poisoning/use-after-free checks (faster)
   --json              one JSON object with every report`;
@@ -68,6 +72,10 @@ export const faultsCommand: Command = {
       "race-spins": { type: "string" },
       "bounded-cap": { type: "string" },
       "slice-budget": { type: "string" },
+      region: { type: "string" },
+      "touch-ratio": { type: "string" },
+      "collapse-ratio": { type: "string" },
+      "gib-share": { type: "string" },
       "no-host": { type: "boolean" },
       "no-debug": { type: "boolean" },
       json: { type: "boolean" },
@@ -98,6 +106,24 @@ export const faultsCommand: Command = {
         ? { sliceBudgetPages: Math.max(1, parseNumber(values["slice-budget"] as string, "--slice-budget")) }
         : {}),
     };
+    const ratio = (name: string, fallback: number): number => {
+      const text = values[name] as string | undefined;
+      if (text === undefined) return fallback;
+      const v = Number(text);
+      if (!(v >= 0 && v <= 1)) throw new UsageError(`--${name}: "${text}" is not a ratio between 0 and 1`);
+      return v;
+    };
+    base.touchRatio = ratio("touch-ratio", 0.6);
+    base.collapseRatio = ratio("collapse-ratio", 0.03);
+    base.gibCollapseShare = ratio("gib-share", 1 / 16);
+    if (base.touchRatio + base.collapseRatio > 1)
+      throw new UsageError("--touch-ratio plus --collapse-ratio exceeds 1");
+    if (values.region !== undefined) {
+      const mib = parseNumber(values.region as string, "--region");
+      if (mib < 2 || mib > 1024 || mib % 2 !== 0)
+        throw new UsageError(`--region: ${mib} is not an even number of MiB in 2..1024`);
+      base.regionMiB = mib;
+    }
     io.err(`stage2 faults: seed ${seed} (replay with --seed ${seed}), ${vcpus} vCPUs, ${base.mode} mode`);
     const reports: StressRunReport[] = [];
     let failed = false;
