@@ -255,9 +255,9 @@ describe("stage2 script", () => {
     );
     usageError(cli(["script", "-", "--pool", "4K"], ""), "script", /--pool: 4K must hold 2 to/);
     usageError(
-      cli(["script", "-", "--pool-base", "0x40001000"], ""),
+      cli(["script", "-", "--pool-base", "0x40000800"], ""),
       "script",
-      /--pool-base: 0x40001000 is not aligned to 8K/,
+      /--pool-base: 0x40000800 is not aligned to the 4K granule/,
     );
     usageError(cli(["script", "-", "--granule", "16k", "--ia-bits", "99"], ""), "script", /IPA size 99/);
     const file = join(dir, "plain-file");

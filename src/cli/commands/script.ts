@@ -39,8 +39,8 @@ Options:
   --ia-bits N       IPA size in bits (default 40)
   --pa-bits N       PA size in bits, VTCR_EL2.PS (default 48)
   --pool SIZE       bytes of table pages in the page pool (default 16M)
-  --pool-base PA    physical address of the pool (default 0x40000000); must be aligned to the
-                    concatenated start-level tables (VTTBR_EL2.BADDR)
+  --pool-base PA    physical address of the pool, granule aligned (default 0x40000000); the
+                    start-level tables are placed aligned to their size (VTTBR_EL2.BADDR)
   --image DIR       write DIR/tables.bin (the raw pool, little endian) and DIR/tables.json
                     (pool base PA, page size, root PA, start level, levels, iaBits, vtcr, vttbr...)
   --json            print results as JSON lines (get, mkold, flush, dump), then the final listing as
@@ -72,14 +72,8 @@ function poolConfig(values: Record<string, unknown>, geo: Geometry): ScriptConfi
     values["pool-base"] === undefined
       ? DEFAULT_BASE_PA
       : parseNumber(values["pool-base"] as string, "--pool-base");
-  // VTTBR_EL2.BADDR must be aligned to the size of the concatenated start-level tables; the root
-  // is the first pool allocation, so an aligned pool base gives an aligned root.
-  const rootAlign = geo.pgdPages * granule;
-  if (base % rootAlign !== 0) {
-    throw new UsageError(
-      `--pool-base: ${hex(base)} is not aligned to ${formatSize(rootAlign)} (${geo.pgdPages} concatenated start-level tables)`,
-    );
-  }
+  if (base % granule !== 0)
+    throw new UsageError(`--pool-base: ${hex(base)} is not aligned to the ${formatSize(granule)} granule`);
   if (base + bytes > 2 ** 48)
     throw new UsageError(`--pool-base: pool ${hex(base)}+${formatSize(bytes)} ends beyond 2^48`);
   return { granule, iaBits: geo.iaBits, paBits: geo.paBits, poolPages: pages, poolBasePa: base };
