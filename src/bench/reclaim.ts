@@ -30,6 +30,7 @@ export interface StormResult {
   syncFallbacks: number;
   barrierMs: number;
   pagesReclaimed: number;
+  gracePeriods: number;
 }
 
 /** Each vCPU owns 1 GiB; it populates the first `populated` bytes, then collapses them. */
@@ -78,6 +79,7 @@ async function storm(strategy: StrategyName, blockSize: number, populated: numbe
     syncFallbacks: r.syncFallbacks,
     barrierMs: destroy.barrierMs,
     pagesReclaimed: r.pagesReclaimed,
+    gracePeriods: destroy.gracePeriods,
   };
 }
 

@@ -72,6 +72,11 @@ export interface DestroyReport {
   chunks: number;
   barrierMs: number;
   leakedPages: number[];
+  /** The RCU domain over the VM's life, read after the barrier. */
+  gracePeriods: number;
+  gpMaxMs: number;
+  floodEntries: number;
+  forcedGracePeriods: number;
 }
 
 const DESTROY_CHUNK_PAGES = 256;
@@ -233,8 +238,18 @@ export class Vm {
     const barrierMs = performance.now() - t0;
     this.pgt.flushStats();
     const leakedPages = this.pool.allocatedPages();
+    const rcu = this.rcu.stats();
     await this.rcu.close();
-    return { tablesFreed: freed, chunks, barrierMs, leakedPages };
+    return {
+      tablesFreed: freed,
+      chunks,
+      barrierMs,
+      leakedPages,
+      gracePeriods: rcu.gracePeriods,
+      gpMaxMs: rcu.gpMaxMs,
+      floodEntries: rcu.floodEntries,
+      forcedGracePeriods: rcu.forcedGracePeriods,
+    };
   }
 }
 

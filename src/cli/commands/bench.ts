@@ -63,10 +63,12 @@ export const benchCommand: Command = {
 /** The reclaim study as a table, one row per storm and strategy. */
 export function formatStorms(storms: StormResult[]): string {
   const head =
-    "storm       strategy     storm ms  callbacks  peak cb  peak pages  cb p50     cb p99     cb max     sync  barrier ms";
+    "storm        strategy     storm ms  callbacks  peak cb  peak pages  cb p50     cb p99     cb max     sync    GPs  barrier ms";
   const rows = storms.map((s) =>
     [
-      `${s.blockSize / (1024 * 1024)}M blocks`.padEnd(11),
+      `${s.blockSize >= 1024 ** 3 ? `${s.blockSize / 1024 ** 3}G` : `${s.blockSize / 1024 ** 2}M`} blocks`.padEnd(
+        12,
+      ),
       s.strategy.padEnd(12),
       s.stormMs.toFixed(1).padStart(8),
       String(s.callbacksQueued).padStart(9),
@@ -76,6 +78,7 @@ export function formatStorms(storms: StormResult[]): string {
       `${(s.callbackP99Ns / 1000).toFixed(1)}us`.padStart(10),
       `${(s.callbackMaxNs / 1000).toFixed(1)}us`.padStart(10),
       String(s.syncFallbacks).padStart(5),
+      String(s.gracePeriods).padStart(6),
       s.barrierMs.toFixed(2).padStart(11),
     ].join(" "),
   );

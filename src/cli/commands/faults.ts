@@ -46,6 +46,7 @@ function summary(r: StressRunReport): string {
     `peak pending ${c.peakPendingCallbacks}cb/${c.peakPendingPages}p (${(c.peakPendingBytes / 1024).toFixed(0)} KiB)`,
     `cb p50/p99/max ${fmtNs(c.callbackNs.p50)}/${fmtNs(c.callbackNs.p99)}/${fmtNs(c.callbackNs.max)}`,
     `sync ${c.syncFallbacks}`,
+    `GPs ${r.destroy.gracePeriods}`,
     `barrier ${r.destroy.barrierMs.toFixed(2)} ms`,
     `uaf ${r.uafDetected} leaks ${r.destroy.leakedPages.length} audit ${r.auditProblems.length}`,
   ].join("  ");
