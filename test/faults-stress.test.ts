@@ -57,24 +57,35 @@ for (const strategy of STRATEGIES) {
 
 test("negative control: synchronous free inside a shared walk is caught as use-after-free", async () => {
   // Several attempts with derived seeds: each is a real race, so one may miss; all missing fails.
-  let caught = 0;
-  for (let attempt = 0; attempt < 4 && caught === 0; attempt++) {
+  // Caught means: a walker saw a table freed under it, the audit or corruption counters tripped,
+  // or the debug pool refused an operation on a freed page (the run then stops with that error).
+  let caught = "";
+  for (let attempt = 0; attempt < 4 && caught === ""; attempt++) {
     const s = (seed + attempt * 7919) >>> 0;
     console.log(`# faults-stress unsafe-sync: seed ${s}`);
-    const r = await runStress({
-      strategy: "unsafe-sync",
-      mode: "shared",
-      vcpus: 2,
-      iterations: 6000,
-      seed: s,
-      rcuFlavor: "mb",
-      raceSpins: 3000,
-      hostOps: false,
-      debug: true,
-    });
-    caught += r.uafDetected;
+    try {
+      const r = await runStress({
+        strategy: "unsafe-sync",
+        mode: "shared",
+        vcpus: 2,
+        iterations: 6000,
+        seed: s,
+        rcuFlavor: "mb",
+        raceSpins: 3000,
+        hostOps: false,
+        debug: true,
+      });
+      if (r.uafDetected > 0) caught = `use-after-free x${r.uafDetected}: ${r.firstFault}`;
+      else if (r.pgtable.corrupt > 0 || r.auditProblems.length > 0)
+        caught = `corruption: ${r.auditProblems[0]}`;
+    } catch (e) {
+      const message = (e as Error).message;
+      assert.match(message, /PageMisuseError/, `the unsafe run failed some other way: ${message}`);
+      caught = `debug pool: ${message.split("\n")[0]}`;
+    }
   }
-  assert.ok(caught > 0, `the unsafe strategy was never caught (seed ${seed}): the checker cannot fail`);
+  console.log(`# negative control caught: ${caught}`);
+  assert.notEqual(caught, "", `the unsafe strategy was never caught (seed ${seed}): the checker cannot fail`);
 });
 
 test("exclusive baseline: every fault under the write lock stays consistent", async () => {
