@@ -18,7 +18,7 @@ for (const rcuFlavor of ["mb", "qsbr"] as const) {
         strategy,
         mode: "shared",
         vcpus: 3,
-        iterations: 150000,
+        iterations: 1_000_000,
         seed,
         rcuFlavor,
         raceSpins: 1000,
