@@ -20,7 +20,10 @@ export class VcpuPool {
   constructor(vm: Vm) {
     const url = new URL("./vcpu-worker.js", import.meta.url);
     for (let vcpu = 0; vcpu < vm.options.vcpus; vcpu++) {
-      this.workers.push(new Worker(url, { workerData: { vm: vm.handle, vcpu, go: this.go.buffer } }));
+      const worker = new Worker(url, { workerData: { vm: vm.handle, vcpu, go: this.go.buffer } });
+      // A vCPU that dies inside a read-side section must not stall grace periods forever.
+      vm.rcu.watch(worker);
+      this.workers.push(worker);
     }
   }
 

@@ -6,6 +6,7 @@
  * Callbacks run in the RCU domain's callback worker (see src/rcu/callbacks.ts for why), which
  * attaches its own Stage2 view of the page pool from the plugin data.
  */
+import type { Worker } from "node:worker_threads";
 import { Rcu, type RcuHandle, type RcuStats, type RcuThread } from "../../rcu/mod.js";
 import type { Stage2Handle, WalkGuard } from "../../pgtable/stage2.js";
 import type { ReclaimRcu } from "./strategy.js";
@@ -32,6 +33,8 @@ export interface VmRcu {
   barrier(): void;
   synchronize(): void;
   stats(): RcuStats;
+  /** Releases `worker`'s reader slot when it exits however it exits (a vCPU that dies mid-section). */
+  watch(worker: Worker): void;
   close(): Promise<void>;
 }
 
@@ -50,6 +53,7 @@ export async function createVmRcu(flavor: RcuFlavor, data: ReclaimPluginData): P
     barrier: () => thread.barrier(),
     synchronize: () => thread.synchronize(),
     stats: () => rcu.stats(),
+    watch: (worker) => rcu.watch(worker),
     async close() {
       thread.unregister();
       await rcu.close();
