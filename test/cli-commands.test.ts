@@ -115,7 +115,11 @@ describe("stage2 decode", () => {
     const r = json(["decode", "0x802007fd", "--json"]);
     assert.deepEqual([r.valid, r.type, r.reserved, r.locked, r.owner], [false, "invalid", true, false, 0]);
     const b = json(["decode", "0x802007fd", "--level", "1", "--granule", "4k", "--json"]);
-    assert.deepEqual([b.type, b.oa], ["block", "0x80200000"]);
+    // Bits 29:12 of a 1G block descriptor are RES0: the output address is the 1G-aligned one.
+    assert.deepEqual([b.type, b.oa], ["block", "0x80000000"]);
+    assert.match(String(b.note), /RES0/);
+    const t = json(["decode", "0x80200003", "--level", "1", "--granule", "4k", "--json"]);
+    assert.deepEqual([t.valid, t.type, t.oa, t.nextTable], [true, "table", "0x80200000", "0x80200000"]);
     const inv = json(["decode", String(0x400 | (5 << 2)), "--json"]);
     assert.deepEqual([inv.valid, inv.type, inv.locked, inv.owner], [false, "invalid", true, 5]);
   });

@@ -174,13 +174,17 @@ export function decodeDescriptor(pte: Pte, level: number, granule: Granule): Dec
     return { ...base, valid: false, type: "invalid", reserved: true, note: reservedNote(level, granule) };
   }
   const type = bit1 ? "page" : "block";
+  const granuleOa = decodeOa(raw, granule);
+  // A block's output address is aligned to the block size: the address bits below it are RES0.
+  const blockSize = 2 ** ((Math.log2(granule) - 3) * (4 - level) + 3);
+  const oa = type === "block" ? granuleOa - (granuleOa % blockSize) : granuleOa;
   return {
     ...base,
     valid: true,
     type,
     reserved: false,
-    note: "",
-    oa: decodeOa(raw, granule),
+    note: oa === granuleOa ? "" : `address bits below the ${blockSize >= 2 ** 30 ? `${blockSize / 2 ** 30}G` : `${blockSize / 2 ** 20}M`} block size are set (RES0)`,
+    oa,
     leaf: decodeLeaf(raw),
   };
 }
@@ -245,7 +249,11 @@ export function decodedToJson(d: DecodedDescriptor, levelAssumed = false): Recor
     reserved: d.reserved,
   };
   if (d.reserved) out.note = d.note;
-  if (d.type === "table") out.nextTable = hex(d.nextTable);
+  if (d.type === "table") {
+    out.oa = hex(d.nextTable);
+    out.nextTable = hex(d.nextTable);
+  }
+  if (d.note !== "" && !d.reserved) out.note = d.note;
   if (d.leaf !== null) {
     const l = d.leaf;
     out.oa = hex(d.oa);

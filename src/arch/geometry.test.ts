@@ -170,7 +170,7 @@ describe("computeGeometry()", () => {
       assert.equal((g.vtcr >>> 16) & 7, paBits === 52 ? 6 : 5, `${name} PS`);
       assert.ok(g.vtcr >= 0 && g.vtcr < 2 ** 32, `${name} unsigned 32-bit`);
     }
-    const ps = [32, 36, 40, 42, 44, 48, 52].map((pa) => (computeGeometry(4096, 32, pa).vtcr >>> 16) & 7);
+    const ps = [32, 36, 40, 42, 44, 48, 52].map((pa) => (computeGeometry(65536, 32, pa).vtcr >>> 16) & 7);
     assert.deepEqual(ps, [0, 1, 2, 3, 4, 5, 6]);
   });
 
@@ -184,6 +184,8 @@ describe("computeGeometry()", () => {
       [65536, 52, 48, /IPA size 52 bits exceeds the 48-bit physical address size/],
       [4096, 40, 50, /Unsupported PA size 50 bits: use one of 32, 36, 40, 42, 44, 48, 52/],
       [8192 as Granule, 40, undefined, /Unsupported granule 8192/],
+      [4096, 40, 52, /52-bit output addresses need the 64K granule/],
+      [16384, 40, 52, /52-bit output addresses need the 64K granule/],
     ];
     for (const [granule, iaBits, paBits, message] of cases) {
       assert.throws(() => computeGeometry(granule, iaBits, paBits), { name: "RangeError", message });

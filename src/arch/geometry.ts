@@ -97,6 +97,13 @@ export function computeGeometry(granule: Granule, iaBits: number, paBits = 48): 
   const ps = PA_BITS_ENCODING.indexOf(paBits);
   if (ps < 0)
     throw new RangeError(`Unsupported PA size ${paBits} bits: use one of ${PA_BITS_ENCODING.join(", ")}`);
+  if (paBits > 48 && granule !== 65536) {
+    // 52-bit output addresses with 4K and 16K granules need FEAT_LPA2's descriptor format, which
+    // is not modelled: the classic format holds OA bits 47:12 only.
+    throw new RangeError(
+      `Unsupported PA size ${paBits} bits with the ${granule / 1024}K granule: 52-bit output addresses need the 64K granule (FEAT_LPA2 is not modelled)`,
+    );
+  }
   if (iaBits > paBits) {
     throw new RangeError(`IPA size ${iaBits} bits exceeds the ${paBits}-bit physical address size`);
   }

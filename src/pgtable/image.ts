@@ -24,8 +24,8 @@
  *
  * Take the image with no walker running: the copy is not a consistent snapshot otherwise.
  */
-import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { Stage2 } from "./stage2.js";
 
 export const IMAGE_FORMAT = "stage2-image-v1";
@@ -97,11 +97,31 @@ export function imageBytes(pgt: Stage2): Uint8Array {
   return out;
 }
 
+/**
+ * mkdir -p, one component at a time. Node's `mkdir(..., { recursive: true })` loops forever where a
+ * pseudo file system answers ENOENT for a path it will never create (under /proc, for one).
+ */
+async function makeDirs(dir: string): Promise<void> {
+  const parent = dirname(dir);
+  if (parent !== dir) {
+    try {
+      await stat(parent);
+    } catch {
+      await makeDirs(parent);
+    }
+  }
+  try {
+    await mkdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  }
+}
+
 /** Writes DIR/tables.bin and DIR/tables.json (creating DIR); returns the two paths. */
 export async function writeImage(pgt: Stage2, dir: string): Promise<{ bin: string; json: string }> {
   const meta = imageMeta(pgt);
   const bytes = imageBytes(pgt);
-  await mkdir(dir, { recursive: true });
+  await makeDirs(dir);
   const bin = join(dir, "tables.bin");
   const json = join(dir, "tables.json");
   await writeFile(bin, bytes);

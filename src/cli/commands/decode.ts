@@ -39,7 +39,7 @@ function describe(d: DecodedDescriptor, levelAssumed: boolean): string[] {
     `level        ${d.level}${levelAssumed ? " (assumed; pass --level to change)" : ""}, ${gran}`,
     `type         ${d.type}${d.reserved ? " (reserved encoding)" : ""} (valid=${yes(d.valid)})`,
   ];
-  if (d.reserved) lines.push(`note         ${d.note}`);
+  if (d.note !== "") lines.push(`note         ${d.note}`);
   if (d.type === "table") lines.push(`next table   ${hex(d.nextTable)}`);
   if (d.leaf !== null) {
     const l = d.leaf;
