@@ -183,7 +183,10 @@ export function decodeDescriptor(pte: Pte, level: number, granule: Granule): Dec
     valid: true,
     type,
     reserved: false,
-    note: oa === granuleOa ? "" : `address bits below the ${blockSize >= 2 ** 30 ? `${blockSize / 2 ** 30}G` : `${blockSize / 2 ** 20}M`} block size are set (RES0)`,
+    note:
+      oa === granuleOa
+        ? ""
+        : `address bits below the ${blockSize >= 2 ** 30 ? `${blockSize / 2 ** 30}G` : `${blockSize / 2 ** 20}M`} block size are set (RES0)`,
     oa,
     leaf: decodeLeaf(raw),
   };
