@@ -26,5 +26,10 @@ if (files.length === 0) {
   console.error("run-tests: no compiled tests found under dist/ (run `npm run build` first)");
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ["--test", ...files], { stdio: "inherit" });
+// A hung test fails with its name (and its seed, which every randomized test prints first)
+// instead of hanging CI: 5 minutes per test, 30 with --long.
+const timeout = String((long ? 30 : 5) * 60_000);
+const result = spawnSync(process.execPath, ["--test", `--test-timeout=${timeout}`, ...files], {
+  stdio: "inherit",
+});
 process.exit(result.status ?? 1);

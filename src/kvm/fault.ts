@@ -107,19 +107,24 @@ export class FaultHandler {
       return Errno.NOMEM;
     }
     const prot = slot.readOnly || (logging && !write) ? Prot.R : Prot.RW;
-    this.lockFault();
     let ret: number;
-    if (relax) {
-      ret = relaxPerms(this.pgt, ipa, prot, this.walkFlags);
-      if (ret === Errno.OK) this.bump(VStat.RELAXED);
-    } else {
-      const start = Math.floor(ipa / size) * size;
-      const phys = slot.hostPa + (start - slot.ipa);
-      ret = map(this.pgt, start, size, phys, prot, this.memcache, this.walkFlags, logging);
-      if (ret === Errno.OK)
-        this.bump(size === this.pgt.geo.granule ? VStat.PAGES_MAPPED : VStat.BLOCKS_MAPPED);
+    // try/finally: an exception inside the walk (a debug pool's misuse report, say) must not leave
+    // mmu_lock held, or the host's next write lock would wait forever.
+    this.lockFault();
+    try {
+      if (relax) {
+        ret = relaxPerms(this.pgt, ipa, prot, this.walkFlags);
+        if (ret === Errno.OK) this.bump(VStat.RELAXED);
+      } else {
+        const start = Math.floor(ipa / size) * size;
+        const phys = slot.hostPa + (start - slot.ipa);
+        ret = map(this.pgt, start, size, phys, prot, this.memcache, this.walkFlags, logging);
+        if (ret === Errno.OK)
+          this.bump(size === this.pgt.geo.granule ? VStat.PAGES_MAPPED : VStat.BLOCKS_MAPPED);
+      }
+    } finally {
+      this.unlockFault();
     }
-    this.unlockFault();
     this.bump(kind === FaultKind.PERMISSION ? VStat.PERMISSION : VStat.TRANSLATION);
     if (ret === Errno.OK && write && logging) {
       this.memslots.markDirty(slotIdx, ipa);
@@ -141,26 +146,34 @@ export class FaultHandler {
     const start = Math.floor(ipa / size) * size;
     if (start < slot.ipa || start + size > slot.ipa + slot.size) return Errno.RANGE;
     if (this.memcache.topup(this.topupPages) !== Errno.OK) return Errno.NOMEM;
+    let ret: number;
     this.lockFault();
-    const ret = map(
-      this.pgt,
-      start,
-      size,
-      slot.hostPa + (start - slot.ipa),
-      Prot.RW,
-      this.memcache,
-      this.walkFlags,
-    );
-    this.unlockFault();
+    try {
+      ret = map(
+        this.pgt,
+        start,
+        size,
+        slot.hostPa + (start - slot.ipa),
+        Prot.RW,
+        this.memcache,
+        this.walkFlags,
+      );
+    } finally {
+      this.unlockFault();
+    }
     if (ret === Errno.OK) this.bump(VStat.BLOCKS_MAPPED);
     else if (ret === Errno.AGAIN) this.bump(VStat.AGAIN);
     return ret;
   }
 
   private accessFlag(ipa: number): number {
+    let pte: bigint;
     this.lockFault();
-    const pte = mkyoung(this.pgt, ipa, this.walkFlags);
-    this.unlockFault();
+    try {
+      pte = mkyoung(this.pgt, ipa, this.walkFlags);
+    } finally {
+      this.unlockFault();
+    }
     this.bump(VStat.ACCESS_FLAG);
     if (pte === 0n) {
       this.bump(VStat.AGAIN);

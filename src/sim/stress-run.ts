@@ -86,6 +86,9 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
   let hostOps = 0;
   let phase: Awaited<ReturnType<VcpuPool["runPhase"]>>;
   let closed: Awaited<ReturnType<VcpuPool["close"]>>;
+  // Declared out here so that a failed run stops the host loop too instead of hanging on its timer.
+  let running = true;
+  let host: Promise<void> = Promise.resolve();
   try {
     const raceDelays =
       o.raceSpins > 0
@@ -105,8 +108,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
         ...(raceDelays ? { raceDelays } : {}),
       },
     }));
-    let running = true;
-    const host = o.hostOps
+    host = o.hostOps
       ? hostLoop(
           vm,
           region,
@@ -120,7 +122,9 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     await host;
     closed = await pool.close();
   } catch (e) {
+    running = false;
     await pool.terminate();
+    await host.catch(() => {});
     await vm.rcu.close();
     throw e;
   }
