@@ -16,18 +16,17 @@
  * read costs at most some extra waiting. (Atomics.load of GP_CTR would cost ~3 ns more per pair.)
  * Read RCU-protected words with Atomics.load, as liburcu code uses rcu_dereference().
  *
- * Why the unlock store is plain on x86-64: TSO never moves a store above earlier loads, and V8
- * keeps typed-array accesses in program order, so the section's reads are done before the slot
- * reads 0. What TSO allows, the store passing the following GP_FUTEX load, only delays a wakeup,
- * which the driver's timed sleep bounds. Elsewhere (ARM64 may reorder loads after a later plain
- * store) the unlock is Atomics.store. An SC store costs ~8 ns here, half of the whole pair.
+ * Why the unlock store is Atomics.store everywhere: it must not become visible before the section's
+ * protected loads are done (a driver that saw the slot clear too early would end the grace period
+ * while the reader still reads), and it must not pass the following GP_FUTEX load (a driver that
+ * set GP_FUTEX and then read the stale slot would sleep with no wakeup coming). A plain store gives
+ * neither guarantee under the JavaScript memory model, nor the second one even on x86-64 TSO, where
+ * a store may pass a later load. The SC store pairs with the driver's Atomics.store of GP_FUTEX and
+ * its Atomics.load of this slot in waitSlots(); it costs ~8 ns here, about half the pair.
  */
 import { Ctl } from "./layout.js";
 import { RcuRacePoint, rcuRaceHook } from "./race.js";
 import { RcuThreadBase, wakeWriter } from "./thread.js";
-
-/** The unlock store may be plain: the platform keeps loads ordered before later stores (TSO). */
-const TSO = process.arch === "x64" || process.arch === "ia32";
 
 export class MbThread extends RcuThreadBase {
   /** Enters a read-side section (nestable). */
@@ -43,9 +42,8 @@ export class MbThread extends RcuThreadBase {
   /** Leaves a read-side section. @throws RcuUsageError without a matching readLock(). */
   readUnlock(): void {
     if (--this.nest === 0) {
-      // Pairs with the driver's Atomics.load of this slot (see the TSO note above).
-      if (TSO) this.slots[this.ctrIndex] = 0;
-      else Atomics.store(this.slots, this.ctrIndex, 0);
+      // SC store: pairs with the driver's GP_FUTEX store and slot load (see above).
+      Atomics.store(this.slots, this.ctrIndex, 0);
       if (this.ctl[Ctl.GP_FUTEX] !== 0) wakeWriter(this.ctl);
     } else if (this.nest < 0) {
       this.unbalancedUnlock();
