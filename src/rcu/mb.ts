@@ -32,6 +32,7 @@ export class MbThread extends RcuThreadBase {
   /** Enters a read-side section (nestable). */
   readLock(): void {
     if (this.nest++ === 0) {
+      if (!this.registered) this.unregisteredUse("readLock()");
       const ctr = this.ctl[Ctl.GP_CTR] as number;
       if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.READER_LOCK_GAP);
       // SC store: pairs with the driver's Atomics.load of this slot in waitSlots().

@@ -52,10 +52,16 @@ export class QsbrThread extends RcuThreadBase {
 
   /** Becomes a reader that grace periods wait for again. */
   online(): void {
+    if (!this.registered) this.unregisteredUse("online()");
     if (this.isOnline) return;
     this.isOnline = true;
     // SC store (full fence): reads made after it see every update a completed period covered.
     Atomics.store(this.slots, this.ctrIndex, this.ctl[Ctl.GP_CTR] as number);
+  }
+
+  override unregister(): void {
+    super.unregister();
+    this.isOnline = false;
   }
 
   /** True between online() and offline() (threads register online). */

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { Errno } from "../common/errno.js";
 import { RcuUsageError } from "./errors.js";
 import type { RcuFlavor } from "./options.js";
+import { Slot } from "./layout.js";
 import { Rcu } from "./rcu.js";
 
 for (const flavor of ["mb", "qsbr"] as RcuFlavor[]) {
@@ -45,6 +46,28 @@ for (const flavor of ["mb", "qsbr"] as RcuFlavor[]) {
     assert.throws(() => t.unregister(), /inside a read-side section/);
     t.readUnlock();
     t.unregister();
+  });
+
+  test(`${flavor}: a handle used after unregister() throws and cannot touch the slot's next owner`, async () => {
+    const rcu = await Rcu.create({ flavor, callbackWorker: false });
+    const stale = rcu.register();
+    stale.unregister();
+    const owner = rcu.register();
+    assert.equal(owner.slot, stale.slot, "the freed slot is claimed again");
+    const slots = new Int32Array(rcu.handle.slots);
+    const ctr = owner.slot * Slot.STRIDE + Slot.CTR;
+    if (flavor === "qsbr") owner.quiescentState();
+    owner.readLock();
+    const inSection = slots[ctr];
+    assert.notEqual(inSection, 0, "the owner's slot shows it as a reader");
+    if (flavor === "mb") assert.throws(() => stale.readLock(), /unregistered/);
+    else assert.throws(() => stale.online(), /unregistered/);
+    assert.throws(() => stale.readUnlock(), /without a matching readLock/);
+    stale.offline();
+    stale.quiescentState();
+    assert.equal(slots[ctr], inSection, "the stale handle left the owner's slot alone");
+    owner.readUnlock();
+    owner.unregister();
   });
 
   test(`${flavor}: barrier() without a callback worker throws`, async () => {

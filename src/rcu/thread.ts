@@ -42,7 +42,8 @@ export abstract class RcuThreadBase {
   protected registered = true;
   protected readonly sh: RcuShared;
   protected readonly ctl: Int32Array;
-  protected readonly slots: Int32Array;
+  /** The reader slots; a private dummy after unregister(), so a stale handle cannot touch a slot. */
+  protected slots: Int32Array;
   protected readonly ctrIndex: number;
   protected readonly gps: GracePeriods;
   private readonly slotsF64: Float64Array;
@@ -230,6 +231,13 @@ export abstract class RcuThreadBase {
     }
     this.registered = false;
     releaseSlot(this.sh, this.slot);
+    // The slot may be claimed by another thread now: writes through this handle must not reach it.
+    this.slots = new Int32Array(this.slots.length);
+  }
+
+  protected unregisteredUse(what: string): never {
+    this.nest = 0;
+    throw new RcuUsageError(`Cannot call ${what}: thread ${this.threadId} is unregistered`);
   }
 
   protected checkCanWait(what: string): void {
