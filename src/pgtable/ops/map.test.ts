@@ -9,9 +9,18 @@ import {
   strayPages,
   translate,
 } from "../../../test/pgtable-harness.js";
-import { Prot, pteOwner, pteValid } from "../../arch/descriptor.js";
+import { decodeOa, Prot, PTE_LOCKED, pteOwner, pteValid } from "../../arch/descriptor.js";
 import { Errno } from "../../common/errno.js";
-import { freeSubtreeNow, map, type ReclaimHook, type Stage2, setOwner, unmap, WalkFlag } from "../mod.js";
+import {
+  freeSubtreeNow,
+  map,
+  type ReclaimHook,
+  relaxPerms,
+  type Stage2,
+  setOwner,
+  unmap,
+  WalkFlag,
+} from "../mod.js";
 
 const P = 4096;
 const M2 = 2 ** 21;
@@ -119,6 +128,47 @@ describe("map()", () => {
     const c = pgt.maint.counts();
     assert.deepEqual([c.tlbiIpa, c.tlbiRange], [2, 0]);
     assert.equal(pgt.stats().breaks - breaks, 2);
+    assertSound(pgt);
+    assertNoLeak(fx);
+  });
+
+  test("a SHARED map or relax that meets a locked entry returns AGAIN and leaves it alone", () => {
+    const fx = makeFixture();
+    const { pgt, mc } = fx;
+    mc.topup(4);
+    map(pgt, G, P, PA, Prot.R, mc);
+    // Another walker is between break and make on the next entry, and on the mapped one.
+    const ptep = findLeafPtep(pgt, G);
+    Atomics.store(pgt.ptes, ptep + 1, PTE_LOCKED);
+    const mapped = Atomics.load(pgt.ptes, ptep);
+    Atomics.store(pgt.ptes, ptep, PTE_LOCKED);
+    const shared = WalkFlag.SHARED | WalkFlag.HANDLE_FAULT;
+    const casFailures = pgt.stats().casFailures;
+    assertErr(map(pgt, G + P, P, PA + P, Prot.RW, mc, shared), Errno.AGAIN, "map over a locked empty entry");
+    assertErr(map(pgt, G, P, PA + 8 * P, Prot.RW, mc, shared), Errno.AGAIN, "map over a locked leaf");
+    assertErr(relaxPerms(pgt, G, Prot.RW, shared), Errno.AGAIN, "relax a locked leaf");
+    assert.equal(Atomics.load(pgt.ptes, ptep), PTE_LOCKED);
+    assert.equal(Atomics.load(pgt.ptes, ptep + 1), PTE_LOCKED);
+    assert.equal(pgt.stats().casFailures, casFailures, "AGAIN came from the lock, not a lost CAS");
+    // The other walker makes its entries; the retried fault goes through.
+    Atomics.store(pgt.ptes, ptep, mapped);
+    Atomics.store(pgt.ptes, ptep + 1, 0n);
+    assertErr(map(pgt, G + P, P, PA + P, Prot.RW, mc, shared), Errno.OK, "retried fault");
+    assert.equal(translate(pgt, G + P).pa, PA + P);
+    assertSound(pgt);
+    assertNoLeak(fx);
+  });
+
+  test("SKIP_BBM_TLBI replaces a leaf by break-before-make without the TLBI", () => {
+    const fx = makeFixture();
+    const { pgt, mc } = fx;
+    mc.topup(4);
+    map(pgt, G, P, PA, Prot.RW, mc);
+    const breaks = pgt.stats().breaks;
+    assertErr(map(pgt, G, P, PA + P, Prot.RW, mc, WalkFlag.SKIP_BBM_TLBI), Errno.OK, "remap page");
+    assert.equal(translate(pgt, G).pa, PA + P);
+    assert.equal(pgt.stats().breaks - breaks, 1, "still a break and a make");
+    assert.equal(pgt.maint.counts().tlbiIpa, 0, "no TLBI issued");
     assertSound(pgt);
     assertNoLeak(fx);
   });
@@ -391,3 +441,17 @@ describe("setOwner()", () => {
     assertNoLeak(fx);
   });
 });
+
+/** The level-3 entry index (into pgt.ptes) for `ipa`, whose tables must exist. */
+function findLeafPtep(pgt: Stage2, ipa: number): number {
+  let base = pgt.rootPage * pgt.entriesPerPage;
+  for (let level = pgt.geo.startLevel; ; level++) {
+    const shift = pgt.geo.shifts[level] as number;
+    const entries = level === pgt.geo.startLevel ? pgt.geo.pgdPages * pgt.entriesPerPage : pgt.entriesPerPage;
+    const idx = Math.floor(ipa / 2 ** shift) % entries;
+    if (level === 3) return base + idx;
+    const next = pgt.pool.paToPage(decodeOa(Atomics.load(pgt.ptes, base + idx), pgt.geo.granule));
+    assert.ok(next >= 0, `no table at level ${level} for 0x${ipa.toString(16)}`);
+    base = next * pgt.entriesPerPage;
+  }
+}
