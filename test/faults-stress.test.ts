@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { STRATEGIES } from "../src/kvm/reclaim/strategy.js";
+import { UNSAFE_RECLAIM_SWITCH } from "../src/kvm/vm.js";
 import { seedFromEnv } from "../src/sim/rng.js";
 import { runStress, type StressRunReport } from "../src/sim/stress-run.js";
 
@@ -44,7 +45,10 @@ for (const strategy of STRATEGIES) {
     assert.deepEqual(r.auditProblems, [], why);
     assert.deepEqual(r.destroy.leakedPages, [], why);
     for (const v of r.vcpus) assert.equal(v.errors, 0, `${why}: ${v.firstError}`);
-    // The run really raced: subtrees were unlinked by shared walks and reclaimed after grace periods.
+    // The run really raced: walks lost races or met locked entries (AGAIN), subtrees were unlinked
+    // by shared walks and reclaimed after grace periods.
+    console.log(`# ${strategy}: ${r.faults.again} AGAIN, ${r.pgtable.casFailures} lost compare-exchanges`);
+    assert.ok(r.faults.again > 0, `${why}: no walk ever had to retry`);
     assert.ok(r.reclaim.subtrees > 0, `${why}: no subtree was unlinked`);
     assert.ok(r.reclaim.pagesReclaimed > 0, `${why}: nothing was reclaimed after a grace period`);
     assert.equal(r.reclaim.pendingPages, 0, `${why}: pages still pending after the barrier`);
@@ -55,7 +59,26 @@ for (const strategy of STRATEGIES) {
   });
 }
 
+test("the broken unsafe-sync strategy is refused without the test-only switch", async () => {
+  delete process.env[UNSAFE_RECLAIM_SWITCH];
+  await assert.rejects(
+    runStress({
+      strategy: "unsafe-sync",
+      mode: "shared",
+      vcpus: 1,
+      iterations: 10,
+      seed,
+      rcuFlavor: "mb",
+      raceSpins: 0,
+      hostOps: false,
+      debug: true,
+    }),
+    /test-only/,
+  );
+});
+
 test("negative control: synchronous free inside a shared walk is caught as use-after-free", async () => {
+  process.env[UNSAFE_RECLAIM_SWITCH] = "1";
   // Several attempts with derived seeds: each is a real race, so one may miss; all missing fails.
   // Caught means: a walker saw a table freed under it, the audit or corruption counters tripped,
   // or the debug pool refused an operation on a freed page (the run then stops with that error).

@@ -266,6 +266,9 @@ export interface VcpuContext {
   close(): void;
 }
 
+/** Environment variable that enables the deliberately broken `unsafe-sync` strategy (tests only). */
+export const UNSAFE_RECLAIM_SWITCH = "STAGE2_TEST_UNSAFE_RECLAIM";
+
 function makeStrategy(
   name: StrategyName | "unsafe-sync",
   rcu: ReclaimRcu,
@@ -282,6 +285,13 @@ function makeStrategy(
     case "batched":
       return new BatchedStrategy(name, rcu, stats, opts);
     case "unsafe-sync":
+      // The negative control's deliberate bug: test-only, behind an environment switch that worker
+      // threads inherit from the test process.
+      if (process.env[UNSAFE_RECLAIM_SWITCH] !== "1") {
+        throw new Error(
+          `The unsafe-sync reclaim strategy is test-only: set ${UNSAFE_RECLAIM_SWITCH}=1 to use it`,
+        );
+      }
       return new UnsafeSyncStrategy(name, rcu, stats, opts);
   }
 }

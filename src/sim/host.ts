@@ -16,6 +16,8 @@ export class VcpuPool {
   private readonly workers: Worker[] = [];
   private readonly go = new Int32Array(new SharedArrayBuffer(Go.WORDS * 4));
   private phase = 0;
+  /** Why each vCPU's worker is gone (null while it runs): a later phase fails at once with it. */
+  private readonly gone: (string | null)[] = [];
 
   constructor(vm: Vm) {
     const url = new URL("./vcpu-worker.js", import.meta.url);
@@ -23,6 +25,15 @@ export class VcpuPool {
       const worker = new Worker(url, { workerData: { vm: vm.handle, vcpu, go: this.go.buffer } });
       // A vCPU that dies inside a read-side section must not stall grace periods forever.
       vm.rcu.watch(worker);
+      // Permanent listeners: an error with no listener would kill the process, and a worker that
+      // dies between phases must fail the next phase instead of leaving it waiting.
+      this.gone.push(null);
+      worker.on("error", (e) => {
+        this.gone[vcpu] ??= `vCPU ${vcpu} crashed: ${e.message}`;
+      });
+      worker.on("exit", (code) => {
+        this.gone[vcpu] ??= `vCPU ${vcpu} exited with code ${code}`;
+      });
       this.workers.push(worker);
     }
   }
@@ -35,6 +46,8 @@ export class VcpuPool {
   async runPhase(commands: VcpuCommand[]): Promise<PhaseResult> {
     const ready = this.collect("ready");
     const done = this.collect("done");
+    // If a worker fails before it is ready, `ready` rejects and `done` is never awaited.
+    done.catch(() => {});
     for (const [i, w] of this.workers.entries()) w.postMessage(commands[i]);
     await ready;
     this.phase++;
@@ -68,6 +81,11 @@ export class VcpuPool {
       const got: VcpuReply[] = new Array(this.workers.length);
       let left = this.workers.length;
       const cleanups: (() => void)[] = [];
+      const dead = type === "closed" ? null : this.gone.find((g) => g !== null);
+      if (dead) {
+        reject(new Error(dead));
+        return;
+      }
       const finish = (err?: Error) => {
         for (const c of cleanups) c();
         if (err) reject(err);
