@@ -13,6 +13,7 @@ const MODES: RetireMode[] = ["sync", "call", "poll"];
 for (const flavor of ["mb", "qsbr"] as const) {
   for (const mode of MODES) {
     test(`rcu torture (${flavor}, retire by ${mode}): readers see stages 0-1 only, never a freed element`, async () => {
+      console.log(`# rcu torture ${flavor}/${mode}: seed ${seed}`);
       const r = await runTorture({ flavor, mode, readers: 2, durationMs: 300, seed });
       const msg = `seed ${seed} (replay with STAGE2_SEED=${seed}): ${JSON.stringify({ ...r, stats: undefined })}`;
       assert.equal(r.freedSeen, 0, `a reader saw a freed element; ${msg}`);
@@ -24,3 +25,16 @@ for (const flavor of ["mb", "qsbr"] as const) {
     });
   }
 }
+
+test("negative control: retiring elements with no grace period is caught by the readers", async () => {
+  // Each attempt is a real race, so one may miss; all of them missing fails.
+  let caught = "";
+  for (let attempt = 0; attempt < 4 && caught === ""; attempt++) {
+    const s = (seed + attempt * 7919) % 0x7fffffff;
+    console.log(`# rcu torture mb/none: seed ${s}`);
+    const r = await runTorture({ flavor: "mb", mode: "none", readers: 2, durationMs: 300, seed: s });
+    if (r.freedSeen > 0 || r.stages[2]! > 0) caught = `seed ${s}: ${r.freedSeen} freed, stages ${r.stages}`;
+  }
+  assert.notEqual(caught, "", `freeing with no grace period went unnoticed (seed ${seed})`);
+  console.log(`# caught: ${caught}`);
+});

@@ -12,7 +12,8 @@ import type { RcuStats } from "../stats.js";
 import { ElemState, PIPE_LEN, Pipe } from "./pipe.js";
 import type { ReaderResult, TortureWorkerData } from "./worker.js";
 
-export type RetireMode = "sync" | "call" | "poll";
+/** How the updater retires elements; `none` (no grace period) is the deliberately broken control. */
+export type RetireMode = "sync" | "call" | "poll" | "none";
 
 export interface TortureOptions {
   flavor: RcuFlavor;

@@ -4,7 +4,8 @@
  * Reader: read-side section (nested once), look at the current element, dawdle a random while,
  * look again; record the stage seen and any sign that the element was freed meanwhile.
  * Updater: take a free element, publish it, retire the old one by `sync` (synchronize then free),
- * `call` (a callback frees it) or `poll` (free it once its startPoll cookie expired).
+ * `call` (a callback frees it) or `poll` (free it once its startPoll cookie expired); `none` frees it
+ * at once, with no grace period: the negative control, which readers must catch.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import {
@@ -19,7 +20,7 @@ import { ElemState, freeElement, PIPE_LEN, Pipe, TORTURE_KIND_FREE } from "./pip
 
 export interface TortureWorkerData {
   role: "reader" | "updater";
-  mode: "sync" | "call" | "poll";
+  mode: "sync" | "call" | "poll" | "none";
   handle: RcuHandle;
   pipe: SharedArrayBuffer;
   seed: number;
@@ -122,8 +123,10 @@ function updater(): void {
       freeElement(pipe, old);
     } else if (d.mode === "call") {
       while (t.call(TORTURE_KIND_FREE, old) !== 0) t.synchronize();
-    } else {
+    } else if (d.mode === "poll") {
       polled.push(old, t.startPoll());
+    } else {
+      freeElement(pipe, old); // "none": the bug the test must catch
     }
     Atomics.store(pipe, Pipe.UPDATES, ++updates);
     t.quiescentState();
