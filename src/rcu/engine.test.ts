@@ -163,6 +163,33 @@ test("a reserved head may be queued again from inside its own callback", () => {
   engine.release();
 });
 
+test("a sliced callback whose head was queued anew while it ran is reported, not linked twice", () => {
+  const { rcu, t, registry, engine, drain } = setup({ staticHeads: 4 });
+  const head = rcu.reserveHeads(1);
+  const seen: number[] = [];
+  registry.define(0, (a0) => {
+    seen.push(a0);
+    if (a0 === 1) {
+      assert.equal(t.callHead(head, 0, 2), 0, "idle while it runs, so it can be queued anew");
+      return RCU_AGAIN; // wrong: the head is queued again already
+    }
+  });
+  assert.equal(t.callHead(head, 0, 1), 0);
+  const err = console.error;
+  console.error = () => {};
+  try {
+    drain();
+  } finally {
+    console.error = err;
+  }
+  assert.deepEqual(seen, [1, 2], "the new queueing ran once; the dropped continuation did not");
+  assert.equal(rcu.stats().errors, 1);
+  assert.equal(t.callHead(head, 0, 3), 0, "idle again afterwards");
+  drain();
+  assert.deepEqual(seen, [1, 2, 3]);
+  engine.release();
+});
+
 test("heads freed by the engine return to the pool: call() never runs dry when callbacks keep up", () => {
   const { rcu, t, registry, engine, drain } = setup({ poolHeads: 256 });
   registry.define(0, () => {});

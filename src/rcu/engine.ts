@@ -307,7 +307,9 @@ export class CallbackEngine {
     const kind = link[at + Head.KIND] as number;
     const ai = h * Head.ARGS;
     const args = this.args;
-    if (h >= this.sh.markerBase) link[at + Head.KIND] = HeadKind.IDLE; // may be queued again from inside
+    // A reserved head may be queued again from inside (or by another thread): pairs with the
+    // compare-exchange in callHead().
+    if (h >= this.sh.markerBase) Atomics.store(link, at + Head.KIND, HeadKind.IDLE);
     this.ctl[Ctl.RUNNING_KIND] = kind; // plain: read only by stall reports
     this.ctx.head = h;
     if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.ENGINE_BEFORE_CALLBACK);
@@ -327,7 +329,19 @@ export class CallbackEngine {
   }
 
   private again(h: number, kind: number): void {
-    if (h >= this.sh.markerBase) this.link[h * Head.STRIDE + Head.KIND] = kind;
+    const at = h * Head.STRIDE + Head.KIND;
+    if (
+      h >= this.sh.markerBase &&
+      Atomics.compareExchange(this.link, at, HeadKind.IDLE, kind) !== HeadKind.IDLE
+    ) {
+      // Queued anew while this slice ran: continuing would link the head twice.
+      this.stats[Stat.CB_ERRORS] += 1;
+      console.error(
+        `rcu: sliced callback kind ${kind} (head ${h}) was queued again while it ran; its remaining slices are dropped`,
+      );
+      this.complete(h);
+      return;
+    }
     if (this.sliced[h] === 0) {
       this.sliced[h] = 1;
       this.slicedCount++;

@@ -112,11 +112,17 @@ export abstract class RcuThreadBase {
   /**
    * Queues callback `kind` on a head from reserveHeads() (an intrusive rcu_head: never NOMEM).
    * Returns Errno.OK, Errno.BUSY if that head is still queued, Errno.INVAL for a bad head or kind.
+   * A head is idle again while its callback runs, so the callback (or another thread) may queue
+   * it anew; a sliced callback whose head was queued anew must not return RCU_AGAIN (reported as a
+   * callback error, and its remaining slices are dropped).
    */
   callHead(head: number, kind: number, a0 = 0, a1 = 0, a2 = 0): number {
     if (kind >>> 0 >= this.maxKinds || !(head >= this.sh.staticBase && head < this.sh.totalHeads))
       return Errno.INVAL;
-    if (this.link[head * Head.STRIDE + Head.KIND] !== HeadKind.IDLE) return Errno.BUSY;
+    // Claim the head: two threads queueing it at once must not both link it. Pairs with the
+    // engine's Atomics.store of IDLE in runOne() and its compare-exchange in again().
+    const at = head * Head.STRIDE + Head.KIND;
+    if (Atomics.compareExchange(this.link, at, HeadKind.IDLE, kind) !== HeadKind.IDLE) return Errno.BUSY;
     this.enqueue(head, kind, a0, a1, a2);
     return Errno.OK;
   }
