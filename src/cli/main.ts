@@ -56,7 +56,8 @@ const HELP = new Set(["--help", "-h", "help"]);
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined) {
-    io.err(topUsage());
+    const names = COMMANDS.map((c) => c.name).join(", ");
+    io.err(`stage2: missing command: one of ${names} (run \`stage2 --help\` for what each does)`);
     return 2;
   }
   if (HELP.has(name)) {

@@ -225,7 +225,7 @@ export const faultsCommand: Command = {
     }
     const ok = bad.length === 0;
     const summary = ok
-      ? `${reports.length} runs, no use-after-free, leak or table damage (seed ${seed})`
+      ? `${reports.length} run${reports.length === 1 ? "" : "s"}, no use-after-free, leak or table damage (seed ${seed})`
       : `${bad.length} of ${reports.length} runs failed their checks (replay with --seed ${seed})`;
     io.out([...faultsTable(reports), "", ...bad.map(failureLine), verdict(ok, summary)].join("\n"));
     return ok ? 0 : 1;
