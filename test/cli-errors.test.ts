@@ -258,3 +258,32 @@ describe("messages", () => {
     assert.match(r.out, /^Usage: stage2 <command>/m);
   });
 });
+
+describe("internal errors", () => {
+  // A preload that breaks stdout.write with a plain TypeError: the kind of bug no check expects.
+  const BREAK = `data:text/javascript,process.stdout.write = () => { throw new TypeError("boom \\x1b[31m"); };`;
+
+  function broken(env: Record<string, string> = {}): Run {
+    const r = spawnSync(process.execPath, ["--import", BREAK, MAIN, "geometry"], {
+      encoding: "utf8",
+      env: { ...process.env, STAGE2_DEBUG: "", ...env },
+    });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  }
+
+  test("a bug is one line asking for a report, exit 70, no stack", () => {
+    const r = broken();
+    assert.equal(r.code, 70, r.err);
+    assert.equal(
+      r.err,
+      "stage2: internal error: TypeError: boom \\x1b[31m; please report it (STAGE2_DEBUG=1 shows the stack)\n",
+    );
+  });
+
+  test("STAGE2_DEBUG=1 adds the stack", () => {
+    const r = broken({ STAGE2_DEBUG: "1" });
+    assert.equal(r.code, 70);
+    assert.match(r.err, /^stage2: internal error: TypeError: boom .*; please report it\nTypeError: boom/);
+    assert.match(r.err, /\n +at /);
+  });
+});

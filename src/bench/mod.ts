@@ -34,7 +34,7 @@ export const BENCHES: ReadonlyMap<string, BenchSpec> = new Map(
     },
     {
       name: "faults",
-      summary: "vCPU workers populating disjoint regions with 4K pages: 1 and 2 vCPUs, shared and exclusive",
+      summary: "vCPUs populating disjoint regions with 4K pages: 1 and 2 vCPUs, shared and exclusive",
       run: (o: BenchOptions) => runFaultBench(o),
     },
     {
@@ -49,52 +49,48 @@ export const BENCHES: ReadonlyMap<string, BenchSpec> = new Map(
     },
     {
       name: "reclaim",
-      summary: "collapse storms per reclaim strategy: memory waiting for a grace period, callback durations",
+      summary: "collapse storms per reclaim strategy: memory waiting for grace periods, callback times",
       run: (o: BenchOptions) => runReclaimStudy(o),
     },
   ].map((b) => [b.name, b] as const),
 );
 
-/** Label and unit of every figure the benchmarks return, by key. */
-export const LABELS: ReadonlyMap<string, { label: string; unit: string }> = new Map(
+/** Benchmark, label and unit of every figure the benchmarks return, by key. */
+export const LABELS: ReadonlyMap<string, { bench: string; label: string; unit: string }> = new Map(
   (
     [
-      // rwlock
-      ["readPairNs", "read lock + unlock, uncontended", "ns"],
-      ["writePairNs", "write lock + unlock, uncontended", "ns"],
-      // rcu
-      ["mbReadPairNs", "read-side lock + unlock, mb flavour", "ns"],
-      ["qsbrReadPairNs", "read-side lock + unlock, qsbr flavour", "ns"],
-      ["syncIdleUs", "synchronize_rcu, no reader", "us"],
-      ["syncWithReaderUs", "synchronize_rcu, one busy reader", "us"],
-      ["callPerSec", "call_rcu callbacks completed", "per s"],
-      ["callEnqueuePerSec", "call_rcu enqueue rate", "per s"],
-      ["callGracePeriods", "grace periods for the call_rcu run", ""],
-      // faults
-      ["nsPerFault1v", "fault cost, shared mode, 1 vCPU", "ns"],
-      ["nsPerFaultExclusive1v", "fault cost, exclusive mode, 1 vCPU", "ns"],
-      ["nsPerFault2v", "wall time per fault, shared, 2 vCPUs", "ns"],
-      ["nsPerFaultExclusive2v", "wall time per fault, exclusive, 2 vCPUs", "ns"],
-      ["sharedSpeedup2v", "throughput 2 vCPUs / 1 vCPU, shared", "x"],
-      ["exclusiveSpeedup2v", "throughput 2 vCPUs / 1 vCPU, exclusive", "x"],
-      ["sharedOverExclusive1v", "fault cost shared / exclusive, 1 vCPU", "x"],
-      ["faultsPerVcpu", "faults per vCPU per round", ""],
-      ["reps", "timed rounds (the best counts)", ""],
-      // pgtable
-      ["mappedMiB", "range mapped by each phase", "MiB"],
-      ["map4kNsPerPage", "map, one call per 4K page", "ns"],
-      ["map4kSharedNsPerPage", "map, one shared-walk call per 4K page", "ns"],
-      ["map4kRangeNsPerPage", "map, one call for the range in 4K pages", "ns/page"],
-      ["map2mNsPerBlock", "map, one call per 2M block", "ns"],
-      ["map2mNsPer4kPage", "map, 2M blocks, per 4K page mapped", "ns/page"],
-      ["unmap4kNsPerPage", "unmap, one call per 4K page", "ns"],
-      ["unmap4kRangeNsPerPage", "unmap, one call for the range of 4K pages", "ns/page"],
-      ["unmap2mNsPerBlock", "unmap, one call per 2M block", "ns"],
-      ["getLeafNs", "get_leaf at a random address", "ns"],
-      ["tableBytesPerGiB4k", "table memory per GiB mapped with 4K pages", "bytes"],
-      ["tableBytesPerGiB2m", "table memory per GiB mapped with 2M blocks", "bytes"],
+      ["rwlock", "readPairNs", "read lock + unlock, uncontended", "ns"],
+      ["rwlock", "writePairNs", "write lock + unlock, uncontended", "ns"],
+      ["rcu", "mbReadPairNs", "read-side lock + unlock, mb flavour", "ns"],
+      ["rcu", "qsbrReadPairNs", "read-side lock + unlock, qsbr flavour", "ns"],
+      ["rcu", "syncIdleUs", "synchronize_rcu, no reader", "us"],
+      ["rcu", "syncWithReaderUs", "synchronize_rcu, one busy reader", "us"],
+      ["rcu", "callPerSec", "call_rcu callbacks completed", "per s"],
+      ["rcu", "callEnqueuePerSec", "call_rcu enqueue rate", "per s"],
+      ["rcu", "callGracePeriods", "grace periods for the call_rcu run", ""],
+      ["faults", "nsPerFault1v", "fault cost, shared mode, 1 vCPU", "ns"],
+      ["faults", "nsPerFaultExclusive1v", "fault cost, exclusive mode, 1 vCPU", "ns"],
+      ["faults", "nsPerFault2v", "wall time per fault, shared, 2 vCPUs", "ns"],
+      ["faults", "nsPerFaultExclusive2v", "wall time per fault, exclusive, 2 vCPUs", "ns"],
+      ["faults", "sharedSpeedup2v", "throughput 2 vCPUs / 1 vCPU, shared", "x"],
+      ["faults", "exclusiveSpeedup2v", "throughput 2 vCPUs / 1 vCPU, exclusive", "x"],
+      ["faults", "sharedOverExclusive1v", "fault cost shared / exclusive, 1 vCPU", "x"],
+      ["faults", "faultsPerVcpu", "faults per vCPU per round", ""],
+      ["faults", "reps", "timed rounds (the best counts)", ""],
+      ["pgtable", "mappedMiB", "range mapped by each phase", "MiB"],
+      ["pgtable", "map4kNsPerPage", "map, one call per 4K page", "ns"],
+      ["pgtable", "map4kSharedNsPerPage", "map, one shared-walk call per 4K page", "ns"],
+      ["pgtable", "map4kRangeNsPerPage", "map, one call for the range in 4K pages", "ns/page"],
+      ["pgtable", "map2mNsPerBlock", "map, one call per 2M block", "ns"],
+      ["pgtable", "map2mNsPer4kPage", "map, 2M blocks, per 4K page mapped", "ns/page"],
+      ["pgtable", "unmap4kNsPerPage", "unmap, one call per 4K page", "ns"],
+      ["pgtable", "unmap4kRangeNsPerPage", "unmap, one call for the range of 4K pages", "ns/page"],
+      ["pgtable", "unmap2mNsPerBlock", "unmap, one call per 2M block", "ns"],
+      ["pgtable", "getLeafNs", "get_leaf at a random address", "ns"],
+      ["pgtable", "tableBytesPerGiB4k", "table memory per GiB mapped with 4K pages", "bytes"],
+      ["pgtable", "tableBytesPerGiB2m", "table memory per GiB mapped with 2M blocks", "bytes"],
     ] as const
-  ).map(([key, label, unit]) => [key, { label, unit }] as const),
+  ).map(([bench, key, label, unit]) => [key, { bench, label, unit }] as const),
 );
 
 /** A flat benchmark result as a two-column table: label, unit, value. Unknown keys show as is. */

@@ -10,11 +10,18 @@ import { startProgress } from "../progress.js";
 
 const NAMES = [...BENCHES.keys()];
 
+/** Every --json key under its benchmark's name, with its label and unit. */
 function legend(): string {
   const width = Math.max(...[...LABELS.keys()].map((k) => k.length));
-  return [...LABELS.entries()]
-    .map(([key, l]) => `  ${key.padEnd(width)}  ${l.label}${l.unit ? ` (${l.unit})` : ""}`)
-    .join("\n");
+  const lines: string[] = [];
+  for (const name of BENCHES.keys()) {
+    const keys = [...LABELS.entries()].filter(([, l]) => l.bench === name);
+    if (keys.length === 0) continue;
+    lines.push(`  ${name}:`);
+    for (const [key, l] of keys)
+      lines.push(`    ${key.padEnd(width)}  ${l.label}${l.unit ? ` (${l.unit})` : ""}`);
+  }
+  return lines.join("\n");
 }
 
 const USAGE = `Usage: stage2 bench <${NAMES.join("|")}> [--json] [--quick]
@@ -33,7 +40,7 @@ bench reclaim answers: when vCPUs replace populated tables with blocks as fast a
 much table memory waits for a grace period at peak under each reclaim strategy, and how long does
 each RCU callback run? Callback p50/p99 are upper bounds of power-of-two buckets (shown "≤").
 
-JSON keys and what they mean:
+JSON keys and what they mean (bench reclaim: one object per storm and strategy, see its table):
 ${legend()}`;
 
 export const benchCommand: Command = {

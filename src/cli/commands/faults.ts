@@ -191,11 +191,26 @@ export function faultsTable(reports: readonly StressRunReport[]): string[] {
 function failureLine(r: StressRunReport): string {
   const p = problems(r);
   const parts: string[] = [];
+  const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? "" : "s"}`;
   if (p.uaf > 0) parts.push(`${p.uaf} use-after-free`);
-  if (p.leaked > 0) parts.push(`${p.leaked} leaked pages`);
-  if (p.audit + p.corrupt > 0) parts.push(`${p.audit + p.corrupt} audit problems`);
+  if (p.leaked > 0) parts.push(plural(p.leaked, "leaked page"));
+  if (p.audit + p.corrupt > 0) parts.push(plural(p.audit + p.corrupt, "audit problem"));
   const first = r.firstFault ?? r.auditProblems[0];
   return `  ${r.options.strategy}: ${parts.join(", ")}${first ? ` (first: ${first})` : ""}`;
+}
+
+/** The whole text report: the table, a line per failed run, and the PASS/FAIL verdict last. */
+export function faultsReport(
+  reports: readonly StressRunReport[],
+  seed: number,
+): { lines: string[]; ok: boolean } {
+  const bad = reports.filter(failed);
+  const ok = bad.length === 0;
+  const runs = `${reports.length} run${reports.length === 1 ? "" : "s"}`;
+  const summary = ok
+    ? `${runs}, no use-after-free, leak or table damage (seed ${seed})`
+    : `${bad.length} of ${runs} failed their checks (replay with --seed ${seed})`;
+  return { lines: [...faultsTable(reports), "", ...bad.map(failureLine), verdict(ok, summary)], ok };
 }
 
 export const faultsCommand: Command = {
@@ -218,16 +233,12 @@ export const faultsCommand: Command = {
     } finally {
       progress.done();
     }
-    const bad = reports.filter(failed);
     if (json) {
       io.out(JSON.stringify({ seed, reports }, null, 2));
-      return bad.length > 0 ? 1 : 0;
+      return reports.some(failed) ? 1 : 0;
     }
-    const ok = bad.length === 0;
-    const summary = ok
-      ? `${reports.length} run${reports.length === 1 ? "" : "s"}, no use-after-free, leak or table damage (seed ${seed})`
-      : `${bad.length} of ${reports.length} runs failed their checks (replay with --seed ${seed})`;
-    io.out([...faultsTable(reports), "", ...bad.map(failureLine), verdict(ok, summary)].join("\n"));
+    const { lines, ok } = faultsReport(reports, seed);
+    io.out(lines.join("\n"));
     return ok ? 0 : 1;
   },
 };
