@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { BENCHES, type BenchSpec, resultText, stormsText } from "../src/bench/mod.js";
 import type { StormResult } from "../src/bench/reclaim.js";
-import { BENCHES, formatStorms } from "../src/cli/commands/bench.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const quick = process.argv.includes("--quick");
@@ -39,18 +39,24 @@ function anchor(): Record<string, number> | null {
   }
 }
 
+function bench(name: string): BenchSpec {
+  const b = BENCHES.get(name);
+  if (!b) throw new Error(`no benchmark named ${name}`);
+  return b;
+}
+
 async function main(): Promise<void> {
   const results: Record<string, Record<string, number>> = {};
   for (const name of ["rwlock", "pgtable", "rcu"]) {
     process.stderr.write(`bench ${name} ...\n`);
-    results[name] = (await BENCHES[name]!(quick)) as Record<string, number>;
+    results[name] = (await bench(name).run({ quick })) as Record<string, number>;
   }
   process.stderr.write("liburcu anchor ...\n");
   const urcu = anchor();
   process.stderr.write("bench faults ...\n");
-  results.faults = (await BENCHES.faults!(quick)) as Record<string, number>;
+  results.faults = (await bench("faults").run({ quick })) as Record<string, number>;
   process.stderr.write("bench reclaim ...\n");
-  const reclaim = (await BENCHES.reclaim!(quick)) as { storms: StormResult[] };
+  const reclaim = (await bench("reclaim").run({ quick })) as { storms: StormResult[] };
 
   const targets: Target[] = [];
   const r = results.rcu!;
@@ -95,8 +101,7 @@ async function main(): Promise<void> {
   for (const [name, res] of Object.entries(results)) {
     if (name === "reclaim") continue;
     console.log(`\n## ${name}`);
-    for (const [k, v] of Object.entries(res))
-      console.log(`  ${k.padEnd(28)} ${typeof v === "number" ? v.toFixed(3) : JSON.stringify(v)}`);
+    for (const line of resultText(res)) console.log(`  ${line}`);
   }
   if (urcu) {
     console.log("\n## liburcu anchor (same sitting)");
@@ -104,14 +109,21 @@ async function main(): Promise<void> {
   } else
     console.log("\n(liburcu anchor not available: ../shared/anchors/liburcu_bench.sh missing or failed)");
   console.log("\n## reclaim (collapse storms, 2 vCPUs)");
-  console.log(formatStorms(reclaim.storms));
+  for (const line of stormsText(reclaim.storms)) console.log(line);
   console.log("\n## targets");
+  const missed: string[] = [];
   for (const t of targets) {
     const ok = t.kind === "<=" ? t.value <= t.limit : t.value >= t.limit;
+    if (!ok) missed.push(t.name);
     console.log(
       `  ${ok ? "met " : "MISS"}  ${t.name.padEnd(34)} ${t.value.toFixed(3)} (target ${t.kind} ${t.limit})`,
     );
   }
+  // A verdict, but not an exit status: misses on a loaded machine are recorded, not failures.
+  console.log(
+    `\n${missed.length === 0 ? "PASS" : "MISS"}: ${targets.length - missed.length} of ${targets.length} targets met` +
+      (missed.length > 0 ? ` (missed: ${missed.join("; ")})` : ""),
+  );
   const out = join(root, "bench/results");
   mkdirSync(out, { recursive: true });
   writeFileSync(

@@ -13,7 +13,7 @@
  *    map split a block, in which case the caller's permissions win (see ops/map.ts).
  *  - unmap removes every leaf the range touches, whole (a partial block unmap removes the block).
  *  - wrprotect clears W on every valid leaf the range touches; relax adds permissions to the leaf
- *    covering an address (AGAIN when none); mkyoung/clear-young set and clear the access flag.
+ *    covering an address (AGAIN when none; EINVAL, unchanged, for X on device memory); mkyoung/clear-young set and clear the access flag.
  *  - split breaks blocks into pages in address order while the memory cache lasts: a whole block at
  *    once when the cache holds enough pages, otherwise one level and then each child from the walk's
  *    address on, stopping with NOMEM when the cache is empty.
@@ -160,6 +160,11 @@ export class Model {
     const hit = this.covering(ipa);
     if (hit === undefined || hit[1].owner !== 0) {
       this.res.ret = Errno.AGAIN;
+      return this.res;
+    }
+    // Device memory never becomes executable (map refuses device|X): EINVAL, the leaf unchanged.
+    if ((prot & Prot.X) !== 0 && (hit[1].prot & Prot.DEVICE) !== 0) {
+      this.res.ret = Errno.INVAL;
       return this.res;
     }
     this.leaves.set(hit[0], { ...hit[1], prot: hit[1].prot | (prot & RWX) });

@@ -139,12 +139,24 @@ function reservedNote(level: number, granule: Granule): string {
 }
 
 /**
+ * The first level a `granule` table can have: 0 for 4K and 16K; 1 for 64K, whose level 1 already
+ * resolves 48 (52 with FEAT_LPA) bits, so a 64K table has no level 0.
+ */
+export function firstLevel(granule: Granule): number {
+  return granule === 65536 ? 1 : 0;
+}
+
+/**
  * Decodes `pte` (any 64-bit value; negative BigInts are read as two's complement) as a stage-2
- * descriptor found at `level` (0..3) of a `granule` table. Throws RangeError for a bad level.
+ * descriptor found at `level` of a `granule` table: 0..3, or 1..3 for 64K (see firstLevel).
+ * Throws RangeError for a level the granule does not have.
  */
 export function decodeDescriptor(pte: Pte, level: number, granule: Granule): DecodedDescriptor {
-  if (!Number.isInteger(level) || level < 0 || level > 3) {
-    throw new RangeError(`Cannot decode at level ${level}: stage-2 levels are 0 to 3`);
+  const first = firstLevel(granule);
+  if (!Number.isInteger(level) || level < first || level > 3) {
+    throw new RangeError(
+      `Cannot decode at level ${level}: ${granule / 1024}K-granule stage-2 levels are ${first} to 3`,
+    );
   }
   const raw = BigInt.asUintN(64, pte);
   const base = { raw, level, granule, nextTable: -1, oa: -1, leaf: null, locked: false, owner: 0 };

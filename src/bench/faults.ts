@@ -8,6 +8,7 @@ import { Vm } from "../kvm/vm.js";
 import type { FaultMode } from "../kvm/fault.js";
 import type { MemslotSpec } from "../kvm/memslot.js";
 import { VcpuPool } from "../sim/host.js";
+import type { BenchOptions } from "./options.js";
 
 export interface FaultBenchResult {
   nsPerFault1v: number;
@@ -71,7 +72,7 @@ async function tearDown(s: Setup): Promise<void> {
  * other (so a noisy moment hits them all alike), a first round warms the JIT up and is not
  * counted, and the best of the other `reps` rounds counts for each configuration.
  */
-export async function runFaultBench(opts: { quick?: boolean } = {}): Promise<FaultBenchResult> {
+export async function runFaultBench(opts: BenchOptions = {}): Promise<FaultBenchResult> {
   const bytesPerVcpu = opts.quick ? 16 * 1024 * 1024 : 512 * 1024 * 1024;
   const reps = opts.quick ? 1 : 7;
   const configs: [FaultMode, number][] = [
@@ -84,7 +85,13 @@ export async function runFaultBench(opts: { quick?: boolean } = {}): Promise<Fau
   try {
     for (const [mode, vcpus] of configs) setups.push(await setUp(mode, vcpus, bytesPerVcpu));
     for (let r = 0; r <= reps; r++) {
-      for (const s of setups) {
+      for (const [i, s] of setups.entries()) {
+        const [mode, vcpus] = configs[i] as [FaultMode, number];
+        opts.progress?.(
+          r * setups.length + i,
+          (reps + 1) * setups.length,
+          `round ${r}: ${mode}, ${vcpus} vCPU`,
+        );
         const ns = await round(s);
         if (r > 0) s.best = Math.min(s.best, ns);
       }

@@ -21,6 +21,7 @@ import { Prot } from "../arch/descriptor.js";
 import { Errno } from "../common/errno.js";
 import { MemCache, PagePool } from "../mem/mod.js";
 import { destroy, getLeaf, LeafResult, map, Stage2, unmap, WalkFlag } from "../pgtable/mod.js";
+import type { BenchOptions } from "./options.js";
 
 export interface PgtableBenchResult {
   /** Bytes mapped by each phase (1 GiB, or 64 MiB when quick). */
@@ -188,7 +189,7 @@ function round(b: Bench, addrs: Float64Array, out: LeafResult, memory: number[])
 }
 
 /** Runs every phase (best of several rounds after a warm-up) and returns plain numbers. */
-export function runPgtableBench(opts: { quick?: boolean } = {}): PgtableBenchResult {
+export function runPgtableBench(opts: BenchOptions = {}): PgtableBenchResult {
   const quick = opts.quick === true;
   const bytes = quick ? 64 * 2 ** 20 : GiB;
   const b = setup(bytes);
@@ -196,8 +197,11 @@ export function runPgtableBench(opts: { quick?: boolean } = {}): PgtableBenchRes
   const out = new LeafResult();
   const memory = [0, 0];
   round(b, addrs.subarray(0, LOOKUPS / 8), out, memory); // warm-up: let the JIT settle
+  const rounds = quick ? 1 : 4;
+  opts.progress?.(0, rounds, "round 1");
   const best = round(b, addrs, out, memory);
-  for (let r = 1; r < (quick ? 1 : 4); r++) {
+  for (let r = 1; r < rounds; r++) {
+    opts.progress?.(r, rounds, `round ${r + 1}`);
     const next = round(b, addrs, out, memory);
     for (const k of Object.keys(best) as (keyof Timings)[]) best[k] = Math.min(best[k], next[k]);
   }

@@ -14,6 +14,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { Rcu, type RcuThread } from "../rcu/mod.js";
+import type { BenchOptions } from "./options.js";
 import { BENCH_KIND_COUNT } from "./rcu-callbacks.js";
 
 export interface RcuBenchResult {
@@ -146,12 +147,18 @@ async function callThroughput(sz: Sizes): Promise<{ perSec: number; enqueuePerSe
 }
 
 /** Runs every RCU measurement; quick keeps the total to a few hundred ms. */
-export async function runRcuBench(opts: { quick?: boolean } = {}): Promise<RcuBenchResult> {
+export async function runRcuBench(opts: BenchOptions = {}): Promise<RcuBenchResult> {
   const sz = opts.quick ? QUICK : FULL;
+  const step = (done: number, what: string): void => opts.progress?.(done, 5, what);
+  step(0, "mb read pairs");
   const mbReadPairNs = await readPairNs("mb", sz);
+  step(1, "qsbr read pairs");
   const qsbrReadPairNs = await readPairNs("qsbr", sz);
+  step(2, "synchronize, idle");
   const syncIdle = await syncIdleUs(sz);
+  step(3, "synchronize, busy reader");
   const syncReader = await syncWithReaderUs(sz);
+  step(4, "call_rcu throughput");
   const calls = await callThroughput(sz);
   return {
     mbReadPairNs,

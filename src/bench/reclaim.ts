@@ -12,6 +12,7 @@ import type { ReclaimStatsSnapshot } from "../kvm/reclaim/stats.js";
 import { STRATEGIES, type StrategyName } from "../kvm/reclaim/strategy.js";
 import { Vm } from "../kvm/vm.js";
 import { VcpuPool } from "../sim/host.js";
+import type { BenchOptions } from "./options.js";
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -83,11 +84,15 @@ async function storm(strategy: StrategyName, blockSize: number, populated: numbe
   };
 }
 
-export async function runReclaimStudy(opts: { quick?: boolean } = {}): Promise<{ storms: StormResult[] }> {
+export async function runReclaimStudy(opts: BenchOptions = {}): Promise<{ storms: StormResult[] }> {
   const populated = opts.quick ? 64 * MIB : GIB;
   const storms: StormResult[] = [];
+  const total = 2 * STRATEGIES.length;
   for (const blockSize of [2 * MIB, GIB]) {
-    for (const strategy of STRATEGIES) storms.push(await storm(strategy, blockSize, populated));
+    for (const strategy of STRATEGIES) {
+      opts.progress?.(storms.length, total, `${blockSize === GIB ? "1G" : "2M"} storm, ${strategy}`);
+      storms.push(await storm(strategy, blockSize, populated));
+    }
   }
   return { storms };
 }

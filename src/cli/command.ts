@@ -22,6 +22,17 @@ export interface Command {
   run(argv: string[], io: CliIo): Promise<number>;
 }
 
+/**
+ * Output or files that could not be written for a reason that is not the user's input (a full disk,
+ * an I/O error): one line, exit code 1, no stack.
+ */
+export class OutputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "OutputError";
+  }
+}
+
 /** Bad command-line input. The message is one line and names the offending flag, value or line. */
 export class UsageError extends Error {
   constructor(message: string) {

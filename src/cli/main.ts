@@ -1,15 +1,32 @@
 #!/usr/bin/env node
 /**
  * `stage2` command-line entry point: dispatches to the subcommands listed in commands/index.ts.
- * Exit codes: 0 success, 1 a run that failed its own checks, 2 bad input (UsageError).
+ *
+ * Exit codes:
+ *   0  success; also when stdout is closed early (`stage2 ... | head -1`): the reader has all it
+ *      wanted, so the command ends quietly, as Unix tools do
+ *   1  the run failed its own checks (and printed FAIL), or its output or files could not be written
+ *      (one line naming the error, e.g. ENOSPC)
+ *   2  bad input: one line naming the problem on stderr, nothing on stdout, nothing written
+ *   70 internal error (a bug): one line asking for a report; STAGE2_DEBUG=1 adds the stack
+ *
+ * No path prints a stack trace unless STAGE2_DEBUG=1.
  */
 import { readFile } from "node:fs/promises";
-import { type CliIo, UsageError } from "./command.js";
+import { type CliIo, OutputError, UsageError } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
+import { quote, sanitize } from "./parse.js";
+
+/** sysexits.h EX_SOFTWARE: the program itself is wrong. */
+const EXIT_INTERNAL = 70;
 
 const io: CliIo = {
-  out: (text) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`),
-  err: (text) => process.stderr.write(text.endsWith("\n") ? text : `${text}\n`),
+  out: (text) => {
+    process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+  },
+  err: (text) => {
+    process.stderr.write(text.endsWith("\n") ? text : `${text}\n`);
+  },
   async readInput(path) {
     if (path !== "-") return readFile(path, "utf8");
     const chunks: Buffer[] = [];
@@ -30,14 +47,22 @@ function topUsage(): string {
     ...lines,
     "",
     "Run `stage2 <command> --help` for a command's options.",
+    "Exit codes: 0 success, 1 checks failed or output could not be written, 2 bad input, 70 bug.",
   ].join("\n");
 }
 
+const HELP = new Set(["--help", "-h", "help"]);
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+  if (name === undefined) {
+    const names = COMMANDS.map((c) => c.name).join(", ");
+    io.err(`stage2: missing command: one of ${names} (run \`stage2 --help\` for what each does)`);
+    return 2;
+  }
+  if (HELP.has(name)) {
     io.out(topUsage());
-    return name === undefined ? 2 : 0;
+    return 0;
   }
   if (name === "--version") {
     io.out("stage2 0.1.0");
@@ -45,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
-    io.err(`stage2: unknown command "${name}" (run \`stage2 --help\` for the list)`);
+    io.err(`stage2: unknown command ${quote(name)} (run \`stage2 --help\` for the list)`);
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
@@ -59,16 +84,55 @@ export async function main(argv: string[]): Promise<number> {
       io.err(`stage2 ${name}: ${e.message}`);
       return 2;
     }
+    if (e instanceof OutputError) {
+      io.err(`stage2 ${name}: ${e.message}`);
+      return 1;
+    }
     throw e;
   }
 }
 
+/** Errors a write to a closed or failing stream reports; anything else is a bug. */
+function ioErrorLine(e: NodeJS.ErrnoException, stream: string): string {
+  return `stage2: cannot write ${stream}: ${e.code ?? "error"} (${sanitize(e.message.split("\n")[0] ?? "", 120)})`;
+}
+
+/**
+ * stdout closed by its reader (EPIPE): end quietly with 0. Any other write error (ENOSPC, EIO):
+ * one line on stderr, exit 1. Registered before any output, so no write error is ever unhandled.
+ */
+function watchOutput(): void {
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    try {
+      process.stderr.write(`${ioErrorLine(e, "standard output")}\n`);
+    } finally {
+      process.exit(1);
+    }
+  });
+  // Nowhere left to report a stderr failure: a closed stderr ends the run like a closed stdout.
+  process.stderr.on("error", (e: NodeJS.ErrnoException) => process.exit(e.code === "EPIPE" ? 0 : 1));
+}
+
+/** A bug: one line, the stack only under STAGE2_DEBUG=1. */
+function internalError(e: unknown): void {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const debug = process.env.STAGE2_DEBUG === "1";
+  const detail = debug ? `\n${err.stack ?? ""}` : " (STAGE2_DEBUG=1 shows the stack)";
+  process.stderr.write(
+    `stage2: internal error: ${sanitize(`${err.name}: ${err.message.split("\n")[0]}`, 200)}; please report it${detail}\n`,
+  );
+  process.exitCode = EXIT_INTERNAL;
+}
+
+watchOutput();
+process.on("uncaughtException", (e) => {
+  internalError(e);
+  process.exit(EXIT_INTERNAL);
+});
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
-  (e: unknown) => {
-    process.stderr.write(`stage2: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
-    process.exitCode = 1;
-  },
+  (e: unknown) => internalError(e),
 );

@@ -103,6 +103,23 @@ describe("startProgress()", () => {
     assert.ok(last.startsWith("\rbench  9") && last.endsWith("s\x1b[K"), JSON.stringify(last));
   });
 
+  test("while no update arrives the line is redrawn each second so the elapsed time moves", () => {
+    const f = fake(true);
+    const p = startProgress("bench", 3, f.options);
+    p.update(1, "step");
+    f.advance(1000);
+    f.fireTimer(); // the first draw, after the delay
+    f.advance(1000);
+    f.fireTimer(); // the tick one second later
+    assert.deepEqual(f.writes, ["\rbench  1/3 (33%)  step  1s\x1b[K", "\rbench  1/3 (33%)  step  2s\x1b[K"]);
+    p.update(2, "next", 4);
+    assert.equal(f.writes.length, 2, "an update within 100 ms of a draw waits");
+    f.advance(100);
+    p.update(2, "next", 4);
+    assert.equal(f.writes.at(-1), "\rbench  2/4 (50%)  next  2s\x1b[K", "a new total replaces the old");
+    p.done();
+  });
+
   test("calls after done() are ignored and the timer does not draw", () => {
     const f = fake(true);
     const p = startProgress("x", 2, f.options);

@@ -5,8 +5,8 @@
  * - It draws only when the stream is a TTY (and TERM is not "dumb"); a pipe, a file, CI logs and
  *   `--json` runs (pass `enabled: false`) never see a byte of it.
  * - Nothing is drawn during the first second (`delayMs`): a short run leaves no trace. A timer
- *   (unref'd, so it never keeps the process alive) draws the latest state once the delay has passed,
- *   so a run that sits in one long step still shows that it is alive.
+ *   (unref'd, so it never keeps the process alive) draws the latest state once the delay has passed
+ *   and every second after, so a run that sits in one long step still shows that it is alive.
  * - Redraws are rate-limited to one per `intervalMs` (100 ms: at most ~10 per second); updates in
  *   between only record the state.
  * - `done()` erases the line (`\r` + erase-to-end-of-line) if anything was drawn, and makes every
@@ -40,13 +40,18 @@ export interface ProgressOptions {
 }
 
 export interface Progress {
-  /** Records `done` units (of `total`, if given) and an optional short detail; redraws if due. */
-  update(done: number, detail?: string): void;
+  /**
+   * Records `done` units and an optional short detail; redraws if due. `total` replaces the total
+   * given at start (for runs that learn it as they go).
+   */
+  update(done: number, detail?: string, total?: number): void;
   /** Erases the line if one was drawn; later calls do nothing. */
   done(): void;
 }
 
 const ERASE_LINE = "\x1b[K";
+/** Redraw period while no update arrives (the elapsed time still moves). */
+const TICK_MS = 1000;
 const NOOP: Progress = { update() {}, done() {} };
 
 function defaultSchedule(fn: () => void, ms: number): () => void {
@@ -72,6 +77,7 @@ export function startProgress(label: string, total?: number, options: ProgressOp
   const intervalMs = options.intervalMs ?? 100;
   const started = now();
   let doneUnits = 0;
+  let totalUnits = total;
   let detail = "";
   let drawn = false;
   let lastDraw = Number.NEGATIVE_INFINITY;
@@ -82,17 +88,24 @@ export function startProgress(label: string, total?: number, options: ProgressOp
     lastDraw = t;
     drawn = true;
     stream.write(
-      `\r${fitToWidth(formatLine(label, doneUnits, total, detail, t - started), stream)}${ERASE_LINE}`,
+      `\r${fitToWidth(formatLine(label, doneUnits, totalUnits, detail, t - started), stream)}${ERASE_LINE}`,
     );
   };
-  const cancel = (options.schedule ?? defaultSchedule)(() => {
-    if (!finished) draw();
-  }, delayMs);
+  // The first draw after delayMs, then one a second so the elapsed time moves in a long step.
+  const schedule = options.schedule ?? defaultSchedule;
+  let cancel = (): void => {};
+  const tick = (): void => {
+    if (finished) return;
+    draw();
+    cancel = schedule(tick, TICK_MS);
+  };
+  cancel = schedule(tick, delayMs);
 
   return {
-    update(units: number, text?: string): void {
+    update(units: number, text?: string, newTotal?: number): void {
       if (finished) return;
       doneUnits = units;
+      if (newTotal !== undefined) totalUnits = newTotal;
       if (text !== undefined) detail = text;
       const t = now();
       if (t - started >= delayMs && t - lastDraw >= intervalMs) draw();

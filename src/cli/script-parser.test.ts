@@ -88,7 +88,7 @@ describe("parseScript", () => {
     fails("relax 0x0 rw device", /^line 1: relax: expected IPA PROT, got 3 arguments$/);
     fails("owner 0x0 4K 0", /^line 1: owner: ID 0 is not an owner id \(1\.\.255\)$/);
     fails("owner 0x0 4K 256", /^line 1: owner: ID 256 is not an owner id/);
-    fails("get 0x20000000000000000", /^line 1: get: IPA: "0x20000000000000000" is too large$/);
+    fails("get 0x20000000000000000", /^line 1: get: IPA: "0x20000000000000000" is too large \(over 2\^53\)$/);
   });
 });
 

@@ -21,7 +21,7 @@
  */
 import { Prot } from "../arch/descriptor.js";
 import { UsageError } from "./command.js";
-import { parseNumber } from "./parse.js";
+import { parseNumber, quote } from "./parse.js";
 
 export type RangeOpKind = "unmap" | "wrprotect" | "split" | "flush" | "mkold";
 
@@ -62,14 +62,14 @@ export const SCRIPT_OPS = Object.keys(SYNTAX) as readonly ScriptOp["kind"][];
 /** Parses PROT ("rw", "r-x", "rwx"...); `device` adds Prot.DEVICE. Throws Error with the reason. */
 export function parseProt(text: string, device: boolean): number {
   const t = text.toLowerCase();
-  if (!/^[rwx-]+$/.test(t)) throw new Error(`PROT "${text}" is not a combination of r, w and x`);
+  if (!/^[rwx-]+$/.test(t)) throw new Error(`PROT ${quote(text)} is not a combination of r, w and x`);
   let prot = 0;
   for (const c of t.replace(/-/g, "")) {
     const bit = c === "r" ? Prot.R : c === "w" ? Prot.W : Prot.X;
-    if (prot & bit) throw new Error(`PROT "${text}" repeats "${c}"`);
+    if (prot & bit) throw new Error(`PROT ${quote(text)} repeats "${c}"`);
     prot |= bit;
   }
-  if (prot === 0) throw new Error(`PROT "${text}" grants nothing: use at least one of r, w, x`);
+  if (prot === 0) throw new Error(`PROT ${quote(text)} grants nothing: use at least one of r, w, x`);
   return device ? prot | Prot.DEVICE : prot;
 }
 
@@ -91,7 +91,7 @@ function parseOp(kind: ScriptOp["kind"], args: string[]): ScriptOp {
   const want = SYNTAX[kind] === "" ? 0 : SYNTAX[kind].split(" ").filter((w) => !w.startsWith("[")).length;
   const device = (kind === "map" || kind === "collapse") && args.length === 5;
   if (device && args[4]?.toLowerCase() !== "device") {
-    throw new Error(`unexpected argument "${args[4]}" (only "device" may follow PROT)`);
+    throw new Error(`unexpected argument ${quote(args[4] as string)} (only "device" may follow PROT)`);
   }
   if (args.length !== want && !device) {
     const usage = SYNTAX[kind] === "" ? "no arguments" : SYNTAX[kind];
@@ -141,7 +141,9 @@ export function parseScript(source: string): ScriptLine[] {
     if (words.length === 0) continue;
     const name = (words[0] as string).toLowerCase();
     if (!Object.hasOwn(SYNTAX, name)) {
-      throw new UsageError(`line ${i + 1}: unknown operation "${words[0]}" (use ${SCRIPT_OPS.join(", ")})`);
+      throw new UsageError(
+        `line ${i + 1}: unknown operation ${quote(words[0] as string)} (use ${SCRIPT_OPS.join(", ")})`,
+      );
     }
     const kind = name as ScriptOp["kind"];
     try {

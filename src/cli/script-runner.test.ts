@@ -109,6 +109,11 @@ describe("ScriptSession", () => {
       paBits: 40,
     });
     failsWith("map 0x0 4K 0x0 rx device", /: EINVAL \(device memory cannot be executable at stage 2\)$/);
+    // relax used to grant X on a device mapping that map refuses to create executable.
+    failsWith(
+      "map 0x0 4K 0x0 rw device\nrelax 0x0 x",
+      /^line 2: relax 0x0 x: EINVAL \(device memory cannot be executable at stage 2 \(map refuses it too\)\)$/,
+    );
     failsWith("collapse 0x0 4M 0x0 rw", /: EINVAL \(SIZE 4M is not a block size \(1G or 2M\)\)$/);
     failsWith("collapse 0x1000 2M 0x0 rw", /: EINVAL \(IPA 0x1000 is not aligned to the 2M block size\)$/);
     failsWith(

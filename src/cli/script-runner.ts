@@ -31,6 +31,7 @@ import {
   wrprotect,
 } from "../pgtable/mod.js";
 import { UsageError } from "./command.js";
+import { sanitize } from "./parse.js";
 import type { ScriptLine, ScriptOp } from "./script-parser.js";
 
 export interface ScriptConfig {
@@ -107,7 +108,9 @@ export class ScriptSession {
       return this.exec(line.op, line.line);
     } catch (e) {
       if (!(e instanceof OpFailure)) throw e;
-      throw new UsageError(`line ${line.line}: ${line.text}: ${errnoName(e.code)} (${e.message})`);
+      throw new UsageError(
+        `line ${line.line}: ${sanitize(line.text, 120)}: ${errnoName(e.code)} (${e.message})`,
+      );
     }
   }
 
@@ -173,10 +176,15 @@ export class ScriptSession {
           size: op.size,
           young: testClearYoung(this.pgt, op.ipa, op.size, true),
         };
-      case "relax":
+      case "relax": {
         this.requireLeaf(op.ipa);
-        this.check(relaxPerms(this.pgt, op.ipa, op.prot));
+        const ret = relaxPerms(this.pgt, op.ipa, op.prot);
+        // PROT was parsed (no device bit), so EINVAL here is relax refusing X on a device leaf.
+        if (ret === Errno.INVAL)
+          throw new OpFailure(ret, "device memory cannot be executable at stage 2 (map refuses it too)");
+        this.check(ret);
         return null;
+      }
       case "mkyoung":
         this.requireLeaf(op.ipa);
         if (mkyoung(this.pgt, op.ipa) === 0n)

@@ -23,8 +23,14 @@
  * conveniences that it can cross-check.
  *
  * Take the image with no walker running: the copy is not a consistent snapshot otherwise.
+ *
+ * Both files are written whole or not at all: each goes to a temporary name in DIR, is flushed to
+ * disk, and only when both are complete are they renamed over tables.bin and tables.json. A
+ * failure (a full disk, a tables.json that is a directory) removes the temporary files, leaves any
+ * earlier image as it was, and throws ImageWriteError naming the file that failed.
  */
-import { mkdir, stat, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { lstat, mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Stage2 } from "./stage2.js";
 
@@ -117,14 +123,92 @@ async function makeDirs(dir: string): Promise<void> {
   }
 }
 
-/** Writes DIR/tables.bin and DIR/tables.json (creating DIR); returns the two paths. */
-export async function writeImage(pgt: Stage2, dir: string): Promise<{ bin: string; json: string }> {
+/** Writing the image failed: `path` is the file or directory that could not be written. */
+export class ImageWriteError extends Error {
+  constructor(
+    readonly path: string,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ImageWriteError";
+  }
+}
+
+/** The file operations writeImage uses; tests substitute failing ones (a full disk). */
+export interface ImageFs {
+  /** Creates `path` (it must not exist), writes `data`, flushes it to disk, closes it. */
+  writeNew(path: string, data: Uint8Array | string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  remove(path: string): Promise<void>;
+}
+
+const nodeFs: ImageFs = {
+  async writeNew(path, data) {
+    const file = await open(path, "wx");
+    try {
+      await file.writeFile(data);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+  },
+  rename: (from, to) => rename(from, to),
+  remove: (path) => rm(path, { force: true }),
+};
+
+function failure(path: string, e: unknown): ImageWriteError {
+  const err = e as NodeJS.ErrnoException;
+  const code = err.code ?? "EIO";
+  return new ImageWriteError(path, code, `Cannot write ${path}: ${code}`);
+}
+
+/** A target that exists and is not a regular file (a directory, say) would fail the rename late. */
+async function refuseNonFile(path: string): Promise<void> {
+  let isFile = true;
+  try {
+    isFile = (await lstat(path)).isFile();
+  } catch {
+    return; // absent: fine
+  }
+  if (!isFile) throw new ImageWriteError(path, "EEXIST", `Cannot write ${path}: it exists and is not a file`);
+}
+
+/**
+ * Writes DIR/tables.bin and DIR/tables.json (creating DIR), both or neither (see the file comment);
+ * returns the two paths. Throws ImageWriteError naming the path that failed.
+ */
+export async function writeImage(
+  pgt: Stage2,
+  dir: string,
+  fs: ImageFs = nodeFs,
+): Promise<{ bin: string; json: string }> {
   const meta = imageMeta(pgt);
-  const bytes = imageBytes(pgt);
-  await makeDirs(dir);
   const bin = join(dir, "tables.bin");
   const json = join(dir, "tables.json");
-  await writeFile(bin, bytes);
-  await writeFile(json, `${JSON.stringify(meta, null, 2)}\n`);
+  const files: [string, Uint8Array | string][] = [
+    [bin, imageBytes(pgt)],
+    [json, `${JSON.stringify(meta, null, 2)}\n`],
+  ];
+  try {
+    await makeDirs(dir);
+  } catch (e) {
+    throw failure(dir, e);
+  }
+  for (const [path] of files) await refuseNonFile(path);
+  const tag = `${process.pid}-${randomBytes(4).toString("hex")}`;
+  const temps: string[] = [];
+  try {
+    for (const [path, data] of files) {
+      const tmp = join(dir, `.${path.slice(dir.length + 1)}.${tag}.tmp`);
+      temps.push(tmp);
+      await fs.writeNew(tmp, data).catch((e: unknown) => Promise.reject(failure(path, e)));
+    }
+    for (const [i, [path]] of files.entries())
+      await fs.rename(temps[i] as string, path).catch((e: unknown) => Promise.reject(failure(path, e)));
+  } catch (e) {
+    for (const tmp of temps) await fs.remove(tmp).catch(() => {});
+    throw e;
+  }
   return { bin, json };
 }

@@ -1,41 +1,51 @@
 /**
- * `stage2 bench rcu|faults|pgtable|rwlock`: one benchmark, as a table or one JSON object.
- * `npm run bench` (bench/run-all.ts) runs them all next to the liburcu anchor and checks targets.
+ * `stage2 bench <name>`: one benchmark, as a table with labels and units, or one JSON object with
+ * the raw keys. `npm run bench` (bench/run-all.ts) runs them all next to the liburcu anchor.
  */
-import { runFaultBench } from "../../bench/faults.js";
-import { runPgtableBench } from "../../bench/pgtable.js";
-import { runRcuBench } from "../../bench/rcu.js";
-import { runReclaimStudy, type StormResult } from "../../bench/reclaim.js";
-import { runRwlockBench } from "../../bench/rwlock.js";
+import { BENCHES, LABELS, resultText, stormsText } from "../../bench/mod.js";
+import type { StormResult } from "../../bench/reclaim.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
-import { parseFlags } from "../parse.js";
+import { parseFlags, quote } from "../parse.js";
+import { startProgress } from "../progress.js";
 
-const USAGE = `Usage: stage2 bench <rcu|faults|pgtable|rwlock|reclaim> [--json] [--quick]
+const NAMES = [...BENCHES.keys()];
 
-  rcu      read-side pair (mb, qsbr), synchronize latency idle and with a busy reader, call() throughput
-  faults   vCPU workers populating disjoint regions with 4K pages: 1 and 2 vCPUs, shared and exclusive
-  pgtable  map/unmap of 1 GiB in 4K pages and 2M blocks, get_leaf, table memory per GiB
-  rwlock   mmu_lock read and write pairs, uncontended
-  reclaim  collapse storms per reclaim strategy: peak pending callbacks/pages, callback durations
+/** Every --json key under its benchmark's name, with its label and unit. */
+function legend(): string {
+  const width = Math.max(...[...LABELS.keys()].map((k) => k.length));
+  const lines: string[] = [];
+  for (const name of BENCHES.keys()) {
+    const keys = [...LABELS.entries()].filter(([, l]) => l.bench === name);
+    if (keys.length === 0) continue;
+    lines.push(`  ${name}:`);
+    for (const [key, l] of keys)
+      lines.push(`    ${key.padEnd(width)}  ${l.label}${l.unit ? ` (${l.unit})` : ""}`);
+  }
+  return lines.join("\n");
+}
+
+const USAGE = `Usage: stage2 bench <${NAMES.join("|")}> [--json] [--quick]
+
+${[...BENCHES.values()].map((b) => `  ${b.name.padEnd(8)} ${b.summary}`).join("\n")}
 
 Options:
-  --json    print one JSON object
+  --json    print one JSON object with the raw keys below (no table, no progress line)
   --quick   a short run (smoke test; figures are noisy)
 
-Figures are wall-clock on this machine; compare them only with figures from the same run
-(npm run bench prints them side by side with the liburcu anchor).`;
+Figures are wall-clock on this machine, the best of several rounds; compare them only with figures
+from the same run (npm run bench prints them side by side with the liburcu anchor). A progress
+line is shown on a terminal for runs longer than a second.
 
-export const BENCHES: Record<string, (quick: boolean) => Promise<object>> = {
-  rcu: (quick) => runRcuBench({ quick }),
-  faults: (quick) => runFaultBench({ quick }),
-  pgtable: async (quick) => runPgtableBench({ quick }),
-  rwlock: async () => runRwlockBench(),
-  reclaim: (quick) => runReclaimStudy({ quick }),
-};
+bench reclaim answers: when vCPUs replace populated tables with blocks as fast as they can, how
+much table memory waits for a grace period at peak under each reclaim strategy, and how long does
+each RCU callback run? Callback p50/p99 are upper bounds of power-of-two buckets (shown "≤").
+
+JSON keys and what they mean (bench reclaim: one object per storm and strategy, see its table):
+${legend()}`;
 
 export const benchCommand: Command = {
   name: "bench",
-  summary: "run one benchmark (rcu, faults, pgtable, rwlock, reclaim)",
+  summary: `run one benchmark (${NAMES.join(", ")})`,
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
     const { values, positionals } = parseFlags(
@@ -44,47 +54,24 @@ export const benchCommand: Command = {
       true,
     );
     const [name, ...extra] = positionals;
-    if (name === undefined)
-      throw new UsageError("missing benchmark name: rcu, faults, pgtable, rwlock or reclaim");
-    if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
-    const bench = BENCHES[name];
-    if (!bench)
-      throw new UsageError(`unknown benchmark "${name}": use rcu, faults, pgtable, rwlock or reclaim`);
-    const result = await bench(values.quick === true);
-    if (values.json) io.out(JSON.stringify(result));
-    else if ("storms" in result) io.out(formatStorms((result as { storms: StormResult[] }).storms));
-    else
-      for (const [k, v] of Object.entries(result))
-        io.out(`${k.padEnd(28)} ${typeof v === "number" ? round(v) : JSON.stringify(v)}`);
+    if (name === undefined) throw new UsageError(`missing benchmark name: one of ${NAMES.join(", ")}`);
+    if (extra.length > 0) throw new UsageError(`unexpected argument ${quote(extra[0] as string)}`);
+    const bench = BENCHES.get(name);
+    if (!bench) throw new UsageError(`unknown benchmark ${quote(name)}: use one of ${NAMES.join(", ")}`);
+    const json = values.json === true;
+    const progress = startProgress(`stage2 bench ${name}`, undefined, { enabled: !json });
+    let result: object;
+    try {
+      result = await bench.run({
+        quick: values.quick === true,
+        progress: (done, total, step) => progress.update(done, step, total),
+      });
+    } finally {
+      progress.done();
+    }
+    if (json) io.out(JSON.stringify(result));
+    else if ("storms" in result) io.out(stormsText((result as { storms: StormResult[] }).storms).join("\n"));
+    else io.out(resultText(result).join("\n"));
     return 0;
   },
 };
-
-/** The reclaim study as a table, one row per storm and strategy. */
-export function formatStorms(storms: StormResult[]): string {
-  const head =
-    "storm        strategy     storm ms  callbacks  peak cb  peak pages  cb p50     cb p99     cb max     sync    GPs  barrier ms";
-  const rows = storms.map((s) =>
-    [
-      `${s.blockSize >= 1024 ** 3 ? `${s.blockSize / 1024 ** 3}G` : `${s.blockSize / 1024 ** 2}M`} blocks`.padEnd(
-        12,
-      ),
-      s.strategy.padEnd(12),
-      s.stormMs.toFixed(1).padStart(8),
-      String(s.callbacksQueued).padStart(9),
-      String(s.peakPendingCallbacks).padStart(8),
-      String(s.peakPendingPages).padStart(11),
-      `${(s.callbackP50Ns / 1000).toFixed(1)}us`.padStart(9),
-      `${(s.callbackP99Ns / 1000).toFixed(1)}us`.padStart(10),
-      `${(s.callbackMaxNs / 1000).toFixed(1)}us`.padStart(10),
-      String(s.syncFallbacks).padStart(5),
-      String(s.gracePeriods).padStart(6),
-      s.barrierMs.toFixed(2).padStart(11),
-    ].join(" "),
-  );
-  return [head, ...rows].join("\n");
-}
-
-function round(v: number): string {
-  return Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 3 : 1);
-}

@@ -5,12 +5,13 @@ import {
   type DecodedDescriptor,
   decodeDescriptor,
   decodedToJson,
+  firstLevel,
   hex,
   hex64,
   permString,
 } from "../../arch/decode.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
-import { parseFlags, parseU64 } from "../parse.js";
+import { parseFlags, parseU64, quote } from "../parse.js";
 import { granuleFlag } from "./geometry.js";
 
 const USAGE = `Usage: stage2 decode <descriptor> [--level L] [--granule G] [--json]
@@ -22,7 +23,8 @@ hardware treats as a translation fault (reported as type "invalid" with reserved
 descriptors show KVM's software fields: the locked marker (bit 10) and the owner id (bits 9:2).
 
 Options:
-  --level L     level the descriptor was found at, 0..3 (default 3; the output says it was assumed)
+  --level L     level the descriptor was found at, 0..3 (64K: 1..3; default 3, and the output says
+                it was assumed)
   --granule G   4k, 16k or 64k (default 4k)
   --json        one JSON object: descriptor, level, levelAssumed, granule, valid, type, reserved,
                 and nextTable (tables); oa, memAttr, memAttrName, s2ap, sh, af, xn, xnx, dbm,
@@ -72,14 +74,21 @@ export const decodeCommand: Command = {
     );
     if (positionals.length === 0)
       throw new UsageError("missing descriptor (a 64-bit value, e.g. 0x400000400007ff)");
-    if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
+    if (positionals.length > 1)
+      throw new UsageError(`unexpected argument ${quote(positionals[1] as string)}`);
     const pte = parseU64(positionals[0] as string, "descriptor");
     const levelText = values.level as string | undefined;
     if (levelText !== undefined && !/^[0-3]$/.test(levelText.trim())) {
-      throw new UsageError(`--level: "${levelText}" is not a stage-2 level (0, 1, 2 or 3)`);
+      throw new UsageError(`--level: ${quote(levelText)} is not a stage-2 level (0, 1, 2 or 3)`);
     }
     const level = levelText === undefined ? 3 : Number(levelText.trim());
-    const d = decodeDescriptor(pte, level, granuleFlag(values.granule as string | undefined));
+    const granule = granuleFlag(values.granule as string | undefined);
+    const first = firstLevel(granule);
+    if (level < first)
+      throw new UsageError(
+        `--level: level ${level} does not exist with the ${granule / 1024}K granule (levels ${first} to 3)`,
+      );
+    const d = decodeDescriptor(pte, level, granule);
     const assumed = levelText === undefined;
     io.out(values.json ? JSON.stringify(decodedToJson(d, assumed)) : describe(d, assumed).join("\n"));
     return 0;

@@ -1,61 +1,216 @@
 /**
  * `stage2 faults`: parallel fault stress runs, one per reclaim strategy, with the statistics that
  * answer the review's questions (how many callbacks and pages wait for a grace period at peak, how
- * long callbacks run, what the teardown barrier costs).
+ * long callbacks run, what the teardown barrier costs), and a PASS/FAIL verdict.
  */
-import { seedFromEnv } from "../../sim/rng.js";
-import { runStress, type StressRunOptions, type StressRunReport } from "../../sim/stress-run.js";
 import { STRATEGIES, type StrategyName } from "../../kvm/reclaim/strategy.js";
+import { runStress, type StressRunOptions, type StressRunReport } from "../../sim/stress-run.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
-import { parseChoice, parseFlags, parseNumber } from "../parse.js";
+import {
+  count,
+  figure,
+  type MetricRow,
+  metricTable,
+  usBound,
+  usFromNs,
+  verdict,
+} from "../../bench/format.js";
+import { chooseSeed, parseChoice, parseFlags, parseIntIn, parseRatio } from "../parse.js";
+import { startProgress } from "../progress.js";
+
+/** Upper bounds: a typo (an extra zero or three) is refused instead of becoming a hang. */
+export const MAX_ITERATIONS = 10_000_000;
+export const MAX_RACE_SPINS = 100_000;
+export const MAX_VCPUS = 32;
 
 const USAGE = `Usage: stage2 faults [options]
 
 Runs vCPU worker threads that fault, collapse (install blocks over populated tables, unlinking
 subtrees) and walk one shared region while the host unmaps and write-protects it, once per reclaim
-strategy. Prints faults, retries, callbacks, pending pages and callback durations per strategy,
-then checks for use-after-free, refcount errors and leaks (exit 1 if any is found).
+strategy. Prints a table (one column per strategy), then checks for use-after-free, refcount
+errors, leaks and table damage: the last line is PASS (exit 0) or FAIL (exit 1).
 
 Options:
   --strategy S        per-table | per-subtree | bounded | batched | all (default all)
   --mode M            shared (parallel faults, read lock) | exclusive (write lock) (default shared)
-  --vcpus N           vCPU worker threads (default 2)
-  --iterations N      operations per vCPU (default 20000)
-  --seed N            seed (default: STAGE2_SEED or random); printed so the run can be replayed
+  --vcpus N           vCPU worker threads, 1..${MAX_VCPUS} (default 2)
+  --iterations N      operations per vCPU, 1..${MAX_ITERATIONS} (default 20000)
+  --seed N            seed, 0..4294967295 (default: STAGE2_SEED or random); printed for replay
   --rcu F             mb | qsbr (default mb)
-  --race-spins N      delay spins at the walk.table-entered and bbm.locked race points (default 0)
-  --bounded-cap N     bounded strategy: pending pages before vCPUs reclaim themselves (default 2048)
-  --slice-budget N    pages a subtree callback frees per slice (default 64)
-  --region MIB        size of the shared region, a multiple of 2 (default 16)
-  --touch-ratio R     share of operations that touch a page (default 0.6)
-  --collapse-ratio R  share of operations that collapse a range into a block (default 0.03)
-  --gib-share R       share of collapses that install a 1 GiB block (default 0.0625)
+  --race-spins N      delay spins at the walk.table-entered and bbm.locked race points,
+                      0..${MAX_RACE_SPINS} (default 0)
+  --bounded-cap N     bounded strategy: pending pages before vCPUs reclaim themselves, >= 1
+                      (default 2048)
+  --slice-budget N    pages a subtree callback frees per slice, >= 1 (default 64)
+  --region MIB        size of the shared region, an even number of MiB in 2..1024 (default 16)
+  --touch-ratio R     share of operations that touch a page, 0..1 (default 0.6)
+  --collapse-ratio R  share of operations that collapse a range into a block, 0..1 (default 0.03)
+  --gib-share R       share of collapses that install a 1 GiB block, 0..1 (default 0.0625)
   --no-host           no concurrent host unmap/wrprotect
   --no-debug          no poisoning/use-after-free checks (faster)
-  --json              one JSON object with every report`;
+  --json              one JSON object { seed, reports } with every raw figure (no table, no progress)
 
-function summary(r: StressRunReport): string {
-  const c = r.reclaim;
-  return [
-    `${r.options.strategy.padEnd(11)} ${r.wallMs.toFixed(0).padStart(6)} ms`,
-    `faults ${r.faults.faults}`,
-    `again ${r.faults.again}`,
-    `subtrees ${c.subtrees}`,
-    `callbacks ${c.callbacksQueued}`,
-    `deferred ${c.pagesDeferred}p`,
-    `peak pending ${c.peakPendingCallbacks}cb/${c.peakPendingPages}p (${(c.peakPendingBytes / 1024).toFixed(0)} KiB)`,
-    `cb p50/p99/max ${fmtNs(c.callbackNs.p50)}/${fmtNs(c.callbackNs.p99)}/${fmtNs(c.callbackNs.max)}`,
-    `sync ${c.syncFallbacks}`,
-    `GPs ${r.destroy.gracePeriods}`,
-    `barrier ${r.destroy.barrierMs.toFixed(2)} ms`,
-    `uaf ${r.uafDetected} leaks ${r.destroy.leakedPages.length} audit ${r.auditProblems.length}`,
-  ].join("  ");
+What the table shows (one column per strategy):
+  run time                  wall time of the vCPU phase, ms
+  faults handled            stage-2 faults the vCPUs took (translation, permission, access flag)
+  retries (AGAIN)           faults or walks that met a locked entry or lost a race, and retried
+  host operations           unmap / write-protect calls the host made under the write lock
+  subtrees unlinked         table subtrees replaced by a block and handed to the reclaim strategy
+  callbacks queued          RCU callbacks (call_rcu) queued to free unlinked tables
+  pages deferred            table pages whose free waited for a grace period
+  peak waiting: callbacks   most callbacks queued and not yet run at one time
+  peak waiting: pages       most table pages waiting for a grace period at one time (and KiB)
+  callback p50 / p99        callback slice duration percentiles, us; "≤" because they are the
+                            upper bound of a power-of-two histogram bucket, not exact values
+  callback max              longest callback slice, us (exact)
+  synchronous fallbacks     frees done after a synchronous grace period (callback queue refused)
+  grace periods             RCU grace periods over the VM's life, teardown included
+  teardown barrier          rcu_barrier at VM teardown, ms
+  use-after-free / leaked pages / audit problems: the checks; any non-zero count is a FAIL`;
+
+interface Flags {
+  base: Omit<StressRunOptions, "strategy">;
+  strategies: StrategyName[];
+  json: boolean;
 }
 
-function fmtNs(ns: number): string {
-  if (ns >= 1e6) return `${(ns / 1e6).toFixed(1)}ms`;
-  if (ns >= 1e3) return `${(ns / 1e3).toFixed(1)}us`;
-  return `${ns.toFixed(0)}ns`;
+function optional(values: Record<string, unknown>, name: string): string | undefined {
+  return values[name] as string | undefined;
+}
+
+function parseOptions(argv: string[]): Flags {
+  const { values } = parseFlags(argv, {
+    strategy: { type: "string" },
+    mode: { type: "string" },
+    vcpus: { type: "string" },
+    iterations: { type: "string" },
+    seed: { type: "string" },
+    rcu: { type: "string" },
+    "race-spins": { type: "string" },
+    "bounded-cap": { type: "string" },
+    "slice-budget": { type: "string" },
+    region: { type: "string" },
+    "touch-ratio": { type: "string" },
+    "collapse-ratio": { type: "string" },
+    "gib-share": { type: "string" },
+    "no-host": { type: "boolean" },
+    "no-debug": { type: "boolean" },
+    json: { type: "boolean" },
+  });
+  const strategyArg = parseChoice(optional(values, "strategy") ?? "all", "--strategy", [
+    ...STRATEGIES,
+    "all",
+  ] as const);
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const text = optional(values, name);
+    return text === undefined ? fallback : parseIntIn(text, `--${name}`, min, max);
+  };
+  const ratio = (name: string, fallback: number): number => {
+    const text = optional(values, name);
+    return text === undefined ? fallback : parseRatio(text, `--${name}`);
+  };
+  const base: Omit<StressRunOptions, "strategy"> = {
+    mode: parseChoice(optional(values, "mode") ?? "shared", "--mode", ["shared", "exclusive"] as const),
+    vcpus: int("vcpus", 2, 1, MAX_VCPUS),
+    iterations: int("iterations", 20_000, 1, MAX_ITERATIONS),
+    seed: chooseSeed(optional(values, "seed")),
+    rcuFlavor: parseChoice(optional(values, "rcu") ?? "mb", "--rcu", ["mb", "qsbr"] as const),
+    raceSpins: int("race-spins", 0, 0, MAX_RACE_SPINS),
+    hostOps: values["no-host"] !== true,
+    debug: values["no-debug"] !== true,
+    touchRatio: ratio("touch-ratio", 0.6),
+    collapseRatio: ratio("collapse-ratio", 0.03),
+    gibCollapseShare: ratio("gib-share", 1 / 16),
+  };
+  if (values["bounded-cap"] !== undefined) base.boundedCapPages = int("bounded-cap", 2048, 1, 1 << 30);
+  if (values["slice-budget"] !== undefined) base.sliceBudgetPages = int("slice-budget", 64, 1, 1 << 30);
+  if ((base.touchRatio ?? 0) + (base.collapseRatio ?? 0) > 1)
+    throw new UsageError("--touch-ratio plus --collapse-ratio exceeds 1");
+  const region = optional(values, "region");
+  if (region !== undefined) {
+    const mib = parseIntIn(region, "--region", 2, 1024, " MiB");
+    if (mib % 2 !== 0) throw new UsageError(`--region: ${mib} is not an even number of MiB`);
+    base.regionMiB = mib;
+  }
+  const strategies: StrategyName[] = strategyArg === "all" ? [...STRATEGIES] : [strategyArg as StrategyName];
+  return { base, strategies, json: values.json === true };
+}
+
+/** The checks a run must pass, as counts; all zero is a PASS. */
+function problems(r: StressRunReport): { uaf: number; leaked: number; audit: number; corrupt: number } {
+  return {
+    uaf: r.uafDetected,
+    leaked: r.destroy.leakedPages.length,
+    audit: r.auditProblems.length,
+    corrupt: r.pgtable.corrupt,
+  };
+}
+
+function failed(r: StressRunReport): boolean {
+  const p = problems(r);
+  return p.uaf + p.leaked + p.audit + p.corrupt > 0;
+}
+
+/** The runs as a table: one column per strategy, one row per figure, units beside the labels. */
+export function faultsTable(reports: readonly StressRunReport[]): string[] {
+  const row = (label: string, unit: string, cell: (r: StressRunReport) => string): MetricRow => ({
+    label,
+    unit,
+    cells: reports.map(cell),
+  });
+  return metricTable(
+    reports.map((r) => r.options.strategy),
+    [
+      row("run time", "ms", (r) => figure(r.wallMs)),
+      row("faults handled", "", (r) => count(r.faults.faults)),
+      row("retries (AGAIN)", "", (r) => count(r.faults.again)),
+      row("host operations", "", (r) => count(r.hostOps)),
+      row("subtrees unlinked", "", (r) => count(r.reclaim.subtrees)),
+      row("callbacks queued", "", (r) => count(r.reclaim.callbacksQueued)),
+      row("pages deferred", "pages", (r) => count(r.reclaim.pagesDeferred)),
+      row("peak waiting: callbacks", "", (r) => count(r.reclaim.peakPendingCallbacks)),
+      row("peak waiting: pages", "pages", (r) => count(r.reclaim.peakPendingPages)),
+      row("peak waiting: memory", "KiB", (r) => count(r.reclaim.peakPendingBytes / 1024)),
+      row("callback p50", "us", (r) => usBound(r.reclaim.callbackNs.p50)),
+      row("callback p99", "us", (r) => usBound(r.reclaim.callbackNs.p99)),
+      row("callback max", "us", (r) =>
+        r.reclaim.callbackNs.count > 0 ? usFromNs(r.reclaim.callbackNs.max) : "-",
+      ),
+      row("synchronous fallbacks", "", (r) => count(r.reclaim.syncFallbacks)),
+      row("grace periods", "", (r) => count(r.destroy.gracePeriods)),
+      row("teardown barrier", "ms", (r) => figure(r.destroy.barrierMs)),
+      row("use-after-free", "", (r) => count(problems(r).uaf)),
+      row("leaked pages", "pages", (r) => count(problems(r).leaked)),
+      row("audit problems", "", (r) => count(problems(r).audit + problems(r).corrupt)),
+      row("result", "", (r) => (failed(r) ? "FAIL" : "pass")),
+    ],
+  );
+}
+
+/** What went wrong in a failed run, in one line. */
+function failureLine(r: StressRunReport): string {
+  const p = problems(r);
+  const parts: string[] = [];
+  const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? "" : "s"}`;
+  if (p.uaf > 0) parts.push(`${p.uaf} use-after-free`);
+  if (p.leaked > 0) parts.push(plural(p.leaked, "leaked page"));
+  if (p.audit + p.corrupt > 0) parts.push(plural(p.audit + p.corrupt, "audit problem"));
+  const first = r.firstFault ?? r.auditProblems[0];
+  return `  ${r.options.strategy}: ${parts.join(", ")}${first ? ` (first: ${first})` : ""}`;
+}
+
+/** The whole text report: the table, a line per failed run, and the PASS/FAIL verdict last. */
+export function faultsReport(
+  reports: readonly StressRunReport[],
+  seed: number,
+): { lines: string[]; ok: boolean } {
+  const bad = reports.filter(failed);
+  const ok = bad.length === 0;
+  const runs = `${reports.length} run${reports.length === 1 ? "" : "s"}`;
+  const summary = ok
+    ? `${runs}, no use-after-free, leak or table damage (seed ${seed})`
+    : `${bad.length} of ${runs} failed their checks (replay with --seed ${seed})`;
+  return { lines: [...faultsTable(reports), "", ...bad.map(failureLine), verdict(ok, summary)], ok };
 }
 
 export const faultsCommand: Command = {
@@ -63,87 +218,27 @@ export const faultsCommand: Command = {
   summary: "parallel fault stress runs per reclaim strategy, with statistics and safety checks",
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseFlags(argv, {
-      strategy: { type: "string" },
-      mode: { type: "string" },
-      vcpus: { type: "string" },
-      iterations: { type: "string" },
-      seed: { type: "string" },
-      rcu: { type: "string" },
-      "race-spins": { type: "string" },
-      "bounded-cap": { type: "string" },
-      "slice-budget": { type: "string" },
-      region: { type: "string" },
-      "touch-ratio": { type: "string" },
-      "collapse-ratio": { type: "string" },
-      "gib-share": { type: "string" },
-      "no-host": { type: "boolean" },
-      "no-debug": { type: "boolean" },
-      json: { type: "boolean" },
-    });
-    const strategyArg = parseChoice((values.strategy as string) ?? "all", "--strategy", [
-      ...STRATEGIES,
-      "all",
-    ] as const);
-    const strategies: StrategyName[] =
-      strategyArg === "all" ? [...STRATEGIES] : [strategyArg as StrategyName];
-    const vcpus = parseNumber((values.vcpus as string) ?? "2", "--vcpus");
-    if (vcpus < 1 || vcpus > 32) throw new UsageError(`--vcpus: ${vcpus} is not in 1..32`);
-    const seed =
-      values.seed !== undefined ? parseNumber(values.seed as string, "--seed") >>> 0 : seedFromEnv();
-    const base: Omit<StressRunOptions, "strategy"> = {
-      mode: parseChoice((values.mode as string) ?? "shared", "--mode", ["shared", "exclusive"] as const),
-      vcpus,
-      iterations: parseNumber((values.iterations as string) ?? "20000", "--iterations"),
-      seed,
-      rcuFlavor: parseChoice((values.rcu as string) ?? "mb", "--rcu", ["mb", "qsbr"] as const),
-      raceSpins: parseNumber((values["race-spins"] as string) ?? "0", "--race-spins"),
-      hostOps: values["no-host"] !== true,
-      debug: values["no-debug"] !== true,
-      ...(values["bounded-cap"] !== undefined
-        ? { boundedCapPages: parseNumber(values["bounded-cap"] as string, "--bounded-cap") }
-        : {}),
-      ...(values["slice-budget"] !== undefined
-        ? { sliceBudgetPages: Math.max(1, parseNumber(values["slice-budget"] as string, "--slice-budget")) }
-        : {}),
-    };
-    const ratio = (name: string, fallback: number): number => {
-      const text = values[name] as string | undefined;
-      if (text === undefined) return fallback;
-      const v = Number(text);
-      if (!(v >= 0 && v <= 1)) throw new UsageError(`--${name}: "${text}" is not a ratio between 0 and 1`);
-      return v;
-    };
-    base.touchRatio = ratio("touch-ratio", 0.6);
-    base.collapseRatio = ratio("collapse-ratio", 0.03);
-    base.gibCollapseShare = ratio("gib-share", 1 / 16);
-    if (base.touchRatio + base.collapseRatio > 1)
-      throw new UsageError("--touch-ratio plus --collapse-ratio exceeds 1");
-    if (values.region !== undefined) {
-      const mib = parseNumber(values.region as string, "--region");
-      if (mib < 2 || mib > 1024 || mib % 2 !== 0)
-        throw new UsageError(`--region: ${mib} is not an even number of MiB in 2..1024`);
-      base.regionMiB = mib;
-    }
-    io.err(`stage2 faults: seed ${seed} (replay with --seed ${seed}), ${vcpus} vCPUs, ${base.mode} mode`);
+    const { base, strategies, json } = parseOptions(argv);
+    const seed = base.seed;
+    const what = `${base.vcpus} vCPUs, ${base.mode} mode, ${count(base.iterations)} operations per vCPU`;
+    // The seed goes out first, on stderr, so a run that dies can still be replayed.
+    io.err(`stage2 faults: seed ${seed} (replay with --seed ${seed}), ${what}`);
+    const progress = startProgress("stage2 faults", strategies.length, { enabled: !json });
     const reports: StressRunReport[] = [];
-    let failed = false;
-    for (const strategy of strategies) {
-      io.err(`  running ${strategy} ...`);
-      const r = await runStress({ ...base, strategy });
-      reports.push(r);
-      const bad =
-        r.uafDetected > 0 ||
-        r.destroy.leakedPages.length > 0 ||
-        r.auditProblems.length > 0 ||
-        r.pgtable.corrupt > 0;
-      if (bad) failed = true;
-      if (!values.json) {
-        io.out(summary(r));
-        if (bad) io.out(`  FAILED: ${r.firstFault ?? ""} ${r.auditProblems.slice(0, 3).join("; ")}`);
+    try {
+      for (const strategy of strategies) {
+        progress.update(reports.length, `running ${strategy}`);
+        reports.push(await runStress({ ...base, strategy }));
       }
+    } finally {
+      progress.done();
     }
-    if (values.json) io.out(JSON.stringify({ seed, reports }, null, 2));
-    return failed ? 1 : 0;
+    if (json) {
+      io.out(JSON.stringify({ seed, reports }, null, 2));
+      return reports.some(failed) ? 1 : 0;
+    }
+    const { lines, ok } = faultsReport(reports, seed);
+    io.out(lines.join("\n"));
+    return ok ? 0 : 1;
   },
 };

@@ -5,7 +5,6 @@ import {
   computeGeometry,
   type Geometry,
   type Granule,
-  parseGranule,
   VTCR_ORGN0_SHIFT,
   VTCR_PS_SHIFT,
   VTCR_SH0_SHIFT,
@@ -16,7 +15,7 @@ import {
 } from "../../arch/geometry.js";
 import { formatSize } from "../../arch/decode.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
-import { parseFlags, parseNumber } from "../parse.js";
+import { parseFlags, parseNumber, quote } from "../parse.js";
 
 const USAGE = `Usage: stage2 geometry [--granule 4k|16k|64k] [--ia-bits N] [--pa-bits N] [--json]
 
@@ -33,18 +32,29 @@ Options:
                 entriesPerPage, blockSizes (bytes, largest first), blockLevels, levelShifts, vtcr
                 (hex string) and vtcrFields`;
 
+/** Granule names a user may type (a Map: "constructor" or "toString" select nothing). */
+const GRANULES: ReadonlyMap<string, Granule> = new Map<string, Granule>([
+  ["4k", 4096],
+  ["16k", 16384],
+  ["64k", 65536],
+  ["4096", 4096],
+  ["16384", 16384],
+  ["65536", 65536],
+]);
+
 /** Parses --granule, or throws a UsageError naming the flag. */
 export function granuleFlag(text: string | undefined): Granule {
   if (text === undefined) return 4096;
-  const g = parseGranule(text);
-  if (g === undefined) throw new UsageError(`--granule: "${text}" is not one of 4k, 16k, 64k`);
+  const g = GRANULES.get(text.trim().toLowerCase());
+  if (g === undefined) throw new UsageError(`--granule: ${quote(text)} is not one of 4k, 16k, 64k`);
   return g;
 }
 
 /** Parses an integer bit-count flag such as --ia-bits. */
 export function bitsFlag(text: string | undefined, flag: string, fallback: number): number {
   if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text.trim())) throw new UsageError(`${flag}: "${text}" is not a whole number of bits`);
+  if (!/^\d+$/.test(text.trim()))
+    throw new UsageError(`${flag}: ${quote(text)} is not a whole number of bits`);
   return parseNumber(text, flag);
 }
 

@@ -6,9 +6,9 @@ import { decodedToJson, formatSize, hex, summarizeDescriptor } from "../../arch/
 import type { Geometry, Granule } from "../../arch/geometry.js";
 import { DEFAULT_BASE_PA, MAX_POOL_PAGES } from "../../mem/mod.js";
 import { collectRanges, type DumpRange, formatRanges, rangeToJson } from "../../pgtable/dump.js";
-import { writeImage } from "../../pgtable/image.js";
-import { type CliIo, type Command, UsageError } from "../command.js";
-import { parseFlags, parseNumber } from "../parse.js";
+import { ImageWriteError, writeImage } from "../../pgtable/image.js";
+import { type CliIo, type Command, OutputError, UsageError } from "../command.js";
+import { parseFlags, parseNumber, quote, sanitize } from "../parse.js";
 import { parseScript } from "../script-parser.js";
 import { type OpResult, type ScriptConfig, ScriptSession } from "../script-runner.js";
 import { bitsFlag, geometryFromFlags, granuleFlag } from "./geometry.js";
@@ -54,6 +54,9 @@ else printed.`;
 
 const DEFAULT_POOL_BYTES = 16 * 1024 * 1024;
 
+/** Write failures that are the machine's, not the user's: exit 1 rather than 2. */
+const DISK_ERRORS = new Set(["ENOSPC", "EDQUOT", "EIO", "EFBIG"]);
+
 function poolConfig(values: Record<string, unknown>, geo: Geometry): ScriptConfig {
   const granule = geo.granule;
   const bytes = values.pool === undefined ? DEFAULT_POOL_BYTES : parseNumber(values.pool as string, "--pool");
@@ -74,9 +77,28 @@ function poolConfig(values: Record<string, unknown>, geo: Geometry): ScriptConfi
       : parseNumber(values["pool-base"] as string, "--pool-base");
   if (base % granule !== 0)
     throw new UsageError(`--pool-base: ${hex(base)} is not aligned to the ${formatSize(granule)} granule`);
-  if (base + bytes > 2 ** 48)
-    throw new UsageError(`--pool-base: pool ${hex(base)}+${formatSize(bytes)} ends beyond 2^48`);
+  if (base + bytes > 2 ** geo.paBits)
+    throw new UsageError(
+      `--pool-base: pool ${hex(base)}+${formatSize(bytes)} ends beyond the ${geo.paBits}-bit PA space (--pa-bits)`,
+    );
+  checkRootFits(base, bytes, geo);
   return { granule, iaBits: geo.iaBits, paBits: geo.paBits, poolPages: pages, poolBasePa: base };
+}
+
+/**
+ * The start-level tables sit at an address aligned to their combined size (VTTBR_EL2.BADDR): a
+ * pool whose base is only granule aligned may hold no such run. Say so, instead of letting the
+ * allocation fail later as "page pool exhausted".
+ */
+function checkRootFits(base: number, bytes: number, geo: Geometry): void {
+  const align = geo.pgdPages * geo.granule;
+  const firstAligned = Math.ceil(base / align) * align;
+  if (firstAligned + align <= base + bytes) return;
+  throw new UsageError(
+    `--pool-base: the ${geo.pgdPages} start-level table page${geo.pgdPages > 1 ? "s need" : " needs"} a ` +
+      `${formatSize(align)}-aligned run, which a ${formatSize(bytes)} pool at ${hex(base)} does not hold; ` +
+      `align --pool-base to ${formatSize(align)} or enlarge --pool`,
+  );
 }
 
 function resultText(r: OpResult, granule: Granule): string[] {
@@ -137,7 +159,7 @@ async function readScript(io: CliIo, file: string): Promise<string> {
     return await io.readInput(file);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new UsageError(`cannot read script "${file}": ${err.code ?? err.message}`);
+    throw new UsageError(`cannot read script ${quote(file)}: ${err.code ?? sanitize(err.message)}`);
   }
 }
 
@@ -163,7 +185,8 @@ export const scriptCommand: Command = {
     );
     if (positionals.length === 0)
       throw new UsageError("missing script file (a path, or - for standard input)");
-    if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
+    if (positionals.length > 1)
+      throw new UsageError(`unexpected argument ${quote(positionals[1] as string)}`);
     const granule = granuleFlag(values.granule as string | undefined);
     const iaBits = bitsFlag(values["ia-bits"] as string | undefined, "--ia-bits", 40);
     const paBits = bitsFlag(values["pa-bits"] as string | undefined, "--pa-bits", 48);
@@ -192,8 +215,10 @@ export const scriptCommand: Command = {
       try {
         paths = await writeImage(session.pgt, image);
       } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        throw new UsageError(`--image: cannot write to "${image}": ${err.code ?? err.message}`);
+        if (!(e instanceof ImageWriteError)) throw e;
+        const message = `--image: cannot write ${quote(e.path, 120)}: ${e.code}${e.code === "EEXIST" ? " (exists and is not a file)" : ""}; nothing was written`;
+        // A full disk or an I/O error is not bad input (exit 1); a path that cannot hold the image is (exit 2).
+        throw DISK_ERRORS.has(e.code) ? new OutputError(message) : new UsageError(message);
       }
       if (!json && !values.quiet)
         out.push(`# image: ${paths.bin} (${config.poolPages} pages), ${paths.json}`);

@@ -33,6 +33,9 @@ class AttrVisitor implements Visitor {
   visit(pgt: Stage2, ctx: VisitCtx, _visit: Visit): number {
     const data = ctx.arg as AttrData;
     if (!pteValid(ctx.old)) return Errno.AGAIN;
+    // Device memory never becomes executable: map() refuses device|X, so relax must too (Linux
+    // refuses an exec fault on a device mapping before it gets this far).
+    if ((data.clr & S2_XN) !== 0n && (ctx.old & S2_MEMATTR_MASK) !== S2_MEMATTR_NORMAL) return Errno.INVAL;
     const pte = (ctx.old & ~data.clr) | data.set;
     data.level = ctx.level;
     data.pte = pte;
@@ -68,7 +71,8 @@ export function wrprotect(pgt: Stage2, addr: number, size: number): number {
 /**
  * Grants `prot` (R, W, X; never removes) on the leaf mapping `addr`, then invalidates the stale
  * translation that faulted. Fault path: pass SHARED | HANDLE_FAULT under the read lock.
- * Returns OK, AGAIN (no valid leaf there, or lost a race), or INVAL for a bad prot.
+ * Returns OK, AGAIN (no valid leaf there, or lost a race), or INVAL for a bad prot or for X on a
+ * device (non-Normal) mapping, which is left unchanged.
  */
 export function relaxPerms(pgt: Stage2, addr: number, prot: number, flags = 0): number {
   if ((prot & ~PROT_MASK) !== 0 || (prot & Prot.DEVICE) !== 0) return Errno.INVAL;

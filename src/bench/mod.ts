@@ -1,0 +1,174 @@
+/**
+ * Every benchmark by name, with what it measures, human labels for its figures, and its text
+ * report. `stage2 bench` and `npm run bench` (bench/run-all.ts) both run them from here; neither
+ * front end imports the other.
+ *
+ * Results keep their camelCase keys (stable, for `--json` and bench/results/latest.json); the
+ * labels below are for people only.
+ */
+import { type MetricRow, metricTable, figure, count, usBound, usFromNs } from "./format.js";
+import { runFaultBench } from "./faults.js";
+import type { BenchOptions } from "./options.js";
+import { runPgtableBench } from "./pgtable.js";
+import { runRcuBench } from "./rcu.js";
+import { runReclaimStudy, type StormResult } from "./reclaim.js";
+import { runRwlockBench } from "./rwlock.js";
+
+export type { BenchOptions, BenchProgress } from "./options.js";
+
+export interface BenchSpec {
+  readonly name: string;
+  /** One line for `stage2 bench --help`. */
+  readonly summary: string;
+  run(opts: BenchOptions): Promise<object>;
+}
+
+/** Benchmarks in the order `stage2 bench --help` lists them. A Map: a user's word selects one. */
+export const BENCHES: ReadonlyMap<string, BenchSpec> = new Map(
+  [
+    {
+      name: "rcu",
+      summary:
+        "read-side pair (mb, qsbr), synchronize latency idle and with a busy reader, call() throughput",
+      run: (o: BenchOptions) => runRcuBench(o),
+    },
+    {
+      name: "faults",
+      summary: "vCPUs populating disjoint regions with 4K pages: 1 and 2 vCPUs, shared and exclusive",
+      run: (o: BenchOptions) => runFaultBench(o),
+    },
+    {
+      name: "pgtable",
+      summary: "map/unmap of 1 GiB in 4K pages and 2M blocks, get_leaf, table memory per GiB",
+      run: async (o: BenchOptions) => runPgtableBench(o),
+    },
+    {
+      name: "rwlock",
+      summary: "mmu_lock read and write pairs, uncontended",
+      run: async () => runRwlockBench(),
+    },
+    {
+      name: "reclaim",
+      summary: "collapse storms per reclaim strategy: memory waiting for grace periods, callback times",
+      run: (o: BenchOptions) => runReclaimStudy(o),
+    },
+  ].map((b) => [b.name, b] as const),
+);
+
+/** Benchmark, label and unit of every figure the benchmarks return, by key. */
+export const LABELS: ReadonlyMap<string, { bench: string; label: string; unit: string }> = new Map(
+  (
+    [
+      ["rwlock", "readPairNs", "read lock + unlock, uncontended", "ns"],
+      ["rwlock", "writePairNs", "write lock + unlock, uncontended", "ns"],
+      ["rcu", "mbReadPairNs", "read-side lock + unlock, mb flavour", "ns"],
+      ["rcu", "qsbrReadPairNs", "read-side lock + unlock, qsbr flavour", "ns"],
+      ["rcu", "syncIdleUs", "synchronize_rcu, no reader", "us"],
+      ["rcu", "syncWithReaderUs", "synchronize_rcu, one busy reader", "us"],
+      ["rcu", "callPerSec", "call_rcu callbacks completed", "per s"],
+      ["rcu", "callEnqueuePerSec", "call_rcu enqueue rate", "per s"],
+      ["rcu", "callGracePeriods", "grace periods for the call_rcu run", ""],
+      ["faults", "nsPerFault1v", "fault cost, shared mode, 1 vCPU", "ns"],
+      ["faults", "nsPerFaultExclusive1v", "fault cost, exclusive mode, 1 vCPU", "ns"],
+      ["faults", "nsPerFault2v", "wall time per fault, shared, 2 vCPUs", "ns"],
+      ["faults", "nsPerFaultExclusive2v", "wall time per fault, exclusive, 2 vCPUs", "ns"],
+      ["faults", "sharedSpeedup2v", "throughput 2 vCPUs / 1 vCPU, shared", "x"],
+      ["faults", "exclusiveSpeedup2v", "throughput 2 vCPUs / 1 vCPU, exclusive", "x"],
+      ["faults", "sharedOverExclusive1v", "fault cost shared / exclusive, 1 vCPU", "x"],
+      ["faults", "faultsPerVcpu", "faults per vCPU per round", ""],
+      ["faults", "reps", "timed rounds (the best counts)", ""],
+      ["pgtable", "mappedMiB", "range mapped by each phase", "MiB"],
+      ["pgtable", "map4kNsPerPage", "map, one call per 4K page", "ns"],
+      ["pgtable", "map4kSharedNsPerPage", "map, one shared-walk call per 4K page", "ns"],
+      ["pgtable", "map4kRangeNsPerPage", "map, one call for the range in 4K pages", "ns/page"],
+      ["pgtable", "map2mNsPerBlock", "map, one call per 2M block", "ns"],
+      ["pgtable", "map2mNsPer4kPage", "map, 2M blocks, per 4K page mapped", "ns/page"],
+      ["pgtable", "unmap4kNsPerPage", "unmap, one call per 4K page", "ns"],
+      ["pgtable", "unmap4kRangeNsPerPage", "unmap, one call for the range of 4K pages", "ns/page"],
+      ["pgtable", "unmap2mNsPerBlock", "unmap, one call per 2M block", "ns"],
+      ["pgtable", "getLeafNs", "get_leaf at a random address", "ns"],
+      ["pgtable", "tableBytesPerGiB4k", "table memory per GiB mapped with 4K pages", "bytes"],
+      ["pgtable", "tableBytesPerGiB2m", "table memory per GiB mapped with 2M blocks", "bytes"],
+    ] as const
+  ).map(([bench, key, label, unit]) => [key, { bench, label, unit }] as const),
+);
+
+/** A flat benchmark result as a two-column table: label, unit, value. Unknown keys show as is. */
+export function resultText(result: object): string[] {
+  const rows: MetricRow[] = Object.entries(result).map(([key, value]) => {
+    const l = LABELS.get(key);
+    const cell = typeof value === "number" ? figure(value) : JSON.stringify(value);
+    return { label: l?.label ?? key, unit: l?.unit ?? "", cells: [cell] };
+  });
+  return metricTable(["value"], rows);
+}
+
+/** What `bench reclaim` answers, in words (printed above its tables). */
+export const RECLAIM_QUESTION = [
+  "Question: when vCPUs replace populated tables with blocks as fast as they can, how much table",
+  "memory waits for a grace period at peak under each reclaim strategy, and how long does each",
+  "RCU callback run (a long callback delays every callback queued behind it)?",
+];
+
+function stormName(blockSize: number): string {
+  return blockSize >= 2 ** 30
+    ? "1 GiB storm: each vCPU collapses its range into one 1 GiB block (one 513-page subtree)"
+    : "2 MiB storm: each vCPU collapses its range into 2 MiB blocks (one table page each)";
+}
+
+function stormTable(storms: readonly StormResult[]): string[] {
+  const row = (label: string, unit: string, cell: (s: StormResult) => string): MetricRow => ({
+    label,
+    unit,
+    cells: storms.map(cell),
+  });
+  return metricTable(
+    storms.map((s) => s.strategy),
+    [
+      row("storm time", "ms", (s) => figure(s.stormMs)),
+      row("callbacks queued", "", (s) => count(s.callbacksQueued)),
+      row("peak waiting: callbacks", "", (s) => count(s.peakPendingCallbacks)),
+      row("peak waiting: pages", "pages", (s) => count(s.peakPendingPages)),
+      row("peak waiting: memory", "KiB", (s) => count(s.peakPendingKiB)),
+      row("callback p50", "us", (s) => usBound(s.callbackP50Ns)),
+      row("callback p99", "us", (s) => usBound(s.callbackP99Ns)),
+      row("callback max", "us", (s) => (s.callbackMaxNs > 0 ? usFromNs(s.callbackMaxNs) : "-")),
+      row("synchronous fallbacks", "", (s) => count(s.syncFallbacks)),
+      row("pages reclaimed", "pages", (s) => count(s.pagesReclaimed)),
+      row("grace periods", "", (s) => count(s.gracePeriods)),
+      row("teardown barrier", "ms", (s) => figure(s.barrierMs)),
+    ],
+  );
+}
+
+/** The answer for one storm, in words: which strategy kept the least memory waiting, which ran the shortest callbacks. */
+export function answer(storms: readonly StormResult[]): string[] {
+  const least = storms.reduce((a, b) => (b.peakPendingPages < a.peakPendingPages ? b : a));
+  const most = storms.reduce((a, b) => (b.peakPendingPages > a.peakPendingPages ? b : a));
+  const memory =
+    least.peakPendingPages === most.peakPendingPages
+      ? `Answer: every strategy peaked at ${count(least.peakPendingPages)} pages (${count(least.peakPendingKiB)} KiB) waiting.`
+      : `Answer: least memory waiting at peak: ${least.strategy}, ${count(least.peakPendingPages)} pages ` +
+        `(${count(least.peakPendingKiB)} KiB); most: ${most.strategy}, ${count(most.peakPendingPages)} pages.`;
+  const timed = storms.filter((s) => s.callbackMaxNs > 0);
+  if (timed.length === 0) return [memory, "        No strategy ran a callback (all freed without call_rcu)."];
+  const shortest = timed.reduce((a, b) => (b.callbackMaxNs < a.callbackMaxNs ? b : a));
+  const longest = timed.reduce((a, b) => (b.callbackMaxNs > a.callbackMaxNs ? b : a));
+  return [
+    memory,
+    `        Longest callback: shortest under ${shortest.strategy} (${usFromNs(shortest.callbackMaxNs)} us), ` +
+      `longest under ${longest.strategy} (${usFromNs(longest.callbackMaxNs)} us).`,
+  ];
+}
+
+/** The reclaim study for people: the question, one table per storm, and the answer per storm. */
+export function stormsText(storms: readonly StormResult[]): string[] {
+  const out = [...RECLAIM_QUESTION];
+  const sizes = [...new Set(storms.map((s) => s.blockSize))];
+  for (const size of sizes) {
+    const group = storms.filter((s) => s.blockSize === size);
+    out.push("", stormName(size), ...stormTable(group), ...answer(group));
+  }
+  out.push("", 'Callback p50/p99 are upper bounds of power-of-two histogram buckets ("≤"); max is exact.');
+  return out;
+}

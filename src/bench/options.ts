@@ -1,0 +1,13 @@
+/** Options every benchmark runner takes. */
+
+/**
+ * Called between the steps of a benchmark (never inside a timed loop): `done` of `total` steps,
+ * and the step about to run. Front ends draw a progress line with it; figures are unaffected.
+ */
+export type BenchProgress = (done: number, total: number, step: string) => void;
+
+export interface BenchOptions {
+  /** A short run (smoke test; figures are noisy). */
+  quick?: boolean;
+  progress?: BenchProgress;
+}
