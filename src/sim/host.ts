@@ -3,6 +3,7 @@
  * closes them. Every phase waits for every vCPU; a worker error or exit fails the phase.
  */
 import { Worker } from "node:worker_threads";
+import type { TraceBufferHandle } from "../common/trace.js";
 import type { Vm } from "../kvm/vm.js";
 import { Go, type VcpuCommand, type VcpuReply } from "./protocol.js";
 
@@ -19,10 +20,11 @@ export class VcpuPool {
   /** Why each vCPU's worker is gone (null while it runs): a later phase fails at once with it. */
   private readonly gone: (string | null)[] = [];
 
-  constructor(vm: Vm) {
+  /** `trace`: rings where vCPU i records into slot i (`--trace`), or none. */
+  constructor(vm: Vm, trace: TraceBufferHandle | null = null) {
     const url = new URL("./vcpu-worker.js", import.meta.url);
     for (let vcpu = 0; vcpu < vm.options.vcpus; vcpu++) {
-      const worker = new Worker(url, { workerData: { vm: vm.handle, vcpu, go: this.go.buffer } });
+      const worker = new Worker(url, { workerData: { vm: vm.handle, vcpu, go: this.go.buffer, trace } });
       // A vCPU that dies inside a read-side section must not stall grace periods forever.
       vm.rcu.watch(worker);
       // Permanent listeners: an error with no listener would kill the process, and a worker that
@@ -44,20 +46,42 @@ export class VcpuPool {
 
   /** Sends `commands[i]` to vCPU i, starts them together, and waits for all replies. */
   async runPhase(commands: VcpuCommand[]): Promise<PhaseResult> {
+    const { done } = this.startPhase(commands);
+    return done;
+  }
+
+  /**
+   * Sends `commands[i]` to vCPU i and starts them together once all are ready. `started` resolves
+   * with the time (performance.now()) the host released them; `done` once every vCPU replied.
+   * A phase whose workers run until told to stop through shared memory (memstress) runs the host's
+   * script between the two.
+   */
+  startPhase(commands: VcpuCommand[]): { started: Promise<number>; done: Promise<PhaseResult> } {
     const ready = this.collect("ready");
-    const done = this.collect("done");
+    const replies = this.collect("done");
     // If a worker fails before it is ready, `ready` rejects and `done` is never awaited.
-    done.catch(() => {});
+    replies.catch(() => {});
     for (const [i, w] of this.workers.entries()) w.postMessage(commands[i]);
-    await ready;
-    this.phase++;
-    // Pairs with waitForGo() in the workers.
-    Atomics.store(this.go, Go.PHASE, this.phase);
-    Atomics.notify(this.go, Go.PHASE);
-    const replies = (await done) as Extract<VcpuReply, { type: "done" }>[];
-    const start = Math.min(...replies.map((r) => r.startMs));
-    const end = Math.max(...replies.map((r) => r.endMs));
-    return { wallMs: end - start, replies };
+    const started = ready.then(() => {
+      this.phase++;
+      const t = performance.now();
+      // Pairs with waitForGo() in the workers.
+      Atomics.store(this.go, Go.PHASE, this.phase);
+      Atomics.notify(this.go, Go.PHASE);
+      return t;
+    });
+    const done = started.then(async () => {
+      const got = (await replies) as Extract<VcpuReply, { type: "done" }>[];
+      const start = Math.min(...got.map((r) => r.startMs));
+      const end = Math.max(...got.map((r) => r.endMs));
+      return { wallMs: end - start, replies: got };
+    });
+    return { started, done };
+  }
+
+  /** Why a vCPU is gone, or null while every one runs. */
+  get failure(): string | null {
+    return this.gone.find((g) => g !== null) ?? null;
   }
 
   /** Drains and closes every vCPU; returns their final reports. */

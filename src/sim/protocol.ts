@@ -1,10 +1,13 @@
 /** Messages between the host thread and vCPU workers (structured-cloneable plain objects). */
+import type { MemstressHandle, MemstressSlice } from "./memstress.js";
 import type { StressOptions, StressResult } from "./workloads.js";
 
 export type VcpuCommand =
   | { type: "populate"; start: number; size: number }
   | { type: "stress"; options: StressOptions }
   | { type: "collapse"; start: number; size: number; blockSize: number }
+  /** Runs memstress passes as the host drives them through `ms` until it sets QUIT. */
+  | { type: "memstress"; ms: MemstressHandle; slice: MemstressSlice }
   | { type: "close" };
 
 export type VcpuReply =

@@ -3,7 +3,10 @@
  * A command's timed part starts when the host bumps the shared go word, so all vCPUs start together.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { errnoName } from "../common/errno.js";
+import { TraceBuffer, type TraceBufferHandle, TraceEvent } from "../common/trace.js";
 import { attachVcpu, type VmHandle } from "../kvm/vm.js";
+import { guestLoop } from "./memstress.js";
 import { Go, type VcpuCommand, type VcpuReply } from "./protocol.js";
 import { collapseRange, populate, stress } from "./workloads.js";
 
@@ -11,6 +14,8 @@ interface VcpuWorkerData {
   vm: VmHandle;
   vcpu: number;
   go: SharedArrayBuffer;
+  /** Trace rings (`--trace`): this vCPU writes slot `vcpu`. */
+  trace: TraceBufferHandle | null;
 }
 
 const data = workerData as VcpuWorkerData;
@@ -18,6 +23,8 @@ const port = parentPort;
 if (port === null) throw new Error("vcpu-worker must run in a worker thread");
 const ctx = attachVcpu(data.vm, data.vcpu);
 const go = new Int32Array(data.go);
+const trace = data.trace ? TraceBuffer.attach(data.trace).writer(data.vcpu, `vCPU ${data.vcpu}`) : null;
+const guest = { handler: ctx.handler, idle: ctx.idle, resume: ctx.resume, trace };
 let phase = 0;
 
 function reply(msg: VcpuReply): void {
@@ -33,6 +40,7 @@ function waitForGo(): void {
 
 function run(cmd: VcpuCommand): void {
   if (cmd.type === "close") {
+    trace?.close();
     ctx.close();
     ctx.pgt.flushStats();
     reply({
@@ -57,10 +65,19 @@ function run(cmd: VcpuCommand): void {
     const endMs = performance.timeOrigin + performance.now();
     if (done < 0) throw new Error(`collapse failed with status ${done}`);
     reply({ type: "done", vcpu: data.vcpu, startMs, endMs, faults: done });
+  } else if (cmd.type === "memstress") {
+    const status = guestLoop(guest, cmd.ms, cmd.slice);
+    const endMs = performance.timeOrigin + performance.now();
+    if (status < 0) throw new Error(`guest access failed with status ${errnoName(status)}`);
+    reply({ type: "done", vcpu: data.vcpu, startMs, endMs, faults: 0 });
   } else {
     const result = stress(ctx.handler, cmd.options);
     const endMs = performance.timeOrigin + performance.now();
     reply({ type: "done", vcpu: data.vcpu, startMs, endMs, faults: result.touches, stress: result });
+  }
+  if (trace && cmd.type !== "memstress") {
+    const endUs = (performance.timeOrigin + performance.now()) * 1000;
+    trace.complete(TraceEvent.FAULT_BATCH, startMs * 1000, endUs - startMs * 1000);
   }
   ctx.pgt.flushStats();
   ctx.idle();

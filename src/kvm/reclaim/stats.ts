@@ -20,7 +20,7 @@
  *  12 CALL_NOMEM           call() refused for lack of callback records
  *  13 SLICES_REQUEUED      subtree callbacks that ran out of budget and continued later
  *  14 MAX_CALLBACK_NS      longest callback slice, ns
- *  15 (spare)
+ *  15 CALLBACK_100NS_TOTAL  sum of callback slice durations, in units of 100 ns (total reclaim work)
  *  16.. 16+HIST_BUCKETS    callback slice durations, log2(ns) buckets: bucket b counts [2^b, 2^(b+1)) ns
  */
 export const enum RStat {
@@ -39,6 +39,7 @@ export const enum RStat {
   CALL_NOMEM = 12,
   SLICES_REQUEUED = 13,
   MAX_CALLBACK_NS = 14,
+  CALLBACK_100NS_TOTAL = 15,
   HIST = 16,
   HIST_BUCKETS = 40,
   COUNT = 56,
@@ -97,6 +98,7 @@ export class ReclaimStats {
   recordCallback(ns: number): void {
     const b = ns < 1 ? 0 : Math.min(RStat.HIST_BUCKETS - 1, Math.floor(Math.log2(ns)));
     Atomics.add(this.words, RStat.HIST + b, 1);
+    Atomics.add(this.words, RStat.CALLBACK_100NS_TOTAL, Math.round(ns / 100));
     this.raise(RStat.MAX_CALLBACK_NS, Math.min(0x7fffffff, Math.round(ns)));
   }
 
