@@ -21,7 +21,8 @@ import type { MemCache } from "../mem/mod.js";
 import { map, mkyoung, relaxPerms } from "../pgtable/mod.js";
 import type { Stage2 } from "../pgtable/stage2.js";
 import { WalkFlag } from "../pgtable/walk.js";
-import type { Memslots, MemslotSpec } from "./memslot.js";
+import { RacePoint, racePoint } from "../common/race-points.js";
+import { backingMapSize, type MemslotTable, mappingSize, SlotFlag, SlotRef } from "./memslot.js";
 import type { ReclaimStrategy } from "./reclaim/strategy.js";
 import { VStat, type VcpuStats } from "./vcpu-stats.js";
 
@@ -44,7 +45,11 @@ export interface MmuLockOps {
 export class FaultHandler {
   readonly vcpu: number;
   readonly pgt: Stage2;
-  readonly memslots: Memslots;
+  readonly memslots: MemslotTable;
+  /** This vCPU's copy of the memslot of the current fault (reused: no allocation per fault). */
+  private readonly slot = new SlotRef();
+  /** Largest mapping of each backing code in this geometry. */
+  private readonly backingMax: number[];
   readonly lock: MmuLockOps;
   readonly memcache: MemCache;
   readonly reclaim: ReclaimStrategy;
@@ -59,7 +64,7 @@ export class FaultHandler {
   constructor(
     vcpu: number,
     pgt: Stage2,
-    memslots: Memslots,
+    memslots: MemslotTable,
     lock: MmuLockOps,
     memcache: MemCache,
     reclaim: ReclaimStrategy,
@@ -78,6 +83,7 @@ export class FaultHandler {
     this.walkFlags = this.shared ? WalkFlag.SHARED | WalkFlag.HANDLE_FAULT : WalkFlag.HANDLE_FAULT;
     // One table per level below the start level, as kvm_mmu_cache_min_pages().
     this.topupPages = pgt.geo.levels - 1;
+    this.backingMax = [0, 1, 2, 3].map((c) => backingMapSize(c, pgt.geo));
   }
 
   private bump(stat: VStat, n = 1): void {
@@ -90,23 +96,24 @@ export class FaultHandler {
    */
   handle(ipa: number, kind: FaultKind, write: boolean, leafLevel = -1): number {
     this.bump(VStat.FAULTS);
-    const slotIdx = this.memslots.find(ipa);
-    if (slotIdx < 0) {
+    const slot = this.slot;
+    if (this.memslots.lookup(ipa, slot) < 0) {
       this.bump(VStat.MMIO);
       return Errno.NOENT;
     }
-    const slot = this.memslots.specs[slotIdx] as MemslotSpec;
-    if (write && slot.readOnly) return Errno.INVAL;
+    const readOnly = (slot.flags & SlotFlag.READ_ONLY) !== 0;
+    if (write && readOnly) return Errno.INVAL;
     if (kind === FaultKind.ACCESS_FLAG) return this.accessFlag(ipa);
-    const logging = this.memslots.logging(slotIdx);
-    const size = this.memslots.mappingSize(slotIdx, ipa, this.pgt.geo);
+    const logging = (slot.flags & SlotFlag.LOGGING) !== 0;
+    const size = mappingSize(slot, ipa, this.pgt.geo, this.backingMax);
+    racePoint(RacePoint.FAULT_SLOT_READ);
     const faultGranule = leafLevel >= 0 ? (this.pgt.levelSizes[leafLevel] as number) : 0;
     const relax = kind === FaultKind.PERMISSION && size === faultGranule;
     if (!relax && this.memcache.topup(this.topupPages) !== Errno.OK) {
       this.bump(VStat.NOMEM);
       return Errno.NOMEM;
     }
-    const prot = slot.readOnly || (logging && !write) ? Prot.R : Prot.RW;
+    const prot = readOnly || (logging && !write) ? Prot.R : Prot.RW;
     let ret: number;
     // try/finally: an exception inside the walk (a debug pool's misuse report, say) must not leave
     // mmu_lock held, or the host's next write lock would wait forever.
@@ -127,7 +134,7 @@ export class FaultHandler {
     }
     this.bump(kind === FaultKind.PERMISSION ? VStat.PERMISSION : VStat.TRANSLATION);
     if (ret === Errno.OK && write && logging) {
-      this.memslots.markDirty(slotIdx, ipa);
+      this.memslots.markDirty(slot, ipa);
       this.bump(VStat.DIRTIED);
     }
     if (ret === Errno.AGAIN) this.bump(VStat.AGAIN);
@@ -140,9 +147,8 @@ export class FaultHandler {
    * unlinked and handed to the reclaim strategy), on the fault path's locking.
    */
   collapse(ipa: number, size: number): number {
-    const slotIdx = this.memslots.find(ipa);
-    if (slotIdx < 0) return Errno.NOENT;
-    const slot = this.memslots.specs[slotIdx] as MemslotSpec;
+    const slot = this.slot;
+    if (this.memslots.lookup(ipa, slot) < 0) return Errno.NOENT;
     const start = Math.floor(ipa / size) * size;
     if (start < slot.ipa || start + size > slot.ipa + slot.size) return Errno.RANGE;
     if (this.memcache.topup(this.topupPages) !== Errno.OK) return Errno.NOMEM;
