@@ -1,16 +1,22 @@
 /**
  * The stage-2 fault handler of one vCPU, in the spirit of KVM's user_mem_abort().
  *
+ *   0. Mark the fault in flight (FAULT_SEQ odd), so memslot changes can wait for it, and read
+ *      MMU_SEQ (mmu_invalidate_seq) before anything the fault decides from.
  *   1. Find the memslot (none: an MMIO exit) and decide the mapping size from its backing
  *      (pages only while dirty logging).
  *   2. Top up the vCPU's memory cache *before* taking any lock: nothing is allocated under the
  *      lock or inside the RCU read-side section.
- *   3. Take mmu_lock for read (shared mode, parallel faults) or for write (exclusive baseline).
+ *   3. Take mmu_lock for read (shared mode, parallel faults) or for write (exclusive baseline),
+ *      and retry (AGAIN) if MMU_SEQ moved or an invalidation is in progress: the slot read in
+ *      step 1 may be stale (dirty logging turned on: a writable block would escape the log;
+ *      slot deleted or moved, range being unmapped: the mapping would outlive its memory).
  *   4. Translation fault: map a page or block. Permission fault: relax permissions when the
  *      faulting leaf has the mapping size, else map (a write to a block while logging maps a
  *      page inside it). Access-flag fault: mkyoung.
- *   5. Drop the lock, then let the reclaim strategy do deferred work that may wait for a grace
- *      period (bounded and batched strategies): never while holding the lock or the read side.
+ *   5. Drop the lock, mark the page dirty if logging, leave the in-flight state, then let the
+ *      reclaim strategy do deferred work that may wait for a grace period (bounded and batched
+ *      strategies): never while holding the lock or the read side.
  *
  * Returns a status: OK, AGAIN (the vCPU re-enters the guest and faults again if still needed),
  * NOMEM, NOENT (no memslot: MMIO), INVAL (write to a read-only slot).
@@ -23,6 +29,7 @@ import type { Stage2 } from "../pgtable/stage2.js";
 import { WalkFlag } from "../pgtable/walk.js";
 import { RacePoint, racePoint } from "../common/race-points.js";
 import { backingMapSize, type MemslotTable, mappingSize, SlotFlag, SlotRef } from "./memslot.js";
+import { mmuSeqRead, mmuSeqRetry } from "./mmu-seq.js";
 import type { ReclaimStrategy } from "./reclaim/strategy.js";
 import { VStat, type VcpuStats } from "./vcpu-stats.js";
 
@@ -58,6 +65,8 @@ export class FaultHandler {
   private readonly base: number;
   private readonly walkFlags: number;
   private readonly topupPages: number;
+  /** False only in the negative control (VmOptions.testOnly.noSeqCheck). */
+  private readonly checkSeq: boolean;
   /** Called after every fault, outside the lock and read side (qsbr reports a quiescent state). */
   onQuiescent: () => void = () => {};
 
@@ -70,7 +79,9 @@ export class FaultHandler {
     reclaim: ReclaimStrategy,
     mode: FaultMode,
     stats: VcpuStats,
+    checkSeq = true,
   ) {
+    this.checkSeq = checkSeq;
     this.vcpu = vcpu;
     this.pgt = pgt;
     this.memslots = memslots;
@@ -96,6 +107,21 @@ export class FaultHandler {
    */
   handle(ipa: number, kind: FaultKind, write: boolean, leafLevel = -1): number {
     this.bump(VStat.FAULTS);
+    this.memslots.faultEdge(this.vcpu);
+    let ret: number;
+    try {
+      ret = this.userMemAbort(ipa, kind, write, leafLevel);
+    } finally {
+      this.memslots.faultEdge(this.vcpu);
+    }
+    this.epilogue();
+    if (ret === Errno.AGAIN) this.bump(VStat.AGAIN);
+    else if (ret === Errno.NOMEM) this.bump(VStat.NOMEM);
+    return ret;
+  }
+
+  private userMemAbort(ipa: number, kind: FaultKind, write: boolean, leafLevel: number): number {
+    const seq = mmuSeqRead(this.memslots.words);
     const slot = this.slot;
     if (this.memslots.lookup(ipa, slot) < 0) {
       this.bump(VStat.MMIO);
@@ -109,17 +135,15 @@ export class FaultHandler {
     racePoint(RacePoint.FAULT_SLOT_READ);
     const faultGranule = leafLevel >= 0 ? (this.pgt.levelSizes[leafLevel] as number) : 0;
     const relax = kind === FaultKind.PERMISSION && size === faultGranule;
-    if (!relax && this.memcache.topup(this.topupPages) !== Errno.OK) {
-      this.bump(VStat.NOMEM);
-      return Errno.NOMEM;
-    }
+    if (!relax && this.memcache.topup(this.topupPages) !== Errno.OK) return Errno.NOMEM;
     const prot = readOnly || (logging && !write) ? Prot.R : Prot.RW;
     let ret: number;
     // try/finally: an exception inside the walk (a debug pool's misuse report, say) must not leave
     // mmu_lock held, or the host's next write lock would wait forever.
     this.lockFault();
     try {
-      if (relax) {
+      if (this.stale(seq)) ret = Errno.AGAIN;
+      else if (relax) {
         ret = relaxPerms(this.pgt, ipa, prot, this.walkFlags);
         if (ret === Errno.OK) this.bump(VStat.RELAXED);
       } else {
@@ -133,43 +157,54 @@ export class FaultHandler {
       this.unlockFault();
     }
     this.bump(kind === FaultKind.PERMISSION ? VStat.PERMISSION : VStat.TRANSLATION);
+    // Still in flight: a change that frees this slot's bitmap range waits for this store.
     if (ret === Errno.OK && write && logging) {
       this.memslots.markDirty(slot, ipa);
       this.bump(VStat.DIRTIED);
     }
-    if (ret === Errno.AGAIN) this.bump(VStat.AGAIN);
-    else if (ret === Errno.NOMEM) this.bump(VStat.NOMEM);
     return ret;
+  }
+
+  /** Under mmu_lock: whether an invalidation or memslot change raced with this fault. */
+  private stale(seq: number): boolean {
+    if (!this.checkSeq || !mmuSeqRetry(this.memslots.words, seq)) return false;
+    this.bump(VStat.SEQ_RETRY);
+    return true;
   }
 
   /**
    * Maps a block of `size` at `ipa` over whatever is there (a collapse: a populated table is
-   * unlinked and handed to the reclaim strategy), on the fault path's locking.
+   * unlinked and handed to the reclaim strategy), on the fault path's locking and checks.
    */
   collapse(ipa: number, size: number): number {
+    this.memslots.faultEdge(this.vcpu);
+    let ret: number;
+    try {
+      ret = this.collapseInFlight(ipa, size);
+    } finally {
+      this.memslots.faultEdge(this.vcpu);
+    }
+    this.epilogue();
+    if (ret === Errno.OK) this.bump(VStat.BLOCKS_MAPPED);
+    else if (ret === Errno.AGAIN) this.bump(VStat.AGAIN);
+    return ret;
+  }
+
+  private collapseInFlight(ipa: number, size: number): number {
+    const seq = mmuSeqRead(this.memslots.words);
     const slot = this.slot;
     if (this.memslots.lookup(ipa, slot) < 0) return Errno.NOENT;
     const start = Math.floor(ipa / size) * size;
     if (start < slot.ipa || start + size > slot.ipa + slot.size) return Errno.RANGE;
     if (this.memcache.topup(this.topupPages) !== Errno.OK) return Errno.NOMEM;
-    let ret: number;
+    const phys = slot.hostPa + (start - slot.ipa);
     this.lockFault();
     try {
-      ret = map(
-        this.pgt,
-        start,
-        size,
-        slot.hostPa + (start - slot.ipa),
-        Prot.RW,
-        this.memcache,
-        this.walkFlags,
-      );
+      if (this.stale(seq)) return Errno.AGAIN;
+      return map(this.pgt, start, size, phys, Prot.RW, this.memcache, this.walkFlags);
     } finally {
       this.unlockFault();
     }
-    if (ret === Errno.OK) this.bump(VStat.BLOCKS_MAPPED);
-    else if (ret === Errno.AGAIN) this.bump(VStat.AGAIN);
-    return ret;
   }
 
   private accessFlag(ipa: number): number {
@@ -181,11 +216,7 @@ export class FaultHandler {
       this.unlockFault();
     }
     this.bump(VStat.ACCESS_FLAG);
-    if (pte === 0n) {
-      this.bump(VStat.AGAIN);
-      return Errno.AGAIN;
-    }
-    return Errno.OK;
+    return pte === 0n ? Errno.AGAIN : Errno.OK;
   }
 
   private lockFault(): void {
@@ -196,6 +227,10 @@ export class FaultHandler {
   private unlockFault(): void {
     if (this.shared) this.lock.readUnlock();
     else this.lock.writeUnlock();
+  }
+
+  /** After the fault has left mmu_lock and the in-flight state: deferred reclaim, quiescent state. */
+  private epilogue(): void {
     if (this.reclaim.hasEpilogueWork()) {
       this.bump(VStat.EPILOGUES);
       this.reclaim.afterUnlock(this.pgt);

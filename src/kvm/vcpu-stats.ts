@@ -20,6 +20,8 @@ export const enum VStat {
   RELAXED = 9,
   DIRTIED = 10,
   EPILOGUES = 11,
+  /** Faults retried because MMU_SEQ moved or an invalidation was in progress (mmu-seq.ts). */
+  SEQ_RETRY = 12,
   STRIDE = 16,
 }
 
@@ -35,6 +37,7 @@ export interface VcpuStatsSnapshot {
   pagesMapped: number;
   relaxed: number;
   dirtied: number;
+  seqRetries: number;
 }
 
 export class VcpuStats {
@@ -71,6 +74,7 @@ export class VcpuStats {
       pagesMapped: g(VStat.PAGES_MAPPED),
       relaxed: g(VStat.RELAXED),
       dirtied: g(VStat.DIRTIED),
+      seqRetries: g(VStat.SEQ_RETRY),
     };
   }
 }

@@ -405,6 +405,7 @@ export function attachVcpu(handle: VmHandle, vcpu: number): VcpuContext {
     strategy,
     o.mode,
     new VcpuStats(o.vcpus, handle.vcpuStats),
+    o.testOnly?.noSeqCheck !== true,
   );
   handler.onQuiescent = rcu.quiescent;
   return {
