@@ -114,8 +114,7 @@ export class VmHost {
   deleteMemslot(id: number): void {
     this.withSlotsLock(() => {
       const s = this.live(id, "delete");
-      this.publish(id, s.ipa, s.size, s.hostPa, 0, -1, 0);
-      this.unmapLocked(s.ipa, s.size);
+      this.publish(id, s.ipa, s.size, s.hostPa, 0, -1, 0, () => this.unmapRange(s.ipa, s.size));
       this.splitChunk.delete(id);
     });
   }
@@ -127,8 +126,9 @@ export class VmHost {
       const code = (s.flags & SlotFlag.BACKING_MASK) >>> SlotFlag.BACKING_SHIFT;
       this.checkSlotRange(newIpa, s.size, s.hostPa, code, id);
       const words = Atomics.load(this.slots.words, this.slots.at(id, SlotField.BITMAP_WORDS));
-      this.publish(id, s.ipa, s.size, s.hostPa, 0, s.bitmapBase, words);
-      this.unmapLocked(s.ipa, s.size);
+      // As KVM_MR_MOVE: the slot disappears (faults in flight drained, old range unmapped), then
+      // reappears at its new address.
+      this.publish(id, s.ipa, s.size, s.hostPa, 0, s.bitmapBase, words, () => this.unmapRange(s.ipa, s.size));
       this.publish(id, newIpa, s.size, s.hostPa, s.flags, s.bitmapBase, words);
     });
   }
@@ -183,10 +183,23 @@ export class VmHost {
     }
   }
 
-  /** An MMU-notifier unmap of [ipa, ipa+size): invalidate start then end. */
+  /**
+   * An MMU-notifier unmap of [ipa, ipa+size): invalidate start and end in one hold of the write
+   * lock (a zap with nothing to wait for in between), so faults see only the sequence move.
+   */
   unmap(ipa: number, size: number): void {
-    this.invalidateRangeStart(ipa, size);
-    this.invalidateRangeEnd(ipa, size);
+    this.checkIpaRange("unmap", ipa, size);
+    this.lock.writeLock();
+    try {
+      mmuSeqInvalidateStart(this.slots.words);
+      try {
+        this.unmapRange(ipa, size);
+      } finally {
+        mmuSeqInvalidateEnd(this.slots.words);
+      }
+    } finally {
+      this.lock.writeUnlock();
+    }
   }
 
   /** Write-protects [ipa, ipa+size) under the write lock and invalidates the range's TLB entries. */
@@ -407,17 +420,6 @@ export class VmHost {
     }
   }
 
-  /** Unmaps a slot's old range under the write lock, as an invalidation (MMU_SEQ bumped). */
-  private unmapLocked(ipa: number, size: number): void {
-    this.lock.writeLock();
-    try {
-      mmuSeqBumpSlots(this.slots.words);
-      this.unmapRange(ipa, size);
-    } finally {
-      this.lock.writeUnlock();
-    }
-  }
-
   private unmapRange(ipa: number, size: number): void {
     const ret = unmap(this.pgt, ipa, size);
     if (ret !== Errno.OK)
@@ -516,7 +518,7 @@ export class VmHost {
     }
     if (at + words > this.slots.bitmapWords)
       throw new RangeError(
-        `Cannot enable dirty logging: ${words * 32} pages of bitmap needed, ${this.slots.bitmapWords * 32 - at} free of ${this.slots.bitmapWords * 32} (dirtyBitmapPages)`,
+        `Cannot enable dirty logging: ${words * 32} pages of bitmap needed, ${(this.slots.bitmapWords - at) * 32} free of ${this.slots.bitmapWords * 32} (dirtyBitmapPages)`,
       );
     return at;
   }
