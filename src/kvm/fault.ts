@@ -33,12 +33,14 @@ import { mmuSeqRead, mmuSeqRetry } from "./mmu-seq.js";
 import type { ReclaimStrategy } from "./reclaim/strategy.js";
 import { VStat, type VcpuStats } from "./vcpu-stats.js";
 
+/** The kind of stage-2 fault, from ESR_EL2.DFSC/IFSC: no translation, a permission, or a clear access flag. */
 export const enum FaultKind {
   TRANSLATION = 0,
   PERMISSION = 1,
   ACCESS_FLAG = 2,
 }
 
+/** How faults lock: `shared` (read mmu_lock, parallel walks under RCU) or `exclusive` (write mmu_lock, the baseline). */
 export type FaultMode = "shared" | "exclusive";
 
 /** The part of mmu_lock the fault path uses. */
@@ -49,6 +51,10 @@ export interface MmuLockOps {
   writeUnlock(): void;
 }
 
+/**
+ * One vCPU's fault handler (user_mem_abort). Built by attachVcpu in the vCPU's thread; used by that
+ * thread only. Allocates nothing per fault: the memslot copy, memory cache and walkers are reused.
+ */
 export class FaultHandler {
   readonly vcpu: number;
   readonly pgt: Stage2;

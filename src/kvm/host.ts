@@ -68,6 +68,12 @@ export interface MemslotInfo {
   manualProtect: boolean;
 }
 
+/**
+ * A host view of a VM in one thread: memslot changes, MMU-notifier unmaps, dirty logging and access
+ * tracking. Build it with attachHost (or use `vm.host`); use each view from one thread only. Bad
+ * input throws RangeError naming the value; operations on a slot in the wrong state throw
+ * Stage2Error (EINVAL, EEXIST).
+ */
 export class VmHost {
   readonly slots: MemslotTable;
   readonly pgt: Stage2;

@@ -140,6 +140,10 @@ export function backingMapSize(code: number, geo: Geometry): number {
   return best;
 }
 
+/**
+ * A thread's view of the shared memslot table (layout above). vCPUs call `lookup`, `markDirty` and
+ * `faultEdge`; host threads change slots through VmHost, which holds SLOTS_LOCK.
+ */
 export class MemslotTable {
   readonly words: Int32Array;
   readonly capacity: number;

@@ -25,6 +25,7 @@ export const enum VStat {
   STRIDE = 16,
 }
 
+/** Fault counters of one vCPU or of all (`VcpuStats.snapshot`). */
 export interface VcpuStatsSnapshot {
   faults: number;
   translation: number;
@@ -40,6 +41,7 @@ export interface VcpuStatsSnapshot {
   seqRetries: number;
 }
 
+/** A view of the per-vCPU fault counters (layout above); any thread may read, vCPU i writes line i. */
 export class VcpuStats {
   readonly words: Int32Array;
   readonly vcpus: number;
