@@ -82,8 +82,6 @@ export class VmHost {
   readonly memcache: MemCache;
   private readonly testOnly: HostTestOnly;
   private readonly ref = new SlotRef();
-  /** Eager-split chunk size per slot id (host-local: only the enabling host splits). */
-  private readonly splitChunk = new Map<number, number>();
 
   constructor(slots: MemslotTable, pgt: Stage2, lock: RwLock, testOnly: HostTestOnly = {}) {
     this.slots = slots;
@@ -120,8 +118,8 @@ export class VmHost {
   deleteMemslot(id: number): void {
     this.withSlotsLock(() => {
       const s = this.live(id, "delete");
+      Atomics.store(this.slots.words, this.slots.at(id, SlotField.SPLIT_PAGES), 0);
       this.publish(id, s.ipa, s.size, s.hostPa, 0, -1, 0, () => this.unmapRange(s.ipa, s.size));
-      this.splitChunk.delete(id);
     });
   }
 
@@ -274,10 +272,10 @@ export class VmHost {
       const base = this.allocBitmap(words, id);
       this.fillBitmap(base, pages, initiallySet);
       const flags = s.flags | SlotFlag.LOGGING | (manual ? SlotFlag.MANUAL_PROTECT : 0);
-      this.splitChunk.set(id, chunk);
       this.publish(id, s.ipa, s.size, s.hostPa, flags, base, words, () => {
         if (!initiallySet) this.wrprotectRange(s.ipa, s.size);
       });
+      Atomics.store(this.slots.words, this.slots.at(id, SlotField.SPLIT_PAGES), chunk / this.geo.granule);
       const splitChunks = chunk > 0 && !initiallySet ? this.split(s.ipa, s.size, chunk) : 0;
       return { splitChunks };
     });
@@ -290,8 +288,8 @@ export class VmHost {
       if ((s.flags & SlotFlag.LOGGING) === 0)
         throw new Stage2Error(Errno.INVAL, `Cannot disable dirty logging on memslot ${id}: not enabled`);
       const flags = s.flags & ~(SlotFlag.LOGGING | SlotFlag.MANUAL_PROTECT);
+      Atomics.store(this.slots.words, this.slots.at(id, SlotField.SPLIT_PAGES), 0);
       this.publish(id, s.ipa, s.size, s.hostPa, flags, -1, 0);
-      this.splitChunk.delete(id);
     });
   }
 
@@ -368,7 +366,7 @@ export class VmHost {
 
   private clearLocked(s: SlotRef, firstPage: number, numPages: number, mask?: Uint32Array): number {
     const bitmap = this.slots.bitmapBase + s.bitmapBase;
-    const chunk = this.splitChunk.get(s.id) ?? 0;
+    const chunk = Atomics.load(this.slots.words, this.slots.at(s.id, SlotField.SPLIT_PAGES));
     let cleared = 0;
     let flush = false;
     this.lock.writeLock();

@@ -26,6 +26,7 @@
  *      +0 FLAGS   LIVE | READ_ONLY | LOGGING | MANUAL_PROTECT | backing << BACKING_SHIFT
  *      +1/+2 IPA lo/hi   +3/+4 SIZE lo/hi   +5/+6 HOST_PA lo/hi   (bytes, 2^32 * hi + lo)
  *      +7 BITMAP_BASE (word index into the bitmap, -1 = none)   +8 BITMAP_WORDS
+ *      +9 SPLIT_PAGES (eager-split chunk while logging; host only, under SLOTS_LOCK)
  *   BITMAP_BASE_WORD + w     dirty bitmap words: vCPUs set bits   host harvests with
  *                            with Atomics.or (mark_page_dirty)    Atomics.and / exchange
  *
@@ -81,6 +82,8 @@ export const enum SlotField {
   HPA_HI = 6,
   BITMAP_BASE = 7,
   BITMAP_WORDS = 8,
+  /** Eager-split chunk of a logging slot, in pages (0 = lazy). Host only, under SLOTS_LOCK. */
+  SPLIT_PAGES = 9,
 }
 
 /** Bits of a slot's FLAGS word. Read: `flags & X`; written only inside GEN by the host. */
