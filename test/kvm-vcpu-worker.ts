@@ -11,11 +11,13 @@ import type { FaultKind } from "../src/kvm/fault.js";
 import { SlotWord } from "../src/kvm/memslot.js";
 import { attachVcpu, type VmHandle } from "../src/kvm/vm.js";
 import { touch } from "../src/sim/workloads.js";
+import { type DirtyWriterOptions, dirtyWriter } from "./kvm-dirty-writer.js";
 
 export type KvmVcpuCommand =
   | { op: "touch"; ipa: number; write: boolean }
   | { op: "touchRange"; start: number; size: number; write: boolean }
   | { op: "fault"; ipa: number; kind: FaultKind; write: boolean; leafLevel: number }
+  | { op: "dirtyWriter"; options: DirtyWriterOptions }
   | { op: "close" };
 
 export interface KvmVcpuWorkerData {
@@ -60,6 +62,8 @@ function run(cmd: KvmVcpuCommand): unknown {
     }
     case "fault":
       return ctx.handler.handle(cmd.ipa, cmd.kind, cmd.write, cmd.leafLevel);
+    case "dirtyWriter":
+      return dirtyWriter(ctx.handler, cmd.options);
     case "close":
       ctx.close();
       return Errno.OK;
