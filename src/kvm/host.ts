@@ -391,6 +391,7 @@ export class VmHost {
         );
     } finally {
       this.lock.writeUnlock();
+      if (chunk > 0) this.memcache.drain();
     }
     return cleared;
   }
@@ -447,11 +448,19 @@ export class VmHost {
     return true;
   }
 
+  /**
+   * Eager splitting at clear time (manual protect, log initially set), as Linux: the region
+   * around the mask's span aligned to the largest block size, clipped to the slot, so later
+   * clears in that region find nothing left to split.
+   */
   private splitMaskLocked(s: SlotRef, w: number, bits: number): void {
     const lo = 31 - Math.clz32(bits & -bits);
     const hi = 31 - Math.clz32(bits);
     const page = this.geo.granule;
-    splitInChunks(this, s.ipa + (w * 32 + lo) * page, (hi - lo + 1) * page, 0, true);
+    const big = this.geo.blockSizes[0] ?? page;
+    const start = Math.max(s.ipa, Math.floor((s.ipa + (w * 32 + lo) * page) / big) * big);
+    const end = Math.min(s.ipa + s.size, Math.ceil((s.ipa + (w * 32 + hi + 1) * page) / big) * big);
+    splitInChunks(this, start, end - start, 0, true);
   }
 
   private split(ipa: number, size: number, chunk: number): number {

@@ -41,20 +41,23 @@ export function splitInChunks(
     chunks++;
   }
   // Give the tables not used back: a cache left full would hold pages the vCPUs may need.
-  host.memcache.drain();
+  // A locked caller splits many small ranges in one hold and drains once at the end.
+  if (!locked) host.memcache.drain();
   return chunks;
 }
 
-/** One chunk: split, topping the cache up whenever it runs dry (what was split stays split). */
+/**
+ * One chunk: split, topping the cache up whenever it runs dry (what was split stays split, so the
+ * retry only walks on). A range with no block left costs one walk and no allocation.
+ */
 function splitChunk(host: SplitHost, ipa: number, size: number): void {
   const mc = host.memcache;
   for (;;) {
-    mc.topup(mc.capacity);
-    if (mc.count === 0)
-      throw new Stage2Error(Errno.NOMEM, `Cannot split [0x${ipa.toString(16)}, +0x${size.toString(16)})`);
     const ret = split(host.pgt, ipa, size, mc);
     if (ret === Errno.OK) return;
-    if (ret !== Errno.NOMEM)
-      throw new Stage2Error(ret, `Cannot split [0x${ipa.toString(16)}, +0x${size.toString(16)})`);
+    const where = `[0x${ipa.toString(16)}, +0x${size.toString(16)})`;
+    if (ret !== Errno.NOMEM) throw new Stage2Error(ret, `Cannot split ${where}`);
+    mc.topup(mc.capacity);
+    if (mc.count === 0) throw new Stage2Error(Errno.NOMEM, `Cannot split ${where}: the page pool is empty`);
   }
 }
