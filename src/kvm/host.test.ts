@@ -14,6 +14,7 @@ import { MemCache } from "../mem/mod.js";
 import { getLeaf, LeafResult, map } from "../pgtable/mod.js";
 import { backingMapSize, mappingSize, SlotRef, SlotWord } from "./memslot.js";
 import { MmuSeq, mmuSeqRead, mmuSeqRetry } from "./mmu-seq.js";
+import { Rng, seedFromEnv } from "../sim/rng.js";
 import { Vm } from "./vm.js";
 
 const P = 4096;
@@ -124,6 +125,55 @@ describe("createMemslot()", () => {
       /all 8 slots are in use/,
     );
     clearAll();
+  });
+});
+
+describe("lookup()", () => {
+  test("lookup() agrees with a brute-force search through random creates, moves and deletes", async () => {
+    const seed = seedFromEnv();
+    console.log(`# memslot lookup: seed ${seed} (replay: STAGE2_SEED=${seed})`);
+    const rng = new Rng(seed);
+    const big = await Vm.create({
+      granule: P,
+      iaBits: 40,
+      poolPages: 64,
+      mode: "shared",
+      vcpus: 1,
+      maxMemslots: 256,
+    });
+    try {
+      const ref = new SlotRef();
+      const free = (ipa: number): boolean =>
+        big.host.memslotIds().every((id) => {
+          const s = big.memslot(id);
+          return s === undefined || ipa + 2 * MIB <= s.ipa || s.ipa + s.size <= ipa;
+        });
+      for (let step = 0; step < 2000; step++) {
+        const ids = big.host.memslotIds();
+        const ipa = (1 + rng.below(1024)) * 2 * MIB;
+        const dice = rng.next();
+        if (dice < 0.5 && ids.length < 256 && free(ipa))
+          big.createMemslot({ ipa, size: 2 * MIB, backing: "anonymous" });
+        else if (dice < 0.75 && ids.length > 0 && free(ipa))
+          big.moveMemslot(ids[rng.below(ids.length)] as number, ipa);
+        else if (ids.length > 0) big.deleteMemslot(ids[rng.below(ids.length)] as number);
+        for (let probe = 0; probe < 8; probe++) {
+          const at = (2 + rng.below(2 * 1024 * 512)) * P;
+          const want =
+            big.host.memslotIds().find((id) => {
+              const s = big.memslot(id);
+              return s !== undefined && at >= s.ipa && at < s.ipa + s.size;
+            }) ?? -1;
+          assert.equal(
+            big.memslots.lookup(at, ref),
+            want,
+            `seed ${seed} step ${step}: lookup(0x${at.toString(16)})`,
+          );
+        }
+      }
+    } finally {
+      await big.destroy();
+    }
   });
 });
 

@@ -17,7 +17,8 @@
  *                            change (mmu_invalidate_seq)          (mmu-seq.ts)
  *   [3]  MMU_IN_PROGRESS     host, under the write mmu_lock:      faults, under the read lock
  *                            +1 at invalidate start, -1 at end
- *   [4]  USED                host, inside GEN: entries ever used  lookups scan [0, USED)
+ *   [4]  USED                host, inside GEN: entries ever used  host scans [0, USED)
+ *   [5]  COUNT               host, inside GEN: live slots         lookups (binary search bound)
  *   [6]  FAULT_WAITERS       host: +1 while waitForFaults waits   tests, diagnostics
  *                            for a fault in flight, then -1
  *   [16 + 16*v] FAULT_SEQ    vCPU v: +1 entering, +1 leaving a    host, waiting for faults in
@@ -27,6 +28,8 @@
  *      +1/+2 IPA lo/hi   +3/+4 SIZE lo/hi   +5/+6 HOST_PA lo/hi   (bytes, 2^32 * hi + lo)
  *      +7 BITMAP_BASE (word index into the bitmap, -1 = none)   +8 BITMAP_WORDS
  *      +9 SPLIT_PAGES (eager-split chunk while logging; host only, under SLOTS_LOCK)
+ *   ORDER_BASE + k           host, inside GEN: the live slot ids  lookups (binary search)
+ *                            sorted by IPA, k < COUNT
  *   BITMAP_BASE_WORD + w     dirty bitmap words: vCPUs set bits   host harvests with
  *                            with Atomics.or (mark_page_dirty)    Atomics.and / exchange
  *
@@ -65,6 +68,7 @@ export const enum SlotWord {
   MMU_SEQ = 2,
   MMU_IN_PROGRESS = 3,
   USED = 4,
+  COUNT = 5,
   FAULT_WAITERS = 6,
   FAULT_SEQ_BASE = 16,
   /** Words per vCPU fault counter and per slot entry: one 64-byte line each. */
@@ -154,8 +158,9 @@ export class MemslotTable {
   /** Capacity of the dirty bitmap in words (32 pages each). */
   readonly bitmapWords: number;
   readonly granule: number;
-  /** First word of the slot entries and of the bitmap. */
+  /** First word of the slot entries, of the sorted id array and of the bitmap. */
   readonly slotsBase: number;
+  readonly orderBase: number;
   readonly bitmapBase: number;
   /** Lookup cache of this thread: the last slot found (KVM's last_used_slot). */
   private readonly last = new SlotRef();
@@ -167,7 +172,8 @@ export class MemslotTable {
     this.bitmapWords = h.bitmapWords;
     this.granule = h.granule;
     this.slotsBase = SlotWord.FAULT_SEQ_BASE + h.vcpus * SlotWord.STRIDE;
-    this.bitmapBase = this.slotsBase + h.capacity * SlotWord.STRIDE;
+    this.orderBase = this.slotsBase + h.capacity * SlotWord.STRIDE;
+    this.bitmapBase = this.orderBase + h.capacity;
   }
 
   /** Allocates an empty table for `capacity` slots, `vcpus` fault counters and a bitmap of `bitmapPages`. */
@@ -180,7 +186,7 @@ export class MemslotTable {
         throw new RangeError(`Cannot create the memslot table: ${what} ${v} is not an integer in 1..${max}`);
     }
     const bitmapWords = Math.ceil(bitmapPages / 32);
-    const total = SlotWord.FAULT_SEQ_BASE + (vcpus + capacity) * SlotWord.STRIDE + bitmapWords;
+    const total = SlotWord.FAULT_SEQ_BASE + (vcpus + capacity) * SlotWord.STRIDE + capacity + bitmapWords;
     const buffer = new SharedArrayBuffer(total * 4);
     return new MemslotTable({ buffer, capacity, vcpus, bitmapWords, granule });
   }
@@ -228,17 +234,22 @@ export class MemslotTable {
     }
   }
 
+  /** Binary search of the sorted live slots: O(log slots) loads. */
   private scan(ipa: number, out: SlotRef): number {
     const w = this.words;
-    const used = Atomics.load(w, SlotWord.USED);
-    for (let id = 0; id < used; id++) {
+    let lo = 0;
+    let hi = Atomics.load(w, SlotWord.COUNT) - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const id = Atomics.load(w, this.orderBase + mid);
       const e = this.slotsBase + id * SlotWord.STRIDE;
-      const flags = Atomics.load(w, e + SlotField.FLAGS);
-      if ((flags & SlotFlag.LIVE) === 0) continue;
       const base = read64(w, e + SlotField.IPA_LO);
-      if (ipa < base || ipa >= base + read64(w, e + SlotField.SIZE_LO)) continue;
-      this.read(id, out);
-      return id;
+      if (ipa < base) hi = mid - 1;
+      else if (ipa >= base + read64(w, e + SlotField.SIZE_LO)) lo = mid + 1;
+      else {
+        this.read(id, out);
+        return id;
+      }
     }
     out.id = -1;
     return -1;
@@ -271,14 +282,32 @@ export class MemslotTable {
     if (id >= Atomics.load(w, SlotWord.USED)) Atomics.store(w, SlotWord.USED, id + 1);
   }
 
+  /** Host, inside a change: rebuilds the sorted array of live slot ids that lookups search. */
+  reindex(): void {
+    const w = this.words;
+    const ids: number[] = [];
+    const ipa: number[] = [];
+    const used = Atomics.load(w, SlotWord.USED);
+    for (let id = 0; id < used; id++) {
+      const e = this.slotsBase + id * SlotWord.STRIDE;
+      if ((Atomics.load(w, e + SlotField.FLAGS) & SlotFlag.LIVE) === 0) continue;
+      ids.push(id);
+      ipa[id] = read64(w, e + SlotField.IPA_LO);
+    }
+    ids.sort((a, b) => (ipa[a] as number) - (ipa[b] as number));
+    for (let k = 0; k < ids.length; k++) Atomics.store(w, this.orderBase + k, ids[k] as number);
+    Atomics.store(w, SlotWord.COUNT, ids.length);
+  }
+
   /** Host: opens a change (GEN odd). Hold SLOTS_LOCK. */
   beginChange(): void {
     // Pairs with the GEN loads in lookup: readers that overlap the change retry.
     Atomics.add(this.words, SlotWord.GEN, 1);
   }
 
-  /** Host: publishes a change (GEN even again). */
+  /** Host: re-sorts the live slots and publishes the change (GEN even again). */
   endChange(): void {
+    this.reindex();
     // Pairs with the GEN loads in lookup.
     Atomics.add(this.words, SlotWord.GEN, 1);
   }
