@@ -220,6 +220,8 @@ export class MemslotTable {
       // Pairs with the host's GEN increments in beginChange/endChange.
       const gen = Atomics.load(w, SlotWord.GEN);
       if ((gen & 1) !== 0) continue;
+      // The caller's own copy is still current and holds ipa: nothing to read (the fault path).
+      if (out.gen === gen && out.id >= 0 && ipa >= out.ipa && ipa < out.ipa + out.size) return out.id;
       const last = this.last;
       if (last.gen === gen && ipa >= last.ipa && ipa < last.ipa + last.size) {
         copyRef(last, out);
