@@ -11,7 +11,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { STRATEGIES } from "../src/kvm/reclaim/strategy.js";
-import { UNSAFE_RECLAIM_SWITCH } from "../src/kvm/vm.js";
 import { seedFromEnv } from "../src/sim/rng.js";
 import { runStress, type StressRunReport } from "../src/sim/stress-run.js";
 
@@ -60,7 +59,6 @@ for (const strategy of STRATEGIES) {
 }
 
 test("the broken unsafe-sync strategy is refused without the test-only switch", async () => {
-  delete process.env[UNSAFE_RECLAIM_SWITCH];
   await assert.rejects(
     runStress({
       strategy: "unsafe-sync",
@@ -78,7 +76,6 @@ test("the broken unsafe-sync strategy is refused without the test-only switch", 
 });
 
 test("negative control: synchronous free inside a shared walk is caught as use-after-free", async () => {
-  process.env[UNSAFE_RECLAIM_SWITCH] = "1";
   // Several attempts with derived seeds: each is a real race, so one may miss; all missing fails.
   // Caught means: a walker saw a table freed under it, the audit or corruption counters tripped,
   // or the debug pool refused an operation on a freed page (the run then stops with that error).
@@ -97,6 +94,7 @@ test("negative control: synchronous free inside a shared walk is caught as use-a
         raceSpins: 3000,
         hostOps: false,
         debug: true,
+        testOnlyUnsafeReclaim: true,
       });
       if (r.uafDetected > 0) caught = `use-after-free x${r.uafDetected}: ${r.firstFault}`;
       else if (r.pgtable.corrupt > 0 || r.auditProblems.length > 0)

@@ -16,7 +16,9 @@ export const enum RacePoint {
   RECLAIM_UNLINKED = 2,
   /** A reclaim callback is about to free pages. */
   RECLAIM_FREE = 3,
-  COUNT = 4,
+  /** A fault has read its memslot (logging state, mapping size) and not yet taken mmu_lock. */
+  FAULT_SLOT_READ = 4,
+  COUNT = 5,
 }
 
 export const RACE_POINT_NAMES: readonly string[] = [
@@ -24,6 +26,7 @@ export const RACE_POINT_NAMES: readonly string[] = [
   "bbm.locked",
   "reclaim.unlinked",
   "reclaim.free",
+  "fault.slot-read",
 ];
 
 export let raceDelayEnabled = false;
@@ -36,12 +39,25 @@ export function setRaceDelays(spins: Partial<Record<RacePoint, number>>, seed: n
   maxSpins.fill(0);
   for (const [k, v] of Object.entries(spins)) maxSpins[Number(k)] = v ?? 0;
   rng = seed >>> 0 || 0x9e3779b9;
-  raceDelayEnabled = maxSpins.some((v) => v > 0);
+  raceDelayEnabled = hook !== null || maxSpins.some((v) => v > 0);
 }
 
 export function clearRaceDelays(): void {
   maxSpins.fill(0);
-  raceDelayEnabled = false;
+  raceDelayEnabled = hook !== null;
+}
+
+/** A function run at every race point of this thread (deterministic race tests), before any delay. */
+export type RaceHook = (point: RacePoint) => void;
+let hook: RaceHook | null = null;
+
+/**
+ * Installs (or with null removes) this thread's race hook. A deterministic test uses it to stop a
+ * thread inside a window and let another thread act there.
+ */
+export function setRaceHook(h: RaceHook | null): void {
+  hook = h;
+  raceDelayEnabled = h !== null || maxSpins.some((v) => v > 0);
 }
 
 function next(): number {
@@ -54,6 +70,7 @@ function next(): number {
 /** Spins at `point` if delays are enabled for it. */
 export function racePoint(point: RacePoint): void {
   if (!raceDelayEnabled) return;
+  if (hook !== null) hook(point);
   const max = maxSpins[point] as number;
   if (max <= 0) return;
   const n = next() % (max + 1);

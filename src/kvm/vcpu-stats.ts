@@ -20,9 +20,12 @@ export const enum VStat {
   RELAXED = 9,
   DIRTIED = 10,
   EPILOGUES = 11,
+  /** Faults retried because MMU_SEQ moved or an invalidation was in progress (mmu-seq.ts). */
+  SEQ_RETRY = 12,
   STRIDE = 16,
 }
 
+/** Fault counters of one vCPU or of all (`VcpuStats.snapshot`). */
 export interface VcpuStatsSnapshot {
   faults: number;
   translation: number;
@@ -35,8 +38,10 @@ export interface VcpuStatsSnapshot {
   pagesMapped: number;
   relaxed: number;
   dirtied: number;
+  seqRetries: number;
 }
 
+/** A view of the per-vCPU fault counters (layout above); any thread may read, vCPU i writes line i. */
 export class VcpuStats {
   readonly words: Int32Array;
   readonly vcpus: number;
@@ -71,6 +76,7 @@ export class VcpuStats {
       pagesMapped: g(VStat.PAGES_MAPPED),
       relaxed: g(VStat.RELAXED),
       dirtied: g(VStat.DIRTIED),
+      seqRetries: g(VStat.SEQ_RETRY),
     };
   }
 }

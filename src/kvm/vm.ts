@@ -1,21 +1,22 @@
 /**
- * A VM: one stage-2 page table over a shared page pool, its memslots, mmu_lock, an RCU domain for
- * deferred reclaim, and per-vCPU fault handlers that run in worker threads.
+ * A VM: one stage-2 page table over a shared page pool, its memslot table, mmu_lock, an RCU domain
+ * for deferred reclaim, and per-vCPU fault handlers that run in worker threads.
  *
  * The host thread creates the Vm (Vm.create) and posts `vm.handle` to each vCPU worker, which
- * calls attachVcpu(handle, id). Host operations (unmap, write-protect, split, teardown) take the
- * write side of mmu_lock and walk exclusively, so they free tables at once; faults take the read
- * side (shared mode) and defer frees through the reclaim strategy.
+ * calls attachVcpu(handle, id); other host threads call attachHost(handle). Host operations
+ * (memslot changes, unmap, dirty logging, access tracking, teardown) take the write side of
+ * mmu_lock and walk exclusively, so they free tables at once; faults take the read side (shared
+ * mode) and defer frees through the reclaim strategy.
  */
 import { computeGeometry, type Granule } from "../arch/geometry.js";
 import { Errno, Stage2Error } from "../common/errno.js";
 import { MemCache, PagePool } from "../mem/mod.js";
-import { split, unmap, wrprotect } from "../pgtable/mod.js";
 import { freeQuiescentSlice } from "../pgtable/ops/unlinked.js";
 import { Ctl, Stage2, type Stage2Handle } from "../pgtable/stage2.js";
 import { RwLock, type RwLockHandle } from "../sync/mod.js";
 import { FaultHandler, type FaultMode } from "./fault.js";
-import { Memslots, type MemslotSpec, type MemslotsHandle } from "./memslot.js";
+import { type DirtyLogEnableResult, type DirtyLogOptions, type MemslotInfo, VmHost } from "./host.js";
+import { type MemslotSpec, MemslotTable, type MemslotTableHandle } from "./memslot.js";
 import { BatchedStrategy } from "./reclaim/batched.js";
 import {
   attachVmRcu,
@@ -38,35 +39,63 @@ import {
 } from "./reclaim/strategy.js";
 import { VcpuStats } from "./vcpu-stats.js";
 
+/**
+ * Switches that break the VM on purpose, for negative controls in tests. No CLI exposes them;
+ * they travel in the handle, so every thread of the VM sees the same ones.
+ */
+export interface VmTestOnly {
+  /** Allow the `unsafe-sync` reclaim strategy (frees inside shared walks: use-after-free). */
+  unsafeReclaim?: boolean;
+  /** Memslot changes do not wait for the faults in flight. */
+  noFaultWait?: boolean;
+  /** Faults do not re-check MMU_SEQ under mmu_lock. */
+  noSeqCheck?: boolean;
+}
+
+/** How to build a VM (`Vm.create`). */
 export interface VmOptions {
+  /** Translation granule in bytes (4K, 16K, 64K). */
   granule: Granule;
+  /** IPA size in bits (VTCR_EL2.T0SZ). */
   iaBits: number;
+  /** PA size in bits (default 48). */
   paBits?: number;
   /** Table pages in the pool. */
   poolPages: number;
   poolBasePa?: number;
   /** Poison freed pages and check every table a walk enters (use-after-free detection). */
   debug?: boolean;
+  /** Faults under the read lock in parallel ("shared") or under the write lock ("exclusive"). */
   mode: FaultMode;
+  /** vCPU threads that will attach (1..64). */
   vcpus: number;
-  memslots: MemslotSpec[];
+  /** Memslots created with the VM, with ids 0, 1, ... in this order (default none). */
+  memslots?: MemslotSpec[];
+  /** Capacity of the memslot table (default: 32, or more if `memslots` needs it). */
+  maxMemslots?: number;
+  /** Capacity of the dirty bitmap shared by all logging slots, in pages (default: 2^18, or all initial slots' pages if more). */
+  dirtyBitmapPages?: number;
   reclaim?: Partial<ReclaimOptions>;
   rcuFlavor?: RcuFlavor;
   /** Test only: every reclaim callback spins this long (slow-callback injection). */
   slowCallbackUs?: number;
+  /** Test only: deliberate bugs for negative controls. */
+  testOnly?: VmTestOnly;
 }
 
+/** Structured-cloneable description of a VM, posted to vCPU and host threads. */
 export interface VmHandle {
   options: VmOptions;
   reclaim: ReclaimOptions;
   pgt: Stage2Handle;
-  memslots: MemslotsHandle;
+  memslots: MemslotTableHandle;
   lock: RwLockHandle;
   rcu: VmRcuHandle;
   reclaimStats: SharedArrayBuffer;
   vcpuStats: SharedArrayBuffer;
 }
 
+/** What teardown found (`Vm.destroy`). */
 export interface DestroyReport {
   tablesFreed: number;
   chunks: number;
@@ -81,16 +110,22 @@ export interface DestroyReport {
 
 const DESTROY_CHUNK_PAGES = 256;
 
+/**
+ * The VM as the thread that created it sees it: every host operation (through `host`, also
+ * offered as methods here), the statistics, and teardown.
+ */
 export class Vm {
   readonly options: VmOptions;
   readonly reclaimOptions: ReclaimOptions;
   readonly pool: PagePool;
   readonly pgt: Stage2;
-  readonly memslots: Memslots;
+  readonly memslots: MemslotTable;
   readonly lock: RwLock;
   readonly rcu: VmRcu;
   readonly reclaimStats: ReclaimStats;
   readonly vcpuStats: VcpuStats;
+  /** This thread's host view (memslots, dirty logging, unmaps, access tracking). */
+  readonly host: VmHost;
   private readonly memcache: MemCache;
 
   private constructor(parts: {
@@ -98,7 +133,7 @@ export class Vm {
     reclaimOptions: ReclaimOptions;
     pool: PagePool;
     pgt: Stage2;
-    memslots: Memslots;
+    memslots: MemslotTable;
     reclaimStats: ReclaimStats;
     rcu: VmRcu;
   }) {
@@ -112,6 +147,7 @@ export class Vm {
     this.lock = RwLock.create({ name: "mmu_lock", maxThreads: parts.options.vcpus + 8 });
     this.vcpuStats = new VcpuStats(parts.options.vcpus);
     this.memcache = new MemCache(this.pool, 16);
+    this.host = new VmHost(this.memslots, this.pgt, this.lock, parts.options.testOnly);
   }
 
   /**
@@ -124,7 +160,15 @@ export class Vm {
     }
     const reclaimOptions = { ...DEFAULT_RECLAIM, ...options.reclaim };
     const geo = computeGeometry(options.granule, options.iaBits, options.paBits);
-    const memslots = Memslots.create(options.memslots, geo);
+    const initial = options.memslots ?? [];
+    let initialPages = 0;
+    for (const m of initial) initialPages += Math.ceil(m.size / geo.granule);
+    const memslots = MemslotTable.create(
+      options.maxMemslots ?? Math.max(32, initial.length),
+      options.vcpus,
+      options.dirtyBitmapPages ?? Math.max(2 ** 18, initialPages),
+      geo.granule,
+    );
     const debug = options.debug ?? false;
     const pool = PagePool.create({
       granule: options.granule,
@@ -144,9 +188,17 @@ export class Vm {
       sliceBudgetPages: reclaimOptions.sliceBudgetPages,
       slowCallbackUs: options.slowCallbackUs ?? 0,
     });
-    return new Vm({ options, reclaimOptions, pool, pgt, memslots, reclaimStats, rcu });
+    const vm = new Vm({ options, reclaimOptions, pool, pgt, memslots, reclaimStats, rcu });
+    try {
+      for (const m of initial) vm.createMemslot(m);
+    } catch (e) {
+      await rcu.close();
+      throw e;
+    }
+    return vm;
   }
 
+  /** The handle to post to vCPU threads (attachVcpu) and host threads (attachHost). */
   get handle(): VmHandle {
     return {
       options: this.options,
@@ -160,48 +212,79 @@ export class Vm {
     };
   }
 
+  /** The reclaim statistics so far. */
   reclaimSnapshot(): ReclaimStatsSnapshot {
     return this.reclaimStats.snapshot(this.options.granule);
   }
 
-  /** Host: unmap a range (MMU-notifier invalidation). Write lock, exclusive walk. */
-  unmap(ipa: number, size: number): number {
-    this.lock.writeLock();
-    try {
-      return unmap(this.pgt, ipa, size);
-    } finally {
-      this.lock.writeUnlock();
-    }
+  /** See VmHost.createMemslot. */
+  createMemslot(spec: MemslotSpec): number {
+    return this.host.createMemslot(spec);
   }
 
-  /** Host: write-protect a range (dirty-log harvesting). Write lock, exclusive walk. */
+  /** See VmHost.deleteMemslot. */
+  deleteMemslot(id: number): void {
+    this.host.deleteMemslot(id);
+  }
+
+  /** See VmHost.moveMemslot. */
+  moveMemslot(id: number, newIpa: number): void {
+    this.host.moveMemslot(id, newIpa);
+  }
+
+  /** See VmHost.memslot. */
+  memslot(id: number): MemslotInfo | undefined {
+    return this.host.memslot(id);
+  }
+
+  /** Host: an MMU-notifier unmap (invalidate start + end) under the write lock. */
+  unmap(ipa: number, size: number): void {
+    this.host.unmap(ipa, size);
+  }
+
+  /** See VmHost.invalidateRangeStart. */
+  invalidateRangeStart(ipa: number, size: number): void {
+    this.host.invalidateRangeStart(ipa, size);
+  }
+
+  /** See VmHost.invalidateRangeEnd. */
+  invalidateRangeEnd(ipa: number, size: number): void {
+    this.host.invalidateRangeEnd(ipa, size);
+  }
+
+  /** Host: write-protect a range under the write lock (with its TLB invalidation). */
   wrprotect(ipa: number, size: number): number {
-    this.lock.writeLock();
-    try {
-      return wrprotect(this.pgt, ipa, size);
-    } finally {
-      this.lock.writeUnlock();
-    }
+    return this.host.wrprotect(ipa, size);
   }
 
-  /** Host: turn dirty logging on for a memslot: write-protect it, optionally split it eagerly. */
-  enableDirtyLogging(slot: number, eagerSplit: boolean): number {
-    const s = this.memslots.specs[slot];
-    if (!s) throw new RangeError(`No memslot ${slot}`);
-    this.lock.writeLock();
-    try {
-      this.memslots.setLogging(slot, true);
-      let ret = wrprotect(this.pgt, s.ipa, s.size);
-      if (ret === Errno.OK && eagerSplit) {
-        do {
-          this.memcache.topup(8);
-          ret = split(this.pgt, s.ipa, s.size, this.memcache);
-        } while (ret === Errno.NOMEM && this.memcache.count > 0);
-      }
-      return ret;
-    } finally {
-      this.lock.writeUnlock();
-    }
+  /** See VmHost.enableDirtyLogging. */
+  enableDirtyLogging(id: number, opts: DirtyLogOptions = {}): DirtyLogEnableResult {
+    return this.host.enableDirtyLogging(id, opts);
+  }
+
+  /** See VmHost.disableDirtyLogging. */
+  disableDirtyLogging(id: number): void {
+    this.host.disableDirtyLogging(id);
+  }
+
+  /** See VmHost.getDirtyLog. */
+  getDirtyLog(id: number): Uint32Array {
+    return this.host.getDirtyLog(id);
+  }
+
+  /** See VmHost.clearDirtyLog. */
+  clearDirtyLog(id: number, firstPage: number, numPages: number, mask?: Uint32Array): number {
+    return this.host.clearDirtyLog(id, firstPage, numPages, mask);
+  }
+
+  /** See VmHost.testClearYoung. */
+  testClearYoung(ipa: number, size: number): number {
+    return this.host.testClearYoung(ipa, size);
+  }
+
+  /** See VmHost.countIdle. */
+  countIdle(ipa: number, size: number): number {
+    return this.host.countIdle(ipa, size);
   }
 
   /**
@@ -212,6 +295,7 @@ export class Vm {
    */
   async destroy(): Promise<DestroyReport> {
     this.memcache.drain();
+    this.host.memcache.drain();
     const geo = this.pgt.geo;
     this.lock.writeLock();
     const root = this.pgt.rootPage;
@@ -266,9 +350,6 @@ export interface VcpuContext {
   close(): void;
 }
 
-/** Environment variable that enables the deliberately broken `unsafe-sync` strategy (tests only). */
-export const UNSAFE_RECLAIM_SWITCH = "STAGE2_TEST_UNSAFE_RECLAIM";
-
 function makeStrategy(
   name: StrategyName | "unsafe-sync",
   rcu: ReclaimRcu,
@@ -285,19 +366,24 @@ function makeStrategy(
     case "batched":
       return new BatchedStrategy(name, rcu, stats, opts);
     case "unsafe-sync":
-      // The negative control's deliberate bug: test-only, behind an environment switch that worker
-      // threads inherit from the test process.
-      if (process.env[UNSAFE_RECLAIM_SWITCH] !== "1") {
-        throw new Error(
-          `The unsafe-sync reclaim strategy is test-only: set ${UNSAFE_RECLAIM_SWITCH}=1 to use it`,
-        );
-      }
+      // The negative control's deliberate bug: attachVcpu allows it only with testOnly.unsafeReclaim.
       return new UnsafeSyncStrategy(name, rcu, stats, opts);
   }
 }
 
+/**
+ * Builds vCPU `vcpu`'s context in the calling thread (a vCPU worker) from the VM's handle: RCU
+ * registration, reclaim strategy, table, memslot and lock views, memory cache, fault handler.
+ * Each vCPU id must be attached by one thread only; call `close()` before that thread exits.
+ * Throws RangeError for an id outside 0..vcpus-1, and Error for the test-only strategy without
+ * `testOnly.unsafeReclaim`.
+ */
 export function attachVcpu(handle: VmHandle, vcpu: number): VcpuContext {
   const o = handle.options;
+  if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= o.vcpus)
+    throw new RangeError(`Cannot attach vCPU ${vcpu}: ids are 0..${o.vcpus - 1}`);
+  if (handle.reclaim.strategy === "unsafe-sync" && o.testOnly?.unsafeReclaim !== true)
+    throw new Error("The unsafe-sync reclaim strategy is test-only: set VmOptions.testOnly.unsafeReclaim");
   const rcu = attachVmRcu(handle.rcu);
   const stats = new ReclaimStats(handle.reclaimStats);
   const strategy = makeStrategy(handle.reclaim.strategy, rcu.port, stats, handle.reclaim);
@@ -307,7 +393,7 @@ export function attachVcpu(handle: VmHandle, vcpu: number): VcpuContext {
     reclaim: strategy,
     checkUaf: o.debug ?? false,
   });
-  const memslots = Memslots.attach(handle.memslots);
+  const memslots = MemslotTable.attach(handle.memslots);
   const lock = RwLock.attach(handle.lock);
   const memcache = new MemCache(pgt.pool, 16);
   const handler = new FaultHandler(
@@ -319,6 +405,7 @@ export function attachVcpu(handle: VmHandle, vcpu: number): VcpuContext {
     strategy,
     o.mode,
     new VcpuStats(o.vcpus, handle.vcpuStats),
+    o.testOnly?.noSeqCheck !== true,
   );
   handler.onQuiescent = rcu.quiescent;
   return {
@@ -335,4 +422,19 @@ export function attachVcpu(handle: VmHandle, vcpu: number): VcpuContext {
       rcu.close();
     },
   };
+}
+
+/**
+ * A host view of the VM in the calling thread (any thread other than the vCPUs': an MMU-notifier
+ * thread, a dirty-log harvester): memslot changes, unmaps, dirty logging, access tracking.
+ * Host views walk exclusively under the write lock and never need RCU.
+ */
+export function attachHost(handle: VmHandle): VmHost {
+  const pgt = Stage2.attach(handle.pgt, { checkUaf: handle.options.debug ?? false });
+  return new VmHost(
+    MemslotTable.attach(handle.memslots),
+    pgt,
+    RwLock.attach(handle.lock),
+    handle.options.testOnly,
+  );
 }

@@ -39,6 +39,8 @@ export interface StressRunOptions {
   gibCollapseShare?: number;
   /** Size of the region the vCPUs work on, in MiB (default 16). */
   regionMiB?: number;
+  /** Test only: allow the "unsafe-sync" strategy (VmOptions.testOnly.unsafeReclaim). */
+  testOnlyUnsafeReclaim?: boolean;
 }
 
 export interface StressRunReport {
@@ -76,6 +78,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     vcpus: o.vcpus,
     memslots: [{ ipa: GIB, size: GIB, hostPa: 0x40_0000_0000, backing: "anonymous" }],
     rcuFlavor: o.rcuFlavor,
+    testOnly: { unsafeReclaim: o.testOnlyUnsafeReclaim ?? false },
     reclaim: {
       strategy: o.strategy,
       ...(o.boundedCapPages !== undefined ? { boundedCapPages: o.boundedCapPages } : {}),

@@ -23,6 +23,7 @@ const HEADER_WORDS = 4;
 const ENTRY_WORDS = 3;
 const sliceDone = { value: false };
 
+/** The kfree_rcu-style strategy: per-thread arrays of unlinked subtrees freed in bulk once their polled grace period expired. */
 export class BatchedStrategy extends ReclaimStrategy {
   private current = -1;
   private currentSince = 0;

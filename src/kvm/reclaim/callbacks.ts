@@ -11,6 +11,7 @@ import { freeQuiescentSlice } from "../../pgtable/ops/unlinked.js";
 import type { Stage2 } from "../../pgtable/stage2.js";
 import { RStat, type ReclaimStats } from "./stats.js";
 
+/** What reclaim callbacks need in the RCU callback worker: its table view, the statistics, the slice budget. */
 export interface ReclaimCallbackContext {
   pgt: Stage2;
   stats: ReclaimStats;

@@ -11,8 +11,10 @@ import { Rcu, type RcuHandle, type RcuStats, type RcuThread } from "../../rcu/mo
 import type { Stage2Handle, WalkGuard } from "../../pgtable/stage2.js";
 import type { ReclaimRcu } from "./strategy.js";
 
+/** The RCU flavor of a VM's domain: liburcu's memory-barrier (`mb`) or quiescent-state-based (`qsbr`) readers. */
 export type RcuFlavor = "mb" | "qsbr";
 
+/** Data posted to the callback worker's reclaim plugin (rcu-plugin.ts). */
 export interface ReclaimPluginData {
   pgt: Stage2Handle;
   reclaimStats: SharedArrayBuffer;
@@ -20,6 +22,7 @@ export interface ReclaimPluginData {
   slowCallbackUs: number;
 }
 
+/** Structured-cloneable description of a VM's RCU domain, part of the VmHandle. */
 export interface VmRcuHandle {
   rcu: RcuHandle;
   flavor: RcuFlavor;
@@ -38,6 +41,10 @@ export interface VmRcu {
   close(): Promise<void>;
 }
 
+/**
+ * Creates a VM's RCU domain with the reclaim callbacks loaded as a plugin of its callback worker,
+ * and registers the calling (host) thread. Call `close()` when the VM is destroyed.
+ */
 export async function createVmRcu(flavor: RcuFlavor, data: ReclaimPluginData): Promise<VmRcu> {
   const rcu = await Rcu.create({
     flavor,
@@ -107,6 +114,7 @@ export interface VcpuRcu {
   close(): void;
 }
 
+/** Registers the calling vCPU thread with the VM's RCU domain; call `close()` before the thread exits. */
 export function attachVmRcu(handle: VmRcuHandle): VcpuRcu {
   const t = Rcu.attach(handle.rcu).register();
   const qsbr = handle.flavor === "qsbr" ? (t as Extract<RcuThread, { quiescentState(): void }>) : null;

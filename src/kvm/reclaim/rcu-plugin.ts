@@ -10,6 +10,7 @@ import type { ReclaimPluginData } from "./rcu-glue.js";
 import { ReclaimStats } from "./stats.js";
 import { ReclaimKind } from "./strategy.js";
 
+/** Plugin entry point, run once in the callback worker: defines FREE_PAGE and FREE_SUBTREE on the VM's pool. */
 export function registerRcuCallbacks(registry: RcuCallbackRegistry, data: unknown): void {
   const d = data as ReclaimPluginData;
   const ctx: ReclaimCallbackContext = {

@@ -45,6 +45,7 @@ export const enum RStat {
   COUNT = 56,
 }
 
+/** Reclaim statistics at one moment (`ReclaimStats.snapshot`); page counts in pages, durations in ns. */
 export interface ReclaimStatsSnapshot {
   callbacksQueued: number;
   callbacksRun: number;
@@ -64,6 +65,7 @@ export interface ReclaimStatsSnapshot {
   callbackNs: { p50: number; p99: number; max: number; count: number };
 }
 
+/** A view of the shared reclaim statistics (layout above); every thread of a VM may attach one. */
 export class ReclaimStats {
   readonly words: Int32Array;
 

@@ -26,7 +26,9 @@ import { freeQuiescentSlice, freezeSubtree } from "../../pgtable/ops/unlinked.js
 import type { ReclaimHook, Stage2 } from "../../pgtable/stage2.js";
 import { RStat, type ReclaimStats } from "./stats.js";
 
+/** Reclaim strategy names; `unsafe-sync` is the test-only negative control. */
 export type StrategyName = "per-table" | "per-subtree" | "bounded" | "batched" | "unsafe-sync";
+/** The real strategies, for loops over all of them (the test-only one is left out). */
 export const STRATEGIES: readonly StrategyName[] = ["per-table", "per-subtree", "bounded", "batched"];
 
 /** Callback kinds the strategies queue; implemented in callbacks.ts. */
@@ -47,6 +49,7 @@ export interface ReclaimRcu {
   synchronize(): void;
 }
 
+/** Reclaim configuration shared by every vCPU of a VM (VmOptions.reclaim). */
 export interface ReclaimOptions {
   strategy: StrategyName;
   /** Pages a subtree callback (or epilogue) frees before yielding. */
@@ -57,6 +60,7 @@ export interface ReclaimOptions {
   batchMaxAgeMs: number;
 }
 
+/** Defaults for VmOptions.reclaim. */
 export const DEFAULT_RECLAIM: ReclaimOptions = {
   strategy: "per-subtree",
   sliceBudgetPages: 64,
@@ -86,6 +90,10 @@ export function freeQuiescent(pgt: Stage2, page: number, level: number): number 
   return freeQuiescentSlice(pgt, page, level, Number.MAX_SAFE_INTEGER, done);
 }
 
+/**
+ * Base of the strategies: the `freeUnlinked` hook plus the vCPU-side epilogue list of subtrees
+ * the thread frees itself after a grace period. One instance per vCPU thread.
+ */
 export abstract class ReclaimStrategy implements ReclaimHook {
   readonly name: StrategyName;
   protected readonly rcu: ReclaimRcu;
