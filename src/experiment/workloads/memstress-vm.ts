@@ -4,7 +4,7 @@
  * aligned down to the backing page size, split evenly over `-x` memslots, one slice per vCPU (or
  * one shared region with `-o`).
  */
-import type { Backing, MemslotSpec } from "../../kvm/memslot.js";
+import { type Backing, BACKINGS, type MemslotSpec } from "../../kvm/memslot.js";
 import { parseChoice } from "../args.js";
 import { ConfigError } from "../errors.js";
 import type { MemstressSlice } from "../../sim/memstress.js";
@@ -14,20 +14,16 @@ export const IA_BITS = 40;
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
 
-/** The selftests' backing source names and what they back a memslot with. */
-export const BACKING_NAMES = [
-  "anonymous",
-  "anonymous_thp",
-  "anonymous_hugetlb_2mb",
-  "anonymous_hugetlb_1gb",
-] as const;
-export type BackingName = (typeof BACKING_NAMES)[number];
+/** The selftests' backing source names stage2 models (vm_mem_backing_src_alias), as memslots take them. */
+export const BACKING_NAMES: readonly Backing[] = BACKINGS;
+export type BackingName = Backing;
 
-const BACKINGS = new Map<BackingName, { backing: Backing; pageSize: number }>([
-  ["anonymous", { backing: "anonymous", pageSize: PAGE }],
-  ["anonymous_thp", { backing: "thp", pageSize: 2 * MIB }],
-  ["anonymous_hugetlb_2mb", { backing: "thp", pageSize: 2 * MIB }],
-  ["anonymous_hugetlb_1gb", { backing: "hugetlb", pageSize: GIB }],
+/** get_backing_src_pagesz(): the page size each backing maps guest memory with. */
+const PAGE_SIZES = new Map<Backing, number>([
+  ["anonymous", PAGE],
+  ["anonymous_thp", 2 * MIB],
+  ["anonymous_hugetlb_2mb", 2 * MIB],
+  ["anonymous_hugetlb_1gb", GIB],
 ]);
 
 export function parseBacking(text: string, what: string): BackingName {
@@ -36,7 +32,7 @@ export function parseBacking(text: string, what: string): BackingName {
 
 /** The backing's page size (get_backing_src_pagesz). */
 export function backingPageSize(name: BackingName): number {
-  return (BACKINGS.get(name) as { pageSize: number }).pageSize;
+  return PAGE_SIZES.get(name) as number;
 }
 
 export interface MemstressLayout {
@@ -85,11 +81,10 @@ export function memstressLayout(o: {
   const align = backingPageSize(o.backing);
   const gpa = Math.floor(((regionEndGfn - pages - 1) * PAGE) / align) * align;
   const pagesPerSlot = pages / o.slots;
-  const kind = (BACKINGS.get(o.backing) as { backing: Backing }).backing;
   const slots: MemslotSpec[] = Array.from({ length: o.slots }, (_, i) => {
     const ipa = gpa + i * pagesPerSlot * PAGE;
     // Host memory at the same address: IPA and PA congruent modulo every block size.
-    return { ipa, size: pagesPerSlot * PAGE, hostPa: ipa, backing: kind };
+    return { ipa, size: pagesPerSlot * PAGE, hostPa: ipa, backing: o.backing };
   });
   const slicePages = o.overlap ? pages : o.bytesPerVcpu / PAGE;
   const slices = Array.from({ length: o.vcpus }, (_, v) => ({
