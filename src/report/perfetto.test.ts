@@ -17,7 +17,7 @@ function randomHistory(w: TraceWriter, rng: Rng, steps: number, t0: number): voi
   const open: TraceEvent[] = [];
   let t = t0;
   for (let i = 0; i < steps; i++) {
-    t += 1 + rng.below(50);
+    t += 1 + rng.below(50) + rng.next();
     const r = rng.below(10);
     if (r < 3 && open.length < 6) {
       const ev = SLICES[rng.below(SLICES.length)]!;
@@ -25,7 +25,7 @@ function randomHistory(w: TraceWriter, rng: Rng, steps: number, t0: number): voi
       w.begin(ev, t, ev === TraceEvent.PHASE ? 0 : i);
     } else if (r < 6 && open.length > 0) w.end(open.pop()!, t);
     else if (r < 8) {
-      const dur = rng.below(20);
+      const dur = rng.below(20) * rng.next();
       w.complete(TraceEvent.FAULT_BATCH, t, dur, 8);
       t += dur;
     } else w.counter(r === 8 ? TraceEvent.PENDING_PAGES : TraceEvent.PENDING_CALLBACKS, rng.below(1000));
@@ -47,7 +47,7 @@ function nestingProblems(events: readonly ChromeTraceEvent[]): string[] {
     for (const x of xs) {
       while (stack.length > 0 && stack.at(-1)!.ts! + stack.at(-1)!.dur! <= x.ts!) stack.pop();
       const p = stack.at(-1);
-      if (p !== undefined && x.ts! + x.dur! > p.ts! + p.dur!)
+      if (p !== undefined && x.ts! + x.dur! > p.ts! + p.dur! + 1e-6)
         problems.push(`tid ${tid}: ${x.name}@${x.ts} outlives ${p.name}@${p.ts}`);
       stack.push(x);
     }

@@ -56,6 +56,11 @@ export interface PerfettoOptions {
 
 const PID = 1;
 
+/** Microseconds to 1 ns precision: keeps float noise ("13.749999999068677") out of the file. */
+function us(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
 /** What each event's numeric argument means, for the slice's args panel. */
 const ARG_NAMES: Record<number, string> = {
   [TraceEvent.PHASE]: "phase",
@@ -148,17 +153,18 @@ function threadEvents(t: TraceThread, t0: number, opts: PerfettoOptions, repairs
       ph: "X",
       pid: PID,
       tid,
-      ts: s.start - t0,
-      dur: s.end - s.start,
+      ts: us(s.start - t0),
+      // Rounding is monotonic, so rounded ends still nest.
+      dur: us(us(s.end - t0) - us(s.start - t0)),
       args: argsOf(s.ev, s.arg),
     });
   }
   for (const e of t.events) {
     const name = TRACE_EVENT_NAMES[e.ev] ?? `event ${e.ev}`;
     if (e.kind === TraceKind.COUNTER)
-      out.push({ name, ph: "C", pid: PID, tid, ts: e.tsUs - t0, args: { [name]: e.value } });
+      out.push({ name, ph: "C", pid: PID, tid, ts: us(e.tsUs - t0), args: { [name]: e.value } });
     else if (e.kind === TraceKind.INSTANT)
-      out.push({ name, ph: "i", s: "t", pid: PID, tid, ts: e.tsUs - t0, args: argsOf(e.ev, e.arg) });
+      out.push({ name, ph: "i", s: "t", pid: PID, tid, ts: us(e.tsUs - t0), args: argsOf(e.ev, e.arg) });
   }
   return out;
 }
