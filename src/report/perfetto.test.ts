@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { TraceBuffer, type TraceCollection, TraceEvent, type TraceWriter } from "../common/trace.js";
 import { Rng, seedFromEnv } from "../sim/rng.js";
-import { type ChromeTraceEvent, toChromeTrace } from "./perfetto.js";
+import { type ChromeTraceEvent, chromeTraceProblems, toChromeTrace } from "./perfetto.js";
 
 const SLICES = [
   TraceEvent.PHASE,
@@ -36,25 +36,6 @@ function randomHistory(w: TraceWriter, rng: Rng, steps: number, t0: number): voi
   }
 }
 
-/** Problems with per-thread nesting of X slices: any two on one tid must be disjoint or nested. */
-function nestingProblems(events: readonly ChromeTraceEvent[]): string[] {
-  const byTid = new Map<number, ChromeTraceEvent[]>();
-  for (const e of events) if (e.ph === "X") byTid.set(e.tid, [...(byTid.get(e.tid) ?? []), e]);
-  const problems: string[] = [];
-  for (const [tid, xs] of byTid) {
-    xs.sort((a, b) => a.ts! - b.ts! || b.dur! - a.dur!);
-    const stack: ChromeTraceEvent[] = [];
-    for (const x of xs) {
-      while (stack.length > 0 && stack.at(-1)!.ts! + stack.at(-1)!.dur! <= x.ts!) stack.pop();
-      const p = stack.at(-1);
-      if (p !== undefined && x.ts! + x.dur! > p.ts! + p.dur! + 1e-6)
-        problems.push(`tid ${tid}: ${x.name}@${x.ts} outlives ${p.name}@${p.ts}`);
-      stack.push(x);
-    }
-  }
-  return problems;
-}
-
 function collectFrom(threads: string[], seed: number, steps: number): TraceCollection {
   const buf = TraceBuffer.create({ threads: threads.length, eventsPerThread: 4 * steps });
   const rng = new Rng(seed);
@@ -74,7 +55,7 @@ test("toChromeTrace() names every thread, nests slices per tid and keeps counter
   const threadNames = ev.filter((e) => e.ph === "M" && e.name === "thread_name").map((e) => e.args!.name);
   assert.deepEqual(threadNames, names, `seed ${seed}`);
   assert.ok(ev.some((e) => e.ph === "M" && e.name === "process_name" && e.args!.name === "stage2"));
-  assert.deepEqual(nestingProblems(ev), [], `seed ${seed}`);
+  assert.deepEqual(chromeTraceProblems(parsed, { threads: names }), [], `seed ${seed}`);
   for (const counter of ["pending pages", "pending callbacks"])
     assert.ok(ev.some((e) => e.ph === "C" && e.name === counter && typeof e.args![counter] === "number"));
   const tids = new Set(ev.filter((e) => e.ph === "X").map((e) => e.tid));
@@ -93,10 +74,30 @@ test("toChromeTrace() names every thread, nests slices per tid and keeps counter
   );
 });
 
-test("nestingProblems() catches slices that overlap without nesting", () => {
-  const x = (ts: number, dur: number): ChromeTraceEvent => ({ name: "s", ph: "X", pid: 1, tid: 1, ts, dur });
-  assert.deepEqual(nestingProblems([x(0, 10), x(2, 3), x(10, 5)]), []);
-  assert.equal(nestingProblems([x(0, 10), x(5, 10)]).length, 1);
+test("chromeTraceProblems() catches overlapping slices, unnamed threads and missing counters", () => {
+  const name: ChromeTraceEvent = { name: "thread_name", ph: "M", pid: 1, tid: 1, args: { name: "host" } };
+  const x = (ts: number, dur: number, tid = 1): ChromeTraceEvent => ({
+    name: "s",
+    ph: "X",
+    pid: 1,
+    tid,
+    ts,
+    dur,
+  });
+  const c = (n: string): ChromeTraceEvent => ({ name: n, ph: "C", pid: 1, tid: 1, ts: 0, args: { [n]: 1 } });
+  const counters = [c("pending pages"), c("pending callbacks")];
+  const ok = { traceEvents: [name, x(0, 10), x(2, 3), x(10, 5), ...counters] };
+  assert.deepEqual(chromeTraceProblems(ok, { threads: ["host"] }), []);
+  const overlap = chromeTraceProblems({ traceEvents: [name, x(0, 10), x(5, 10), ...counters] });
+  assert.deepEqual(overlap, ['tid 1: "s" at 5 µs outlives "s" at 0 µs']);
+  assert.deepEqual(chromeTraceProblems({ traceEvents: [name, x(0, 1, 2), ...counters] }), [
+    'tid 2 ("s") has no thread name',
+  ]);
+  assert.deepEqual(
+    chromeTraceProblems({ traceEvents: [name, c("pending pages")] }, { threads: ["vcpu 0"] }),
+    ['no track named "vcpu 0"', 'no samples of the counter "pending callbacks"'],
+  );
+  assert.deepEqual(chromeTraceProblems({}), ["not a Chrome JSON trace: no traceEvents array"]);
 });
 
 test("toChromeTrace() repairs and counts unmatched ends, unclosed begins and overlapping slices", () => {
@@ -113,7 +114,7 @@ test("toChromeTrace() repairs and counts unmatched ends, unclosed begins and ove
   assert.equal(trace.otherData.unmatchedEnds, 1);
   assert.equal(trace.otherData.unclosedBegins, 1);
   assert.ok(trace.otherData.clippedSlices >= 1);
-  assert.deepEqual(nestingProblems(trace.traceEvents), []);
+  assert.deepEqual(chromeTraceProblems(trace, { counters: [] }), []);
   const phase = trace.traceEvents.find((e) => e.ph === "X" && e.name === "phase")!;
   assert.equal(phase.dur, 75);
 });

@@ -196,3 +196,58 @@ export function toChromeTrace(trace: TraceCollection, opts: PerfettoOptions = {}
     },
   };
 }
+
+export interface TraceExpectations {
+  /** Thread names that must have a track. */
+  threads?: readonly string[];
+  /** Counter names that must have samples; default "pending pages" and "pending callbacks". */
+  counters?: readonly string[];
+}
+
+/** Slices on one tid must be disjoint or nested (1 ps of float slack). */
+function nestingProblems(events: readonly ChromeTraceEvent[]): string[] {
+  const byTid = new Map<number, ChromeTraceEvent[]>();
+  for (const e of events) if (e.ph === "X") byTid.set(e.tid, [...(byTid.get(e.tid) ?? []), e]);
+  const problems: string[] = [];
+  for (const [tid, xs] of byTid) {
+    xs.sort((a, b) => a.ts! - b.ts! || b.dur! - a.dur!);
+    const stack: ChromeTraceEvent[] = [];
+    for (const x of xs) {
+      while (stack.length > 0 && stack.at(-1)!.ts! + stack.at(-1)!.dur! <= x.ts!) stack.pop();
+      const p = stack.at(-1);
+      if (p !== undefined && x.ts! + x.dur! > p.ts! + p.dur! + 1e-6)
+        problems.push(`tid ${tid}: "${x.name}" at ${x.ts} µs outlives "${p.name}" at ${p.ts} µs`);
+      stack.push(x);
+    }
+  }
+  return problems;
+}
+
+/**
+ * What is wrong with a Chrome JSON trace as stage2 writes it: events without a named thread,
+ * slices that do not nest per thread, missing counters or threads. Empty when it is sound. For
+ * tests of `--trace` output; takes the parsed file.
+ */
+export function chromeTraceProblems(trace: unknown, expect: TraceExpectations = {}): string[] {
+  const events = (trace as ChromeTrace | null)?.traceEvents;
+  if (!Array.isArray(events)) return ["not a Chrome JSON trace: no traceEvents array"];
+  const problems: string[] = [];
+  const named = new Map<number, string>();
+  for (const e of events)
+    if (e.ph === "M" && e.name === "thread_name" && typeof e.args?.name === "string" && e.args.name !== "")
+      named.set(e.tid, e.args.name);
+  for (const e of events) {
+    if (e.ph === "M") continue;
+    if (typeof e.ts !== "number" || !Number.isFinite(e.ts)) problems.push(`"${e.name}" has no timestamp`);
+    if (e.ph === "X" && !(typeof e.dur === "number" && e.dur >= 0))
+      problems.push(`"${e.name}" has no duration`);
+    if (!named.has(e.tid)) problems.push(`tid ${e.tid} ("${e.name}") has no thread name`);
+  }
+  problems.push(...nestingProblems(events));
+  const names = new Set(named.values());
+  for (const t of expect.threads ?? []) if (!names.has(t)) problems.push(`no track named "${t}"`);
+  for (const c of expect.counters ?? ["pending pages", "pending callbacks"])
+    if (!events.some((e) => e.ph === "C" && e.name === c && typeof e.args?.[c] === "number"))
+      problems.push(`no samples of the counter "${c}"`);
+  return [...new Set(problems)];
+}
