@@ -9,5 +9,13 @@ export {
   formatNumber,
   renderTable,
 } from "./compare.js";
-export { type ChromeTrace, type PerfettoOptions, toChromeTrace } from "./perfetto.js";
-export { parseRunResults, RUN_RESULT_SCHEMA_PATH, validateRunResult } from "./schema.js";
+export { type HtmlOptions, renderHtml } from "./html.js";
+export {
+  type ChromeTrace,
+  chromeTraceProblems,
+  type PerfettoOptions,
+  type TraceExpectations,
+  toChromeTrace,
+} from "./perfetto.js";
+export { parseRunResults, RUN_RESULT_SCHEMA_PATH, readRunResultFiles, validateRunResult } from "./schema.js";
+export { renderText } from "./text.js";

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import type {
   CheckFigures,
@@ -10,7 +12,13 @@ import type {
   VcpuFigures,
 } from "../experiment/result.js";
 import { syntheticRun } from "./fixture.js";
-import { parseRunResults, RUN_RESULT_SCHEMA_PATH, runResultSchema, validateRunResult } from "./schema.js";
+import {
+  parseRunResults,
+  RUN_RESULT_SCHEMA_PATH,
+  readRunResultFiles,
+  runResultSchema,
+  validateRunResult,
+} from "./schema.js";
 
 // The property names of each interface in result.ts. `Record<keyof T, true>` makes the compiler
 // refuse a missing or extra name, so a field added to result.ts fails the build until the schema
@@ -158,4 +166,26 @@ test("the schema ships in the package", () => {
   const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8"));
   assert.ok((pkg.files as string[]).includes("schema"), "package.json files lists schema/");
   assert.ok(RUN_RESULT_SCHEMA_PATH.endsWith("/schema/run-result.schema.json"));
+});
+
+test("readRunResultFiles() merges the files in order and refuses an empty one", () => {
+  const dir = mkdtempSync(join(tmpdir(), "stage2-report-"));
+  try {
+    const a = join(dir, "a.jsonl");
+    const b = join(dir, "b.jsonl");
+    const empty = join(dir, "empty.jsonl");
+    writeFileSync(a, `${JSON.stringify(syntheticRun({ strategy: "per-table" }))}\n`);
+    writeFileSync(
+      b,
+      [1, 2].map((seed) => JSON.stringify(syntheticRun({ strategy: "bounded", seed }))).join("\n"),
+    );
+    writeFileSync(empty, "\n");
+    assert.deepEqual(
+      readRunResultFiles([a, b]).map((r) => `${r.strategy}/${r.seed}`),
+      ["per-table/1", "bounded/1", "bounded/2"],
+    );
+    assert.throws(() => readRunResultFiles([a, empty]), /empty\.jsonl: it holds no run result/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

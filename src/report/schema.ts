@@ -52,6 +52,17 @@ export function validateRunResult(obj: unknown): string[] {
   return (validate.errors ?? []).map(describe);
 }
 
+/** Reads and merges the JSON-lines files given to `stage2 report`, in order. */
+export function readRunResultFiles(paths: readonly string[]): RunResult[] {
+  const out: RunResult[] = [];
+  for (const path of paths) {
+    const runs = parseRunResults(readFileSync(path, "utf8"), path);
+    if (runs.length === 0) throw new TypeError(`Cannot read ${path}: it holds no run result`);
+    out.push(...runs);
+  }
+  return out;
+}
+
 /**
  * Parses JSON lines (`stage2 run --json` output, possibly concatenated from many hosts) into run
  * results. Blank lines are skipped. Throws a TypeError naming `source:line` for any line that is
