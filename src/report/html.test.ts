@@ -83,3 +83,27 @@ test("bucketLabel() names the lower bound of a log2-ns bucket", () => {
     "1.1 s",
   ]);
 });
+
+test("renderHtml() folds many iterated phases into one bar group per step", () => {
+  const r = syntheticRun();
+  r.phases = [{ name: "Populate memory", seconds: 1 }];
+  for (let i = 1; i <= 5; i++)
+    for (const [step, s] of [
+      ["dirty memory", i],
+      ["get dirty log", 0.1],
+      ["clear dirty log", 0.2],
+    ] as const)
+      r.phases.push({ name: `Iteration ${i} ${step}`, seconds: s });
+  const html = renderHtml([r]);
+  const data = JSON.parse(
+    /<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(html)![1]!,
+  );
+  const phases = data.charts["w0-phases"];
+  assert.deepEqual(phases.groups, [
+    "Populate memory",
+    "dirty memory (mean per iteration)",
+    "get dirty log (mean per iteration)",
+    "clear dirty log (mean per iteration)",
+  ]);
+  assert.deepEqual(phases.series[0].values, [1, 3, 0.1, 0.2]);
+});

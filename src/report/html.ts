@@ -80,10 +80,37 @@ function colour(i: number): string {
   return PALETTE[i % PALETTE.length]!;
 }
 
-function phaseChart(t: Comparison, id: string): ChartSpec {
+/** Beyond this many phases, the chart folds "Iteration N <what>" phases into one group each. */
+const MAX_PHASE_GROUPS = 8;
+const ITERATION = /^Iteration \d+ (.+)$/;
+
+/** The chart's groups: each phase name, or with many phases each iterated step once. */
+function phaseGroups(runs: readonly RunResult[]): { label: string; matches: (name: string) => boolean }[] {
   const names: string[] = [];
-  for (const c of t.columns)
-    for (const r of c.runs) for (const p of r.phases) if (!names.includes(p.name)) names.push(p.name);
+  for (const r of runs) for (const p of r.phases) if (!names.includes(p.name)) names.push(p.name);
+  if (names.length <= MAX_PHASE_GROUPS) return names.map((n) => ({ label: n, matches: (x) => x === n }));
+  const groups: { label: string; matches: (name: string) => boolean }[] = [];
+  const seen = new Set<string>();
+  for (const n of names) {
+    const step = ITERATION.exec(n)?.[1];
+    const key = step ?? n;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (step === undefined) groups.push({ label: n, matches: (x) => x === n });
+    else
+      groups.push({ label: `${step} (mean per iteration)`, matches: (x) => ITERATION.exec(x)?.[1] === step });
+  }
+  return groups;
+}
+
+/** Seconds of a group in one run: the phase, or the mean of its iterations. */
+function groupSeconds(r: RunResult, matches: (name: string) => boolean): number | undefined {
+  const xs = r.phases.filter((p) => matches(p.name)).map((p) => p.seconds);
+  return xs.length === 0 ? undefined : xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+function phaseChart(t: Comparison, id: string): ChartSpec {
+  const groups = phaseGroups(t.columns.flatMap((c) => c.runs));
   return {
     id,
     kind: "bars",
@@ -93,16 +120,16 @@ function phaseChart(t: Comparison, id: string): ChartSpec {
     yLabel: "time (s)",
     unit: "s",
     groupLabel: "phase",
-    groups: names,
+    groups: groups.map((g) => g.label),
     series: t.columns.map((c, i) => ({
       label: c.label,
       color: colour(i),
-      values: names.map((n) => {
-        const xs = c.runs.flatMap((r) => r.phases.filter((p) => p.name === n).map((p) => p.seconds));
+      values: groups.map((g) => {
+        const xs = c.runs.map((r) => groupSeconds(r, g.matches)).filter((v): v is number => v !== undefined);
         return xs.length === 0 ? null : median(xs);
       }),
     })),
-    ...(names.length === 0 ? { empty: "No timed phase in these runs." } : {}),
+    ...(groups.length === 0 ? { empty: "No timed phase in these runs." } : {}),
   };
 }
 
