@@ -24,6 +24,7 @@ const MIN_COLOURED_PIXELS = 50;
 
 /** Runs in the page (as text: this project compiles without the DOM library). */
 const READ_CHARTS = `(() => {
+  const specs = JSON.parse(document.getElementById("report-data").textContent).charts;
   const figures = Array.from(document.querySelectorAll("figure.chart[data-chart]"));
   const charts = figures.map((fig) => {
     const canvas = fig.querySelector("canvas");
@@ -37,7 +38,14 @@ const READ_CHARTS = `(() => {
       }
     }
     const h3 = fig.querySelector("h3");
-    return { id: fig.dataset.chart, title: h3 ? h3.textContent : "", coloured };
+    // A live legend's first row is the x value under the cursor, not a series.
+    const live = fig.querySelector(".u-legend.u-live") !== null;
+    const legend = Array.from(fig.querySelectorAll(".u-legend .u-series"))
+      .slice(live ? 1 : 0)
+      .filter((e) => getComputedStyle(e).display !== "none")
+      .map((e) => e.querySelector(".u-label").textContent);
+    const series = specs[fig.dataset.chart].series.map((s) => s.label);
+    return { id: fig.dataset.chart, title: h3 ? h3.textContent : "", coloured, legend, series };
   });
   return { charts, answers: document.querySelectorAll("ol.answers li").length };
 })()`;
@@ -46,6 +54,9 @@ interface ChartState {
   id: string;
   title: string;
   coloured: number;
+  /** Series labels shown in the legend, and those the chart was given. */
+  legend: string[];
+  series: string[];
 }
 
 interface PageReport {
@@ -99,6 +110,8 @@ function problems(r: PageReport): string[] {
     if (c.title === "") out.push(`chart ${c.id} has no title`);
     if (c.coloured < MIN_COLOURED_PIXELS)
       out.push(`chart ${c.id} drew nothing (${c.coloured} coloured pixels)`);
+    if (c.legend.join("\n") !== c.series.join("\n"))
+      out.push(`chart ${c.id} legend shows [${c.legend.join(", ")}], not [${c.series.join(", ")}]`);
   }
   for (const e of r.consoleErrors) out.push(`console error: ${e}`);
   for (const u of r.requests) out.push(`network request: ${u}`);
@@ -140,6 +153,17 @@ test("HTML report in headless Chromium: every chart draws, no console error, no 
     assert.deepEqual(
       problems(blanked).filter((p) => p.includes("drew nothing")),
       ["chart w0-vcpus drew nothing (0 coloured pixels)"],
+    );
+    const hidden = await inspect(
+      browser,
+      inject(
+        html,
+        `<style>[data-chart="w1-phases"] .u-legend .u-series:nth-child(1) { display: none }</style>`,
+      ),
+    );
+    assert.deepEqual(
+      problems(hidden).filter((p) => p.includes("legend")),
+      ["chart w1-phases legend shows [per-subtree], not [per-table, per-subtree]"],
     );
     const noisy = await inspect(browser, inject(html, `<script>console.error("deliberate");</script>`));
     assert.ok(

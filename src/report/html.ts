@@ -304,7 +304,6 @@ td.best { background: #eaf5e9; }
 .legend, figcaption p, .meta { color: #555; font-size: .9em; }
 .charts { display: flex; flex-wrap: wrap; gap: 1.5em; }
 figure.chart { margin: 0; width: 580px; }
-.u-legend .u-series:first-child { display: none; }
 .empty { color: #a33; }
 .failed { border: 2px solid #c33; padding: 0 1em; }
 `;
