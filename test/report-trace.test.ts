@@ -14,6 +14,7 @@ import {
   type TraceThread,
   traceNowUs,
 } from "../src/common/trace.js";
+import { chromeTraceProblems, toChromeTrace } from "../src/report/perfetto.js";
 import type { TraceWorkerData } from "./report-trace-worker.js";
 
 const WORKERS = 4;
@@ -53,30 +54,35 @@ function checkPrefix(t: TraceThread): void {
   }
 }
 
-test("TraceBuffer: concurrent workers fill their own rings; overflow is counted, never wraps", async () => {
-  const buf = TraceBuffer.create({ threads: WORKERS, eventsPerThread: CAPACITY });
+/** Starts one worker per entry, all released at once; resolves when every one is done. */
+async function startWorkers(entries: Omit<TraceWorkerData, "start">[]): Promise<{ done: Promise<void> }> {
   const start = new SharedArrayBuffer(8);
   const startWords = new Int32Array(start);
-  const workers = Array.from({ length: WORKERS }, (_, slot) => {
-    const data: TraceWorkerData = { trace: buf.handle, slot, rounds: ROUNDS, start };
-    return new Worker(new URL("./report-trace-worker.js", import.meta.url), { workerData: data });
+  const done = entries.map((e) => {
+    const data: TraceWorkerData = { ...e, start };
+    const w = new Worker(new URL("./report-trace-worker.js", import.meta.url), { workerData: data });
+    return new Promise<void>((resolve, reject) => {
+      w.once("message", () => resolve());
+      w.once("error", reject);
+      w.once("exit", (code) => {
+        if (code !== 0) reject(new Error(`trace worker exited with code ${code}`));
+      });
+    });
   });
-  const done = workers.map(
-    (w) =>
-      new Promise<void>((resolve, reject) => {
-        w.once("message", () => resolve());
-        w.once("error", reject);
-        w.once("exit", (code) => {
-          if (code !== 0) reject(new Error(`trace worker exited with code ${code}`));
-        });
-      }),
-  );
-  while (Atomics.load(startWords, 0) < WORKERS) await new Promise((r) => setTimeout(r, 1));
-  const before = traceNowUs();
+  while (Atomics.load(startWords, 0) < entries.length) await new Promise((r) => setTimeout(r, 1));
   Atomics.store(startWords, 1, 1); // pairs with the workers' Atomics.load of word 1
   Atomics.notify(startWords, 1);
+  return { done: Promise.all(done).then(() => undefined) };
+}
+
+test("TraceBuffer: concurrent workers fill their own rings; overflow is counted, never wraps", async () => {
+  const buf = TraceBuffer.create({ threads: WORKERS, eventsPerThread: CAPACITY });
+  const before = traceNowUs();
+  const running = await startWorkers(
+    Array.from({ length: WORKERS }, (_, slot) => ({ trace: buf.handle, slot, rounds: ROUNDS })),
+  );
   let finished = false;
-  const all = Promise.all(done).then(() => {
+  const all = running.done.then(() => {
     finished = true;
   });
   let liveCollects = 0;
@@ -105,3 +111,46 @@ test("TraceBuffer: concurrent workers fill their own rings; overflow is counted,
   assert.equal(c.dropped, WORKERS * (4 * ROUNDS - CAPACITY));
   console.log(`# report-trace: ${liveCollects} collects while the workers wrote`);
 });
+
+for (const eventsPerThread of [4096, 64]) {
+  test(`trace of real vCPU, host and RCU threads converts to a sound Perfetto trace (${eventsPerThread} events per thread)`, async () => {
+    const buf = TraceBuffer.create({ threads: 4, eventsPerThread });
+    const host = buf.writer(0, "host");
+    const running = await startWorkers([
+      { trace: buf.handle, slot: 1, rounds: 5, kind: "vcpu", name: "vcpu 0" },
+      { trace: buf.handle, slot: 2, rounds: 5, kind: "vcpu", name: "vcpu 1" },
+      { trace: buf.handle, slot: 3, rounds: 5, kind: "rcu", name: "rcu callbacks" },
+    ]);
+    let finished = false;
+    const all = running.done.then(() => {
+      finished = true;
+    });
+    host.begin(TraceEvent.PHASE, traceNowUs(), 0);
+    // At most 200 samples, so that a slow machine cannot fill the host's ring in the 4096 case.
+    for (let i = 0; !finished; i++) {
+      if (i >= 200) {
+        await all;
+        break;
+      }
+      host.counter(TraceEvent.PENDING_PAGES, i % 97);
+      host.counter(TraceEvent.PENDING_CALLBACKS, i % 13);
+      if (i % 8 === 0) {
+        host.begin(TraceEvent.WRITE_LOCK);
+        host.end(TraceEvent.WRITE_LOCK);
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await all;
+    host.end(TraceEvent.PHASE);
+    const collected = buf.collect();
+    const trace = JSON.parse(JSON.stringify(toChromeTrace(collected, { phaseNames: ["Populate memory"] })));
+    assert.deepEqual(
+      chromeTraceProblems(trace, { threads: ["host", "vcpu 0", "vcpu 1", "rcu callbacks"] }),
+      [],
+    );
+    assert.equal(trace.otherData.unmatchedEnds + trace.otherData.unclosedBegins, 0);
+    if (eventsPerThread === 64) assert.ok(collected.dropped > 0, "the small rings overflowed");
+    else assert.equal(collected.dropped, 0);
+    assert.equal(trace.otherData.droppedEvents, collected.dropped);
+  });
+}
