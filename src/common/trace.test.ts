@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { TraceBuffer, TraceEvent, TraceKind, traceNowUs } from "./trace.js";
+import { TRACE_EVENT_NAMES, TraceBuffer, TraceEvent, TraceKind, traceNowUs } from "./trace.js";
 
 test("TraceBuffer.writer() records events in order with the thread name", () => {
   const buf = TraceBuffer.create({ threads: 2, eventsPerThread: 16 });
@@ -83,4 +83,11 @@ test("TraceBuffer.writer() refuses a second writer on a slot until close()", () 
 test("traceNowUs() is wall-clock microseconds", () => {
   const us = traceNowUs();
   assert.ok(Math.abs(us / 1000 - Date.now()) < 5000);
+});
+
+test("TRACE_EVENT_NAMES names every TraceEvent", () => {
+  assert.equal(TRACE_EVENT_NAMES.length, TraceEvent.COUNT);
+  assert.equal(new Set(TRACE_EVENT_NAMES).size, TRACE_EVENT_NAMES.length);
+  assert.equal(TRACE_EVENT_NAMES[TraceEvent.PENDING_PAGES], "pending pages");
+  assert.equal(TRACE_EVENT_NAMES[TraceEvent.PENDING_CALLBACKS], "pending callbacks");
 });
