@@ -265,8 +265,8 @@ export async function runWorkload<P>(
     hostTrace?.close();
     const collection = traceBuf.collect();
     traceFigures = {
-      events: collection.threads.reduce((n, t) => n + t.records.length, 0),
-      dropped: collection.threads.reduce((n, t) => n + t.dropped, 0),
+      events: collection.events,
+      dropped: collection.dropped,
     };
     hooks.trace.runs.push({
       label: `${workload.name} ${common.strategy} ${common.mode} ${common.rcu}`,

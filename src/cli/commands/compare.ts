@@ -9,7 +9,7 @@ import { parseInt32 } from "../../experiment/args.js";
 import { ConfigError } from "../../experiment/errors.js";
 import { checkSpec } from "../../experiment/execute.js";
 import { MODES, parseList, parseRunRequest, RCU_FLAVORS, replayArgs, type RunSpec, shellJoin } from "../../experiment/plan.js";
-import { answers, renderComparison } from "../../report/compare.js";
+import { renderText } from "../../report/text.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
 import { writeReport } from "../report-files.js";
 import { runSpecs } from "./run.js";
@@ -105,9 +105,7 @@ export const compareCommand: Command = {
       });
       if (!m.json) {
         io.out("");
-        for (const a of answers(results)) io.out(a);
-        io.out("");
-        io.out(renderComparison(results));
+        io.out(renderText(results));
       }
       if (m.outDir) {
         const files = await writeReport(m.outDir, results);

@@ -6,7 +6,7 @@
 import { ConfigError } from "../../experiment/errors.js";
 import { parseArgs } from "../../experiment/args.js";
 import type { RunResult } from "../../experiment/result.js";
-import { answers, renderComparison } from "../../report/compare.js";
+import { renderText } from "../../report/text.js";
 import { parseRunResults } from "../../report/schema.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
 import { writeReport } from "../report-files.js";
@@ -44,9 +44,7 @@ export const reportCommand: Command = {
         }
       }
       if (results.length === 0) throw new ConfigError("report: the files hold no run results");
-      for (const a of answers(results)) io.out(a);
-      io.out("");
-      io.out(renderComparison(results));
+      io.out(renderText(results));
       const out = parsed.long.get("out")?.[0];
       if (out !== undefined) {
         const files = await writeReport(out, results);

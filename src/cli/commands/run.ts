@@ -10,7 +10,7 @@ import { defaultSpecs, executeSpec } from "../../experiment/execute.js";
 import { parseRunRequest, type RunSpec } from "../../experiment/plan.js";
 import type { RunResult } from "../../experiment/result.js";
 import { WORKLOAD_TABLE } from "../../experiment/workloads/index.js";
-import { answers, renderComparison } from "../../report/compare.js";
+import { renderText } from "../../report/text.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
 import { startProgress } from "../progress.js";
 import { defaultOutDir, writeReport } from "../report-files.js";
@@ -130,9 +130,7 @@ async function defaultRun(argv: string[], io: CliIo): Promise<number> {
   await writeTraceFile(trace);
   if (!json) {
     io.out("");
-    for (const a of answers(results)) io.out(a);
-    io.out("");
-    io.out(renderComparison(results));
+    io.out(renderText(results));
     io.out("");
     io.out(`Report: ${files.html}`);
     io.out(`Results: ${files.jsonl}`);
