@@ -39,7 +39,7 @@ import {
   wrprotect,
 } from "../src/pgtable/mod.js";
 import { seedFromEnv } from "../src/sim/rng.js";
-import { auditTree, type Fixture, makeFixture, strayPages, translate } from "./pgtable-harness.js";
+import { auditTree, type Fixture, makeFixture, strayPages, translate } from "../src/testing/pgtable-harness.js";
 import { type MLeaf, type MResult, Model } from "./pgtable-model.js";
 
 export interface DiffConfig {

@@ -21,11 +21,11 @@ import {
   pteIsLocked,
   pteIsTable,
   pteValid,
-} from "../src/arch/descriptor.js";
-import { blockAllowedAt, type Granule } from "../src/arch/geometry.js";
-import { Errno, errnoName } from "../src/common/errno.js";
-import { MemCache, PagePool, PageState } from "../src/mem/mod.js";
-import { destroy, getLeaf, LeafResult, Stage2, type Stage2Env } from "../src/pgtable/mod.js";
+} from "../arch/descriptor.js";
+import { blockAllowedAt, type Granule } from "../arch/geometry.js";
+import { Errno, errnoName } from "../common/errno.js";
+import { MemCache, PagePool, PageState } from "../mem/mod.js";
+import { destroy, getLeaf, LeafResult, Stage2, type Stage2Env } from "../pgtable/mod.js";
 
 export interface FixtureOptions {
   granule?: Granule;
