@@ -7,6 +7,8 @@
  * generator (xorshift32), so a run can be replayed from its seed. State is per thread (module
  * variables are thread-local in worker_threads).
  */
+import { XORSHIFT_ZERO_SEED, xorshift32, xorshiftSeed } from "./rng.js";
+
 export const enum RacePoint {
   /** A walker has just entered a table page (it holds a pointer that may be unlinked now). */
   WALK_TABLE_ENTERED = 0,
@@ -28,14 +30,14 @@ export const RACE_POINT_NAMES: readonly string[] = [
 
 export let raceDelayEnabled = false;
 const maxSpins = new Int32Array(RacePoint.COUNT);
-let rng = 0x9e3779b9;
+let rng = XORSHIFT_ZERO_SEED;
 let sink = 0;
 
 /** Enables delays of up to `spins[point]` iterations at each point, drawn from `seed`. */
 export function setRaceDelays(spins: Partial<Record<RacePoint, number>>, seed: number): void {
   maxSpins.fill(0);
   for (const [k, v] of Object.entries(spins)) maxSpins[Number(k)] = v ?? 0;
-  rng = seed >>> 0 || 0x9e3779b9;
+  rng = xorshiftSeed(seed);
   raceDelayEnabled = maxSpins.some((v) => v > 0);
 }
 
@@ -45,10 +47,8 @@ export function clearRaceDelays(): void {
 }
 
 function next(): number {
-  rng ^= rng << 13;
-  rng ^= rng >>> 17;
-  rng ^= rng << 5;
-  return rng >>> 0;
+  rng = xorshift32(rng);
+  return rng;
 }
 
 /** Spins at `point` if delays are enabled for it. */

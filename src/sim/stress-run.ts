@@ -14,7 +14,7 @@ import { type DestroyReport, Vm } from "../kvm/vm.js";
 import { auditTable } from "../pgtable/audit.js";
 import type { Stage2Stats } from "../pgtable/stage2.js";
 import { VcpuPool } from "./host.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../common/rng.js";
 import type { StressResult } from "./workloads.js";
 
 export interface StressRunOptions {

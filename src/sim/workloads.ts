@@ -12,7 +12,7 @@ import { clearRaceDelays, type RacePoint, setRaceDelays } from "../common/race-p
 import { FaultKind, type FaultHandler } from "../kvm/fault.js";
 import { getLeaf, LeafResult } from "../pgtable/ops/attr.js";
 import { WalkFlag } from "../pgtable/walk.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../common/rng.js";
 
 const leaf = new LeafResult();
 const MAX_RETRIES = 1000;

@@ -3,7 +3,7 @@
  * answer the review's questions (how many callbacks and pages wait for a grace period at peak, how
  * long callbacks run, what the teardown barrier costs).
  */
-import { seedFromEnv } from "../../sim/rng.js";
+import { seedFromEnv } from "../../common/rng.js";
 import { runStress, type StressRunOptions, type StressRunReport } from "../../sim/stress-run.js";
 import { STRATEGIES, type StrategyName } from "../../kvm/reclaim/strategy.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
