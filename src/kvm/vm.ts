@@ -33,9 +33,12 @@ import {
   type ReclaimOptions,
   type ReclaimRcu,
   type ReclaimStrategy,
+  type ReclaimStrategyFactory,
   type StrategyName,
+  type StrategySpec,
   UnsafeSyncStrategy,
 } from "./reclaim/strategy.js";
+import { checkStrategy } from "./reclaim/user-strategy.js";
 import { VcpuStats } from "./vcpu-stats.js";
 
 export interface VmOptions {
@@ -270,11 +273,19 @@ export interface VcpuContext {
 export const UNSAFE_RECLAIM_SWITCH = "STAGE2_TEST_UNSAFE_RECLAIM";
 
 function makeStrategy(
-  name: StrategyName | "unsafe-sync",
+  spec: StrategySpec,
   rcu: ReclaimRcu,
   stats: ReclaimStats,
   opts: ReclaimOptions,
+  factory: ReclaimStrategyFactory | null,
 ): ReclaimStrategy {
+  if (typeof spec !== "string") {
+    if (factory === null) {
+      throw new TypeError(`Reclaim strategy "${spec.name}": import its module first (loadStrategyFactory)`);
+    }
+    return checkStrategy(spec, factory({ name: spec.name, rcu, stats, options: opts }));
+  }
+  const name: StrategyName = spec;
   switch (name) {
     case "per-table":
       return new PerTableStrategy(name, rcu, stats, opts);
@@ -296,11 +307,19 @@ function makeStrategy(
   }
 }
 
-export function attachVcpu(handle: VmHandle, vcpu: number): VcpuContext {
+/**
+ * Builds a vCPU thread's view of the VM. A user strategy's factory must have been imported in this
+ * thread first (`loadStrategyFactory(handle.reclaim.strategy)`) and is passed as `strategyFactory`.
+ */
+export function attachVcpu(
+  handle: VmHandle,
+  vcpu: number,
+  strategyFactory: ReclaimStrategyFactory | null = null,
+): VcpuContext {
   const o = handle.options;
   const rcu = attachVmRcu(handle.rcu);
   const stats = new ReclaimStats(handle.reclaimStats);
-  const strategy = makeStrategy(handle.reclaim.strategy, rcu.port, stats, handle.reclaim);
+  const strategy = makeStrategy(handle.reclaim.strategy, rcu.port, stats, handle.reclaim, strategyFactory);
   const shared = o.mode === "shared";
   const pgt = Stage2.attach(handle.pgt, {
     guard: shared ? rcu.guard : undefined,

@@ -8,7 +8,7 @@ import { RacePoint } from "../common/race-points.js";
 import type { FaultMode } from "../kvm/fault.js";
 import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
 import type { ReclaimStatsSnapshot } from "../kvm/reclaim/stats.js";
-import type { StrategyName } from "../kvm/reclaim/strategy.js";
+import type { StrategySpec } from "../kvm/reclaim/strategy.js";
 import type { VcpuStatsSnapshot } from "../kvm/vcpu-stats.js";
 import { type DestroyReport, Vm } from "../kvm/vm.js";
 import { auditTable } from "../pgtable/audit.js";
@@ -18,8 +18,8 @@ import { Rng } from "../common/rng.js";
 import type { StressResult } from "./workloads.js";
 
 export interface StressRunOptions {
-  /** A reclaim strategy, or the deliberately broken "unsafe-sync" (tests only). */
-  strategy: StrategyName;
+  /** A reclaim strategy (built-in or user module), or the broken "unsafe-sync" (tests only). */
+  strategy: StrategySpec;
   mode: FaultMode;
   vcpus: number;
   iterations: number;

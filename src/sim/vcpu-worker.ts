@@ -3,6 +3,7 @@
  * A command's timed part starts when the host bumps the shared go word, so all vCPUs start together.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { loadStrategyFactory } from "../kvm/reclaim/user-strategy.js";
 import { attachVcpu, type VmHandle } from "../kvm/vm.js";
 import { Go, type VcpuCommand, type VcpuReply } from "./protocol.js";
 import { collapseRange, populate, stress } from "./workloads.js";
@@ -16,7 +17,8 @@ interface VcpuWorkerData {
 const data = workerData as VcpuWorkerData;
 const port = parentPort;
 if (port === null) throw new Error("vcpu-worker must run in a worker thread");
-const ctx = attachVcpu(data.vm, data.vcpu);
+// A user strategy module is imported here, before the (synchronous) attach builds the strategy.
+const ctx = attachVcpu(data.vm, data.vcpu, await loadStrategyFactory(data.vm.reclaim.strategy));
 const go = new Int32Array(data.go);
 let phase = 0;
 
