@@ -5,7 +5,8 @@
  */
 import { seedFromEnv } from "../../common/rng.js";
 import { runStress, type StressRunOptions, type StressRunReport } from "../../sim/stress-run.js";
-import { STRATEGIES, type StrategyName } from "../../kvm/reclaim/strategy.js";
+import { STRATEGIES, type StrategySpec, strategyLabel } from "../../kvm/reclaim/strategy.js";
+import { isBuiltinStrategy, resolveStrategy, StrategyLoadError } from "../../kvm/reclaim/user-strategy.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
 import { parseChoice, parseFlags, parseNumber } from "../parse.js";
 
@@ -17,7 +18,8 @@ strategy. Prints faults, retries, callbacks, pending pages and callback duration
 then checks for use-after-free, refcount errors and leaks (exit 1 if any is found).
 
 Options:
-  --strategy S        per-table | per-subtree | bounded | batched | all (default all)
+  --strategy S        per-table | per-subtree | bounded | batched | all (default all), or the
+                      path of a strategy module (default export: a ReclaimStrategyFactory)
   --mode M            shared (parallel faults, read lock) | exclusive (write lock) (default shared)
   --vcpus N           vCPU worker threads (default 2)
   --iterations N      operations per vCPU (default 20000)
@@ -37,7 +39,7 @@ Options:
 function summary(r: StressRunReport): string {
   const c = r.reclaim;
   return [
-    `${r.options.strategy.padEnd(11)} ${r.wallMs.toFixed(0).padStart(6)} ms`,
+    `${strategyLabel(r.options.strategy).padEnd(11)} ${r.wallMs.toFixed(0).padStart(6)} ms`,
     `faults ${r.faults.faults}`,
     `again ${r.faults.again}`,
     `subtrees ${c.subtrees}`,
@@ -50,6 +52,22 @@ function summary(r: StressRunReport): string {
     `barrier ${r.destroy.barrierMs.toFixed(2)} ms`,
     `uaf ${r.uafDetected} leaks ${r.destroy.leakedPages.length} audit ${r.auditProblems.length}`,
   ].join("  ");
+}
+
+/** `all`, a built-in strategy name, or a strategy module path (resolved and checked here). */
+async function parseStrategies(word: string): Promise<StrategySpec[]> {
+  if (word === "all") return [...STRATEGIES];
+  if (word === "unsafe-sync" || (!isBuiltinStrategy(word) && !/[/\\.]/.test(word))) {
+    throw new UsageError(
+      `--strategy: "${word}" is not one of ${[...STRATEGIES, "all"].join(", ")} nor a module path`,
+    );
+  }
+  try {
+    return [await resolveStrategy(word)];
+  } catch (e) {
+    if (e instanceof StrategyLoadError) throw new UsageError(`--strategy: ${e.message}`);
+    throw e;
+  }
 }
 
 function fmtNs(ns: number): string {
@@ -81,12 +99,7 @@ export const faultsCommand: Command = {
       "no-debug": { type: "boolean" },
       json: { type: "boolean" },
     });
-    const strategyArg = parseChoice((values.strategy as string) ?? "all", "--strategy", [
-      ...STRATEGIES,
-      "all",
-    ] as const);
-    const strategies: StrategyName[] =
-      strategyArg === "all" ? [...STRATEGIES] : [strategyArg as StrategyName];
+    const strategies = await parseStrategies((values.strategy as string | undefined) ?? "all");
     const vcpus = parseNumber((values.vcpus as string) ?? "2", "--vcpus");
     if (vcpus < 1 || vcpus > 32) throw new UsageError(`--vcpus: ${vcpus} is not in 1..32`);
     const seed =
@@ -129,8 +142,16 @@ export const faultsCommand: Command = {
     const reports: StressRunReport[] = [];
     let failed = false;
     for (const strategy of strategies) {
-      io.err(`  running ${strategy} ...`);
-      const r = await runStress({ ...base, strategy });
+      io.err(`  running ${strategyLabel(strategy)} ...`);
+      let r: StressRunReport;
+      try {
+        r = await runStress({ ...base, strategy });
+      } catch (e) {
+        // A run that dies (a debug-pool refusal, a worker crash) fails with the strategy's name.
+        io.out(`${strategyLabel(strategy)}  FAILED: ${((e as Error).message ?? String(e)).split("\n")[0]}`);
+        failed = true;
+        continue;
+      }
       reports.push(r);
       const bad =
         r.uafDetected > 0 ||
