@@ -9,6 +9,7 @@
  */
 import { XORSHIFT_ZERO_SEED, xorshift32, xorshiftSeed } from "./rng.js";
 
+/** The labelled windows where an injected delay exposes a race. */
 export const enum RacePoint {
   /** A walker has just entered a table page (it holds a pointer that may be unlinked now). */
   WALK_TABLE_ENTERED = 0,
@@ -21,6 +22,7 @@ export const enum RacePoint {
   COUNT = 4,
 }
 
+/** Printable names of the race points, indexed by RacePoint. */
 export const RACE_POINT_NAMES: readonly string[] = [
   "walk.table-entered",
   "bbm.locked",
@@ -28,6 +30,7 @@ export const RACE_POINT_NAMES: readonly string[] = [
   "reclaim.free",
 ];
 
+/** Whether any delay is enabled in this thread (racePoint() returns at once when not). */
 export let raceDelayEnabled = false;
 const maxSpins = new Int32Array(RacePoint.COUNT);
 let rng = XORSHIFT_ZERO_SEED;
@@ -41,6 +44,7 @@ export function setRaceDelays(spins: Partial<Record<RacePoint, number>>, seed: n
   raceDelayEnabled = maxSpins.some((v) => v > 0);
 }
 
+/** Disables every race-point delay in this thread. */
 export function clearRaceDelays(): void {
   maxSpins.fill(0);
   raceDelayEnabled = false;
