@@ -9,12 +9,19 @@
  * Shared structures follow one convention: `X.create(opts)` allocates the SharedArrayBuffers in the
  * calling thread, `x.handle` is posted to workers, and `X.attach(handle)` builds a view there.
  */
+/** ARMv8 facts: descriptors, geometry, `VTCR_EL2`, maintenance hooks (also `stage2/arch`). */
 export * as arch from "./arch/mod.js";
+/** Errno, typed errors, seeded generators, log2 histograms, race points (`stage2/common`). */
 export * as common from "./common/mod.js";
+/** VM, memslots, fault handler, reclaim strategies and their contract (`stage2/kvm`). */
 export * as kvm from "./kvm/mod.js";
+/** The shared page pool, its allocator and memory caches (`stage2/mem`). */
 export * as mem from "./mem/mod.js";
+/** The walker and every stage-2 operation (`stage2/pgtable`). */
 export * as pgtable from "./pgtable/mod.js";
+/** Userspace RCU for worker threads, usable on its own (`stage2/rcu`). */
 export * as rcu from "./rcu/mod.js";
+/** mmu_lock (a reader-writer lock in shared memory) and spin-then-sleep waits (`stage2/sync`). */
 export * as sync from "./sync/mod.js";
 
 export { computeGeometry, type Geometry, type Granule } from "./arch/geometry.js";

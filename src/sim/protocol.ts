@@ -1,6 +1,7 @@
 /** Messages between the host thread and vCPU workers (structured-cloneable plain objects). */
 import type { StressOptions, StressResult } from "./workloads.js";
 
+/** A command for one vCPU worker (one per vCPU in `VcpuPool.runPhase`). */
 export type VcpuCommand =
   | { type: "populate"; start: number; size: number }
   | { type: "stress"; options: StressOptions }

@@ -17,6 +17,7 @@ import { VcpuPool } from "./host.js";
 import { Rng } from "../common/rng.js";
 import type { StressResult } from "./workloads.js";
 
+/** Options of runStress(). */
 export interface StressRunOptions {
   /** A reclaim strategy (built-in or user module), or the broken "unsafe-sync" (tests only). */
   strategy: StrategySpec;
@@ -41,6 +42,7 @@ export interface StressRunOptions {
   regionMiB?: number;
 }
 
+/** Everything a stress run measured and checked. */
 export interface StressRunReport {
   options: StressRunOptions;
   wallMs: number;
@@ -58,6 +60,10 @@ export interface StressRunReport {
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
 
+/**
+ * Runs one parallel-fault stress run (see the file comment) and reports it. Throws RangeError
+ * for a bad region; rejects when a vCPU fails.
+ */
 export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
   const region = (o.regionMiB ?? 16) * MIB;
   if (!(region >= 2 * MIB && region <= GIB && region % (2 * MIB) === 0)) {

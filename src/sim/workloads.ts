@@ -85,6 +85,7 @@ export function collapseRange(h: FaultHandler, start: number, size: number, bloc
   return n;
 }
 
+/** Options of one vCPU's stress workload. */
 export interface StressOptions {
   seed: number;
   iterations: number;
@@ -99,6 +100,7 @@ export interface StressOptions {
   raceDelays?: Partial<Record<RacePoint, number>>;
 }
 
+/** What one vCPU's stress workload did. */
 export interface StressResult {
   touches: number;
   collapses: number;
