@@ -21,9 +21,15 @@ export const name = "polled";
 /** Subtrees a vCPU may keep waiting before it synchronizes itself. */
 const MAX_WAITING = 32;
 
-/** @implements {import("stage2/kvm").ReclaimStrategy} */
+/**
+ * @typedef {import("stage2/kvm").ReclaimStrategy} ReclaimStrategy
+ * @typedef {import("stage2/kvm").ReclaimStrategyEnv} ReclaimStrategyEnv
+ * @typedef {import("stage2/pgtable").Stage2} Table
+ */
+
+/** @implements {ReclaimStrategy} */
 class PolledStrategy {
-  /** @param {import("stage2/kvm").ReclaimStrategyEnv} env */
+  /** @param {ReclaimStrategyEnv} env */
   constructor(env) {
     this.name = env.name;
     this.rcu = env.rcu;
@@ -34,7 +40,7 @@ class PolledStrategy {
 
   /**
    * Under mmu_lock; when `shared`, inside the read-side section too: never block here.
-   * @param {import("stage2/pgtable").Stage2} pgt
+   * @param {Table} pgt
    * @param {number} page
    * @param {number} level
    * @param {boolean} shared
@@ -61,7 +67,7 @@ class PolledStrategy {
 
   /**
    * The lock and the read-side section are dropped: waiting is allowed here.
-   * @param {import("stage2/pgtable").Stage2} pgt
+   * @param {Table} pgt
    */
   afterUnlock(pgt) {
     if (this.waiting.length > MAX_WAITING) {
@@ -70,13 +76,13 @@ class PolledStrategy {
     }
     // Cookies only grow, so the expired subtrees are a prefix of the FIFO.
     let n = 0;
-    while (n < this.waiting.length && this.rcu.pollState(/** @type {any} */ (this.waiting[n]).cookie)) n++;
+    while (n < this.waiting.length && this.rcu.pollState(this.waiting[n].cookie)) n++;
     for (const w of this.waiting.splice(0, n)) this.free(pgt, w);
   }
 
   /**
    * Before the thread exits: one grace period covers every cookie taken so far.
-   * @param {import("stage2/pgtable").Stage2} pgt
+   * @param {Table} pgt
    */
   drain(pgt) {
     if (this.waiting.length === 0) return;
@@ -86,7 +92,7 @@ class PolledStrategy {
   }
 
   /**
-   * @param {import("stage2/pgtable").Stage2} pgt
+   * @param {Table} pgt
    * @param {{ page: number, level: number, pages: number }} w
    */
   free(pgt, w) {

@@ -39,7 +39,9 @@ if (isMainThread) {
   const totals = await Promise.all(results);
   const reads = totals.reduce((n, t) => n + t.reads, 0);
   const retired = totals.reduce((n, t) => n + t.retired, 0);
-  console.log(`rcu: ${reads} reads, ${retired} saw a retired version, ${rcu.stats().gracePeriods} grace periods`);
+  console.log(
+    `rcu: ${reads} reads, ${retired} saw a retired version, ${rcu.stats().gracePeriods} grace periods`,
+  );
   updater.unregister();
   await rcu.close();
   if (retired > 0) process.exitCode = 1;

@@ -178,7 +178,7 @@ export async function main(): Promise<number> {
 }
 `;
 
-test("a consumer file type-checks against the shipped declarations with tsc", async () => {
+test("a consumer file and the example strategy type-check against the shipped declarations", async () => {
   await writeFile(join(project, "consumer.ts"), CONSUMER);
   await writeFile(
     join(project, "tsconfig.json"),
@@ -192,8 +192,11 @@ test("a consumer file type-checks against the shipped declarations with tsc", as
         skipLibCheck: false,
         types: ["node"],
         typeRoots: [join(ROOT, "node_modules/@types")],
+        // The example strategy is JavaScript with JSDoc types: check it against the interface too.
+        allowJs: true,
+        checkJs: true,
       },
-      files: ["consumer.ts"],
+      files: ["consumer.ts", "examples/polled-strategy.mjs"],
     }),
   );
   ok(process.execPath, [TSC, "-p", "tsconfig.json"], project);

@@ -73,6 +73,27 @@ for (const rcuFlavor of ["mb", "qsbr"] as const) {
   });
 }
 
+test("the example polled strategy frees at once in exclusive mode (no grace period to wait for)", async () => {
+  console.log(`# user-strategy polled exclusive: seed ${seed}`);
+  const r = await runStress({
+    strategy: await resolveStrategy(EXAMPLE),
+    mode: "exclusive",
+    vcpus: 2,
+    iterations: 3000,
+    seed,
+    rcuFlavor: "mb",
+    raceSpins: 0,
+    hostOps: true,
+    debug: true,
+  });
+  const why = describe(r);
+  assert.equal(r.uafDetected, 0, why);
+  assert.deepEqual(r.auditProblems, [], why);
+  assert.deepEqual(r.destroy.leakedPages, [], why);
+  assert.equal(r.reclaim.subtrees, 0, `${why}: exclusive walks are never shared unlinks`);
+  assert.ok(r.reclaim.freedNow > 0, `${why}: collapses freed nothing at once`);
+});
+
 test("stage2 faults --strategy <path> runs a user strategy and prints its name", () => {
   const r = cli(["faults", "--strategy", "./examples/polled-strategy.mjs", "--iterations", "3000"]);
   assert.equal(r.code, 0, `${r.out}\n${r.err}`);
