@@ -189,6 +189,27 @@ test("checkStrategy() names a user strategy that lacks a hook", () => {
   assert.equal(checkStrategy(ref, ok), ok);
 });
 
+test("a user factory that builds no strategy fails the run with the strategy's name", async () => {
+  await writeFile(
+    join(dir, "half.mjs"),
+    "export const name = 'half-built';\nexport default () => ({ freeUnlinked() {}, afterUnlock() {} });\n",
+  );
+  await assert.rejects(
+    runStress({
+      strategy: await resolveStrategy("./half.mjs", dir),
+      mode: "shared",
+      vcpus: 1,
+      iterations: 10,
+      seed,
+      rcuFlavor: "mb",
+      raceSpins: 0,
+      hostOps: false,
+      debug: true,
+    }),
+    /vCPU 0 .*Reclaim strategy "half-built" has no drain\(\) method/,
+  );
+});
+
 test("stage2 faults refuses an unknown strategy word and a missing module as bad input", () => {
   const unknown = cli(["faults", "--strategy", "per-tabel"]);
   assert.equal(unknown.code, 2, unknown.err);

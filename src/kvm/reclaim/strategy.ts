@@ -47,11 +47,21 @@ export function strategyLabel(spec: StrategySpec): string {
   return typeof spec === "string" ? spec : spec.name;
 }
 
-/** Callback kinds the strategies queue; implemented in callbacks.ts. */
+/**
+ * Callback kinds any strategy may queue with `ReclaimRcu.call()` (implemented in callbacks.ts, run
+ * in the RCU callback worker after a grace period). Each does its own half of the accounting:
+ * `CALLBACKS_RUN += 1` per run, `PENDING_CALLBACKS -= 1` when done.
+ */
 export const enum ReclaimKind {
-  /** a0 = table page: free it. */
+  /**
+   * a0 = a table page (of a frozen subtree, or a single table): frees it;
+   * `PAGES_RECLAIMED += 1`, `PENDING_PAGES -= 1`.
+   */
   FREE_PAGE = 1,
-  /** a0 = subtree root page, a1 = level of its parent entry, a2 = estimated pages. */
+  /**
+   * a0 = subtree root page, a1 = level of its parent entry, a2 = the estimate counted pending:
+   * frees `sliceBudgetPages` per run until done; `PAGES_RECLAIMED += freed`, then `PENDING_PAGES -= a2`.
+   */
   FREE_SUBTREE = 2,
 }
 
