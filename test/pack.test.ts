@@ -208,14 +208,41 @@ test("a consumer file and the example strategy type-check against the shipped de
 });
 
 /**
- * Layers whose every export must carry TSDoc. kvm and rcu are documented by their own helpers; add
- * them here once they are complete.
+ * Entry points whose every export must carry TSDoc: src/mod.ts and the layers' mod.ts. kvm and rcu
+ * are documented by their own helpers: once that is merged, empty PENDING and add them to DOCUMENTED.
  */
-const DOCUMENTED = ["arch", "common", "mem", "pgtable", "sync", "testing"];
+const DOCUMENTED = [
+  "mod.ts",
+  "arch/mod.ts",
+  "common/mod.ts",
+  "mem/mod.ts",
+  "pgtable/mod.ts",
+  "sync/mod.ts",
+  "testing/mod.ts",
+];
+const PENDING = ["src/kvm/", "src/rcu/"];
 
-test("every export of the documented layers carries TSDoc", async () => {
+/** The TSDoc of an export: on the export statement (`export * as x`), else on what it names. */
+function docOf(
+  ts: typeof import("typescript"),
+  checker: import("typescript").TypeChecker,
+  s: import("typescript").Symbol,
+): string {
+  const decl = s.declarations?.[0];
+  if (decl && ts.isNamespaceExport(decl)) {
+    const tags = ts.getJSDocCommentsAndTags(decl.parent);
+    return tags
+      .map((t) => (typeof t.comment === "string" ? t.comment : ""))
+      .join("")
+      .trim();
+  }
+  const target = s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s;
+  return ts.displayPartsToString(target.getDocumentationComment(checker)).trim();
+}
+
+test("every export of the documented entry points carries TSDoc", async () => {
   const ts = (await import("typescript")).default;
-  const files = DOCUMENTED.map((d) => join(ROOT, "src", d, "mod.ts"));
+  const files = DOCUMENTED.map((d) => join(ROOT, "src", d));
   const program = ts.createProgram(files, {
     module: ts.ModuleKind.NodeNext,
     moduleResolution: ts.ModuleResolutionKind.NodeNext,
@@ -234,8 +261,9 @@ test("every export of the documented layers carries TSDoc", async () => {
     for (const exported of checker.getExportsOfModule(module)) {
       total++;
       const target = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
-      const text = ts.displayPartsToString(target.getDocumentationComment(checker)).trim();
-      if (text === "") missing.push(`${file.slice(ROOT.length)}: ${exported.name}`);
+      const where = target.declarations?.[0]?.getSourceFile().fileName.slice(ROOT.length) ?? "";
+      if (PENDING.some((p) => where.startsWith(p)) && !(target.flags & ts.SymbolFlags.ValueModule)) continue;
+      if (docOf(ts, checker, exported) === "") missing.push(`${file.slice(ROOT.length)}: ${exported.name}`);
     }
   }
   assert.ok(total > 150, `only ${total} exports found: the checker is not looking`);
