@@ -14,6 +14,10 @@
  *            shape and read its name -> StrategySpec (a name, or { name, url })
  *   worker   loadStrategyFactory(spec): imports the URL (async) before attachVcpu, which is sync
  *            and takes the already imported factory
+ *
+ * The module's top level therefore runs in the host and in every vCPU worker: keep it free of side
+ * effects, and build per-thread state in the factory. A strategy module imports stage2 through the
+ * package (`stage2/kvm`, `stage2/pgtable`, `stage2/mem`), never through dist/ paths.
  */
 import { existsSync } from "node:fs";
 import { basename, extname, resolve } from "node:path";
