@@ -16,6 +16,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { decodeDescriptor, hex64 } from "../src/arch/decode.js";
 import type { Granule } from "../src/arch/geometry.js";
+import { Rng } from "../src/common/rng.js";
 import { parseScript } from "../src/cli/script-parser.js";
 import { ScriptSession } from "../src/cli/script-runner.js";
 import { imageBytes } from "../src/pgtable/image.js";
@@ -133,16 +134,10 @@ const CASES: Case[] = [
   },
 ];
 
-/** Small deterministic PRNG (mulberry32) so that a failing run can be replayed from its seed. */
+/** A seeded generator (so that a failing run can be replayed from its seed) as a function. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 interface Translation {

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { STRATEGIES } from "../src/kvm/reclaim/strategy.js";
-import { seedFromEnv } from "../src/sim/rng.js";
+import { seedFromEnv } from "../src/common/rng.js";
 import { runStress, type StressRunReport } from "../src/sim/stress-run.js";
 
 const seed = seedFromEnv();

@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Vm, type VmTestOnly } from "../src/kvm/vm.js";
 import { auditTable } from "../src/pgtable/audit.js";
-import { seedFromEnv } from "../src/sim/rng.js";
+import { seedFromEnv } from "../src/common/rng.js";
 import { DirtyCtl } from "./kvm-dirty-writer.js";
 import { ScriptedVcpu } from "./kvm-helpers.js";
 

@@ -9,7 +9,7 @@ import { Errno } from "../src/common/errno.js";
 import { RacePoint, setRaceDelays, clearRaceDelays } from "../src/common/race-points.js";
 import { FaultKind, type FaultHandler } from "../src/kvm/fault.js";
 import { getLeaf, LeafResult, WalkFlag } from "../src/pgtable/mod.js";
-import { Rng } from "../src/sim/rng.js";
+import { Rng } from "../src/common/rng.js";
 
 /** Words of the shared control array. */
 export const enum DirtyCtl {

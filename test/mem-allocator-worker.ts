@@ -9,6 +9,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { Errno } from "../src/common/errno.js";
+import { Rng } from "../src/common/rng.js";
 import { MemCache, PagePool, PageState } from "../src/mem/mod.js";
 
 export interface AllocatorWorkerData {
@@ -47,17 +48,9 @@ let exhausted = 0;
 let drained = 0;
 let stamp = 0;
 
-/** mulberry32: small, fast, seedable. */
-let rngState = data.seed >>> 0;
-function random(): number {
-  rngState = (rngState + 0x6d2b79f5) | 0;
-  let t = rngState;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+const rng = new Rng(data.seed);
 function below(n: number): number {
-  return Math.floor(random() * n);
+  return rng.below(n);
 }
 
 function fail(message: string): void {

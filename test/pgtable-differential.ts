@@ -38,8 +38,14 @@ import {
   WalkFlag,
   wrprotect,
 } from "../src/pgtable/mod.js";
-import { seedFromEnv } from "../src/sim/rng.js";
-import { auditTree, type Fixture, makeFixture, strayPages, translate } from "./pgtable-harness.js";
+import { seedFromEnv, xorshift32 } from "../src/common/rng.js";
+import {
+  auditTree,
+  type Fixture,
+  makeFixture,
+  strayPages,
+  translate,
+} from "../src/testing/pgtable-harness.js";
 import { type MLeaf, type MResult, Model } from "./pgtable-model.js";
 
 export interface DiffConfig {
@@ -420,10 +426,8 @@ export function runSequence(cfg: DiffConfig, ops: Op[], probe: number): void {
       for (const ipa of [op.addr - page, op.addr, op.addr + page, end - page, end])
         compareTranslation(pgt, model, ipa);
       for (let i = 0; i < 4; i++) {
-        rng ^= rng << 13;
-        rng ^= rng >>> 17;
-        rng ^= rng << 5;
-        compareTranslation(pgt, model, cfg.regionBase + ((rng >>> 0) % (cfg.regionSize / 97)) * 97);
+        rng = xorshift32(rng);
+        compareTranslation(pgt, model, cfg.regionBase + (rng % (cfg.regionSize / 97)) * 97);
       }
     } catch (err) {
       if (err instanceof Mismatch) throw new Mismatch(`step ${step} ${describeOp(op)}: ${err.message}`);

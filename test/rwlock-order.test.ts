@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
+import { Rng } from "../src/common/rng.js";
 import { RwLock } from "../src/sync/mod.js";
 import { Op, Order, type OrderWorkerData } from "./rwlock-order-worker.js";
 
@@ -39,14 +40,9 @@ const OP_NAMES = [
   "exit",
 ];
 
-let rngState = seed;
-/** mulberry32, seeded from STAGE2_SEED. */
+const rng = new Rng(seed);
 function random(): number {
-  rngState = (rngState + 0x6d2b79f5) | 0;
-  let t = rngState;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  return rng.next();
 }
 
 /** Three puppet workers sharing one lock, and the commands sent to them. */

@@ -13,6 +13,7 @@
  *     [8 + id]            PROGRESS: sections completed by worker `id`, for failure reports
  */
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
+import { Rng } from "../src/common/rng.js";
 import { RwLock, type RwLockHandle } from "../src/sync/mod.js";
 
 export const enum Shared {
@@ -67,14 +68,9 @@ let violationCount = 0;
 let failedTries = 0;
 let yields = 0;
 
-/** mulberry32: small, fast, seedable. */
-let rngState = 0;
+let rng = new Rng(0);
 function random(): number {
-  rngState = (rngState + 0x6d2b79f5) | 0;
-  let t = rngState;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  return rng.next();
 }
 
 function violation(section: number, what: string): void {
@@ -199,7 +195,7 @@ if (!isMainThread) {
   data = workerData as StressWorkerData;
   lock = RwLock.attach(data.handle);
   shared = new Int32Array(data.shared);
-  rngState = data.seed >>> 0;
+  rng = new Rng(data.seed);
   const sections = run();
   const result: StressWorkerResult = {
     id: data.id,

@@ -40,8 +40,10 @@ import {
 } from "./descriptor.js";
 import type { Granule } from "./geometry.js";
 
+/** What a descriptor is at its level. */
 export type DescriptorType = "table" | "block" | "page" | "invalid";
 
+/** A descriptor decoded field by field (decodeDescriptor()). */
 export interface DecodedDescriptor {
   readonly raw: Pte;
   readonly level: number;
@@ -63,6 +65,7 @@ export interface DecodedDescriptor {
   readonly owner: number;
 }
 
+/** The attribute fields of a block or page descriptor. */
 export interface LeafFields {
   /** MemAttr[3:0] (descriptor bits 5:2) and its name, e.g. 0xf "normal-wb". */
   readonly memAttr: number;
@@ -233,10 +236,12 @@ export function formatSize(bytes: number): string {
   return `${bytes}`;
 }
 
+/** `0x` followed by lower-case hex digits. */
 export function hex(n: number | bigint): string {
   return `0x${n.toString(16)}`;
 }
 
+/** A descriptor as `0x` and 16 hex digits. */
 export function hex64(n: bigint): string {
   return `0x${BigInt.asUintN(64, n).toString(16).padStart(16, "0")}`;
 }

@@ -18,53 +18,75 @@
  */
 import type { Granule } from "./geometry.js";
 
+/** A 64-bit VMSAv8-64 descriptor. Read and written with 64-bit atomics only (never torn). */
 export type Pte = bigint;
 
 // --- Common bits -------------------------------------------------------------------------------
+/** Bit 0: valid. Hardware walkers ignore every other bit of an invalid descriptor. */
 export const PTE_VALID = 1n << 0n;
 /** Bit 1: table descriptor at levels 0-2, page descriptor at level 3. */
 export const PTE_TYPE = 1n << 1n;
+/** Type bits 1:0 = 0b11 at levels 0-2: a table descriptor. */
 export const PTE_TYPE_TABLE = PTE_VALID | PTE_TYPE;
+/** Type bits 1:0 = 0b11 at level 3: a page descriptor. */
 export const PTE_TYPE_PAGE = PTE_VALID | PTE_TYPE;
+/** Type bits 1:0 = 0b01 at levels 1-2: a block descriptor. */
 export const PTE_TYPE_BLOCK = PTE_VALID;
+/** The type bits 1:0. Read: `pte & PTE_TYPE_MASK`; compare with the PTE_TYPE_* values. */
 export const PTE_TYPE_MASK = PTE_VALID | PTE_TYPE;
 
 /** Output/next-level address bits 47:12 (the granule's low bits are cleared separately). */
 export const PTE_ADDR_MASK_47_12 = ((1n << 48n) - 1n) & ~((1n << 12n) - 1n);
 /** 64K granule with 52-bit PA: OA[51:48] live in descriptor bits 15:12. */
 export const PTE_ADDR_64K_HI_SHIFT = 12n;
+/** Bits 15:12 holding OA[51:48] with the 64K granule and 52-bit PAs. */
 export const PTE_ADDR_64K_HI_MASK = 0xfn << PTE_ADDR_64K_HI_SHIFT;
 
 // --- Stage-2 leaf attributes: lower block (bits 11:2) ------------------------------------------
+/** Stage-2 MemAttr[3:0], bits 5:2: shift. */
 export const S2_MEMATTR_SHIFT = 2n;
+/** Stage-2 MemAttr[3:0], bits 5:2: mask. Read: `(pte & S2_MEMATTR_MASK) >> S2_MEMATTR_SHIFT`. */
 export const S2_MEMATTR_MASK = 0xfn << S2_MEMATTR_SHIFT;
 /** MemAttr 0b1111: Normal, outer and inner write-back cacheable. */
 export const S2_MEMATTR_NORMAL = 0xfn << S2_MEMATTR_SHIFT;
 /** MemAttr 0b0001: Device-nGnRE (without FEAT_S2FWB). */
 export const S2_MEMATTR_DEVICE = 0x1n << S2_MEMATTR_SHIFT;
+/** S2AP[0], bit 6: stage-2 read permission. */
 export const S2_S2AP_R = 1n << 6n;
+/** S2AP[1], bit 7: stage-2 write permission. */
 export const S2_S2AP_W = 1n << 7n;
+/** Shareability SH[1:0], bits 9:8: shift. */
 export const S2_SH_SHIFT = 8n;
+/** Shareability SH[1:0], bits 9:8: mask. */
 export const S2_SH_MASK = 3n << S2_SH_SHIFT;
 /** SH 0b11: inner shareable. */
 export const S2_SH_IS = 3n << S2_SH_SHIFT;
+/** Bit 10: access flag. Clear: the first access faults (KVM's mkold/mkyoung). */
 export const S2_AF = 1n << 10n;
 
 // --- Stage-2 leaf attributes: upper block (bits 63:50) -----------------------------------------
+/** Bit 51: dirty bit modifier (hardware dirty-state management). */
 export const S2_DBM = 1n << 51n;
+/** Bit 52: contiguous hint. */
 export const S2_CONT = 1n << 52n;
 /** XN (execute-never). With FEAT_XNX, bits 54:53 are XN[1:0]; we use XN[1] = bit 54 (never). */
 export const S2_XN = 1n << 54n;
+/** Bit 53: XN[0] with FEAT_XNX (EL0/EL1 split of execute-never); unused here. */
 export const S2_XNX = 1n << 53n;
+/** Software bits 58:55 (ignored by hardware): shift. */
 export const SW_SHIFT = 55n;
+/** Software bits 58:55: mask. Values are `SwBits` shifted by SW_SHIFT. */
 export const SW_MASK = 0xfn << SW_SHIFT;
 
 /** Every attribute bit a stage-2 leaf may carry (everything except type and address). */
 export const S2_ATTR_LO_MASK = (1n << 12n) - 1n - PTE_TYPE_MASK;
+/** Upper attribute bits 63:50 of a leaf (DBM, contiguous, XN, software bits). */
 export const S2_ATTR_HI_MASK = 0x3fffn << 50n;
 
 // --- Invalid descriptors as KVM uses them -------------------------------------------------------
+/** Owner id in an invalid descriptor (KVM's set_owner annotation), bits 9:2: shift. */
 export const INVALID_OWNER_SHIFT = 2n;
+/** Owner id in an invalid descriptor, bits 9:2: mask. Read with `pteOwner`. */
 export const INVALID_OWNER_MASK = 0xffn << INVALID_OWNER_SHIFT;
 /** The locked marker: invalid, bit 10 set. Written by break, replaced by make. */
 export const PTE_LOCKED = 1n << 10n;
@@ -90,6 +112,7 @@ export const enum SwBits {
   SW3 = 8,
 }
 
+/** True when bit 0 (valid) is set: a hardware walker uses the descriptor. */
 export function pteValid(pte: Pte): boolean {
   return (pte & PTE_VALID) !== 0n;
 }
@@ -99,6 +122,7 @@ export function pteIsTable(pte: Pte, level: number): boolean {
   return level < 3 && (pte & PTE_TYPE_MASK) === PTE_TYPE_TABLE;
 }
 
+/** True for the break-before-make locked marker: invalid with bit 10 set. */
 export function pteIsLocked(pte: Pte): boolean {
   return (pte & PTE_VALID) === 0n && (pte & PTE_LOCKED) !== 0n;
 }
@@ -137,6 +161,7 @@ export function decodeOa(pte: Pte, granule: Granule): number {
   return Number(pte & mask);
 }
 
+/** A table descriptor pointing at the next-level table at `tablePa` (granule-aligned). */
 export function makeTablePte(tablePa: number, granule: Granule): Pte {
   return encodeOa(tablePa, granule) | PTE_TYPE_TABLE;
 }
@@ -157,6 +182,7 @@ export function makeLeafPte(pa: number, attrs: Pte, level: number, granule: Gran
   return encodeOa(pa, granule) | attrs | type;
 }
 
+/** An invalid descriptor annotated with `owner` (1-255; 0 makes an empty entry). */
 export function makeOwnerPte(owner: number): Pte {
   return (BigInt(owner & 0xff) << INVALID_OWNER_SHIFT) & INVALID_OWNER_MASK;
 }

@@ -11,28 +11,40 @@
  * - Blocks: 4K at levels 1 and 2, 16K and 64K at level 2, never above the start level.
  */
 export type Granule = 4096 | 16384 | 65536;
+/** The three translation granules, in bytes. */
 export const GRANULES: readonly Granule[] = [4096, 16384, 65536];
 /** PARange encodings of VTCR_EL2.PS, indexed by the 3-bit field value. */
 export const PA_BITS_ENCODING: readonly number[] = [32, 36, 40, 42, 44, 48, 52];
+/** The last lookup level (pages live at level 3). */
 export const MAX_LEVEL = 3;
 
 // VTCR_EL2 fields.
+/** VTCR_EL2.T0SZ, bits 5:0: 64 minus the IPA size in bits. */
 export const VTCR_T0SZ_MASK = 0x3f;
+/** VTCR_EL2.SL0, bits 7:6: the start level, encoded per granule. */
 export const VTCR_SL0_SHIFT = 6;
+/** VTCR_EL2.IRGN0, bits 9:8: inner cacheability of table walks. */
 export const VTCR_IRGN0_SHIFT = 8;
+/** VTCR_EL2.ORGN0, bits 11:10: outer cacheability of table walks. */
 export const VTCR_ORGN0_SHIFT = 10;
+/** VTCR_EL2.SH0, bits 13:12: shareability of table walks. */
 export const VTCR_SH0_SHIFT = 12;
+/** VTCR_EL2.TG0, bits 15:14: the granule (see VTCR_TG0). */
 export const VTCR_TG0_SHIFT = 14;
+/** VTCR_EL2.PS, bits 18:16: the output (physical) address size. */
 export const VTCR_PS_SHIFT = 16;
+/** VTCR_EL2 bit 31: RES1. */
 export const VTCR_RES1 = 1 << 31;
 /** IRGN0/ORGN0 0b01: normal memory, write-back read-allocate write-allocate cacheable. */
 export const VTCR_RGN_WBWA = 1;
+/** SH0 value 0b11: inner shareable. */
 export const VTCR_SH_INNER = 3;
 /** TG0 encodings: note 64K is 1 and 16K is 2. */
 export const VTCR_TG0: Readonly<Record<Granule, number>> = { 4096: 0, 65536: 1, 16384: 2 };
 /** SL0 base: sl0 = base - startLevel (4K: 2, 16K and 64K: 3). */
 const SL0_BASE: Readonly<Record<Granule, number>> = { 4096: 2, 16384: 3, 65536: 3 };
 
+/** Everything KVM derives from (granule, IPA bits, PA bits); see computeGeometry(). */
 export interface Geometry {
   readonly granule: Granule;
   readonly pageShift: number;
@@ -56,10 +68,12 @@ export interface Geometry {
   readonly vtcr: number;
 }
 
+/** log2 of the bytes one entry at `level` maps: (pageShift - 3) * (4 - level) + 3 (ARM's ARM). */
 export function levelShift(pageShift: number, level: number): number {
   return (pageShift - 3) * (4 - level) + 3;
 }
 
+/** log2 of the granule: 12, 14 or 16. */
 export function granuleShift(granule: Granule): number {
   return granule === 4096 ? 12 : granule === 16384 ? 14 : 16;
 }
@@ -150,6 +164,7 @@ export function levelSize(geo: Geometry, level: number): number {
   return 2 ** (geo.shifts[level] as number);
 }
 
+/** Whether a leaf may sit at `level`: a page at level 3, or a block where the granule allows one. */
 export function blockAllowedAt(geo: Geometry, level: number): boolean {
   return level === MAX_LEVEL || geo.blockLevels.includes(level);
 }

@@ -26,6 +26,7 @@ export interface TlbMaintenance {
   flushVmid(vmid: number): void;
 }
 
+/** Data-cache maintenance (CMOs) before a mapping becomes visible; skipped with SKIP_CMO. */
 export interface CacheMaintenance {
   /** Clean and invalidate the data cache to PoC for the memory a new mapping exposes. */
   cleanInvalDcache(pa: number, size: number): void;
@@ -33,6 +34,7 @@ export interface CacheMaintenance {
   invalIcache(pa: number, size: number): void;
 }
 
+/** Slots of CountingMaintenance's shared counters, one per kind of maintenance. */
 export const enum MaintCounter {
   TLBI_IPA = 0,
   TLBI_RANGE = 1,
@@ -43,6 +45,7 @@ export const enum MaintCounter {
   COUNT = 6,
 }
 
+/** A snapshot of CountingMaintenance's counters. */
 export interface MaintenanceCounts {
   tlbiIpa: number;
   tlbiRange: number;

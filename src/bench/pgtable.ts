@@ -19,6 +19,7 @@
  */
 import { Prot } from "../arch/descriptor.js";
 import { Errno } from "../common/errno.js";
+import { xorshift32 } from "../common/rng.js";
 import { MemCache, PagePool } from "../mem/mod.js";
 import { destroy, getLeaf, LeafResult, map, Stage2, unmap, WalkFlag } from "../pgtable/mod.js";
 import type { BenchOptions } from "./options.js";
@@ -149,10 +150,8 @@ function randomAddresses(bytes: number): Float64Array {
   const addrs = new Float64Array(LOOKUPS);
   let x = 0x2545f491;
   for (let i = 0; i < LOOKUPS; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    addrs[i] = IPA_BASE + ((x >>> 0) % (bytes / PAGE)) * PAGE + (i & 0xfff);
+    x = xorshift32(x);
+    addrs[i] = IPA_BASE + (x % (bytes / PAGE)) * PAGE + (i & 0xfff);
   }
   return addrs;
 }

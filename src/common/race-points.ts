@@ -7,6 +7,9 @@
  * generator (xorshift32), so a run can be replayed from its seed. State is per thread (module
  * variables are thread-local in worker_threads).
  */
+import { XORSHIFT_ZERO_SEED, xorshift32, xorshiftSeed } from "./rng.js";
+
+/** The labelled windows where an injected delay exposes a race. */
 export const enum RacePoint {
   /** A walker has just entered a table page (it holds a pointer that may be unlinked now). */
   WALK_TABLE_ENTERED = 0,
@@ -21,6 +24,7 @@ export const enum RacePoint {
   COUNT = 5,
 }
 
+/** Printable names of the race points, indexed by RacePoint. */
 export const RACE_POINT_NAMES: readonly string[] = [
   "walk.table-entered",
   "bbm.locked",
@@ -29,19 +33,21 @@ export const RACE_POINT_NAMES: readonly string[] = [
   "fault.slot-read",
 ];
 
+/** Whether any delay is enabled in this thread (racePoint() returns at once when not). */
 export let raceDelayEnabled = false;
 const maxSpins = new Int32Array(RacePoint.COUNT);
-let rng = 0x9e3779b9;
+let rng = XORSHIFT_ZERO_SEED;
 let sink = 0;
 
 /** Enables delays of up to `spins[point]` iterations at each point, drawn from `seed`. */
 export function setRaceDelays(spins: Partial<Record<RacePoint, number>>, seed: number): void {
   maxSpins.fill(0);
   for (const [k, v] of Object.entries(spins)) maxSpins[Number(k)] = v ?? 0;
-  rng = seed >>> 0 || 0x9e3779b9;
+  rng = xorshiftSeed(seed);
   raceDelayEnabled = hook !== null || maxSpins.some((v) => v > 0);
 }
 
+/** Disables every race-point delay in this thread. */
 export function clearRaceDelays(): void {
   maxSpins.fill(0);
   raceDelayEnabled = hook !== null;
@@ -61,10 +67,8 @@ export function setRaceHook(h: RaceHook | null): void {
 }
 
 function next(): number {
-  rng ^= rng << 13;
-  rng ^= rng >>> 17;
-  rng ^= rng << 5;
-  return rng >>> 0;
+  rng = xorshift32(rng);
+  return rng;
 }
 
 /** Spins at `point` if delays are enabled for it. */

@@ -14,7 +14,7 @@ import { MemCache } from "../mem/mod.js";
 import { getLeaf, LeafResult, map } from "../pgtable/mod.js";
 import { backingMapSize, mappingSize, SlotRef, SlotWord } from "./memslot.js";
 import { MmuSeq, mmuSeqRead, mmuSeqRetry } from "./mmu-seq.js";
-import { Rng, seedFromEnv } from "../sim/rng.js";
+import { Rng, seedFromEnv } from "../common/rng.js";
 import { Vm } from "./vm.js";
 
 const P = 4096;

@@ -34,9 +34,12 @@ import {
   type ReclaimOptions,
   type ReclaimRcu,
   type ReclaimStrategy,
+  type ReclaimStrategyFactory,
   type StrategyName,
+  type StrategySpec,
   UnsafeSyncStrategy,
 } from "./reclaim/strategy.js";
+import { checkStrategy } from "./reclaim/user-strategy.js";
 import { VcpuStats } from "./vcpu-stats.js";
 
 /**
@@ -351,11 +354,19 @@ export interface VcpuContext {
 }
 
 function makeStrategy(
-  name: StrategyName | "unsafe-sync",
+  spec: StrategySpec,
   rcu: ReclaimRcu,
   stats: ReclaimStats,
   opts: ReclaimOptions,
+  factory: ReclaimStrategyFactory | null,
 ): ReclaimStrategy {
+  if (typeof spec !== "string") {
+    if (factory === null) {
+      throw new TypeError(`Reclaim strategy "${spec.name}": import its module first (loadStrategyFactory)`);
+    }
+    return checkStrategy(spec, factory({ name: spec.name, rcu, stats, options: opts }));
+  }
+  const name: StrategyName = spec;
   switch (name) {
     case "per-table":
       return new PerTableStrategy(name, rcu, stats, opts);
@@ -375,10 +386,16 @@ function makeStrategy(
  * Builds vCPU `vcpu`'s context in the calling thread (a vCPU worker) from the VM's handle: RCU
  * registration, reclaim strategy, table, memslot and lock views, memory cache, fault handler.
  * Each vCPU id must be attached by one thread only; call `close()` before that thread exits.
+ * A user strategy's factory must have been imported in this thread first
+ * (`loadStrategyFactory(handle.reclaim.strategy)`) and is passed as `strategyFactory`.
  * Throws RangeError for an id outside 0..vcpus-1, and Error for the test-only strategy without
  * `testOnly.unsafeReclaim`.
  */
-export function attachVcpu(handle: VmHandle, vcpu: number): VcpuContext {
+export function attachVcpu(
+  handle: VmHandle,
+  vcpu: number,
+  strategyFactory: ReclaimStrategyFactory | null = null,
+): VcpuContext {
   const o = handle.options;
   if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= o.vcpus)
     throw new RangeError(`Cannot attach vCPU ${vcpu}: ids are 0..${o.vcpus - 1}`);
@@ -386,7 +403,7 @@ export function attachVcpu(handle: VmHandle, vcpu: number): VcpuContext {
     throw new Error("The unsafe-sync reclaim strategy is test-only: set VmOptions.testOnly.unsafeReclaim");
   const rcu = attachVmRcu(handle.rcu);
   const stats = new ReclaimStats(handle.reclaimStats);
-  const strategy = makeStrategy(handle.reclaim.strategy, rcu.port, stats, handle.reclaim);
+  const strategy = makeStrategy(handle.reclaim.strategy, rcu.port, stats, handle.reclaim, strategyFactory);
   const shared = o.mode === "shared";
   const pgt = Stage2.attach(handle.pgt, {
     guard: shared ? rcu.guard : undefined,

@@ -13,6 +13,10 @@ import type { PagePool } from "./page-pool.js";
 /** Default capacity, as KVM_ARCH_NR_OBJS_PER_MEMORY_CACHE on arm64 (a fault needs at most levels - 1). */
 export const MEMCACHE_DEFAULT_CAPACITY = 16;
 
+/**
+ * A per-thread cache of zeroed pages (KVM's kvm_mmu_memory_cache): `topup` outside locks,
+ * `alloc` inside them, `drain` before a leak check. Not shared between threads.
+ */
 export class MemCache {
   readonly pool: PagePool;
   readonly capacity: number;

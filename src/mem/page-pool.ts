@@ -55,6 +55,11 @@ function alignRun(n: number): number {
   return 2 ** Math.ceil(Math.log2(n));
 }
 
+/**
+ * A thread's view of a shared page pool. `PagePool.create(opts)` allocates the memory;
+ * `pool.handle` goes to workers; `PagePool.attach(handle)` builds another thread's view.
+ * Every method may be called from any thread on its own view; views are not shared.
+ */
 export class PagePool {
   readonly handle: PagePoolHandle;
   readonly granule: Granule;

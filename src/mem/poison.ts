@@ -46,6 +46,7 @@ export function findPatternMismatch(
   return -1;
 }
 
+/** What a PageMisuseError reports. */
 export type PageMisuseKind = "double-free" | "write-after-free" | "use-after-free" | "refcount-underflow";
 
 /**

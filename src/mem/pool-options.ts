@@ -7,6 +7,7 @@
 /** Translation granule: page and table size in bytes. */
 export type Granule = 4096 | 16384 | 65536;
 
+/** Options of `PagePool.create`. */
 export interface PagePoolOptions {
   granule: Granule;
   /** Number of pages in the pool (1 .. MAX_POOL_PAGES). */

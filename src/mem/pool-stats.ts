@@ -5,6 +5,7 @@
  */
 import { PageMeta, PageState, PoolHeader } from "./layout.js";
 
+/** The pool's shared counters, read with one atomic load each (not one consistent cut). */
 export interface PoolStats {
   pageCount: number;
   /** Pages handed out and not yet freed (memory-cache contents included). */
@@ -49,6 +50,7 @@ export function readStats(meta: Int32Array, pageCount: number): PoolStats {
   };
 }
 
+/** One page's metadata as `pool.pageInfo(page)` reads it (leak reports, debugging). */
 export interface PageInfo {
   page: number;
   pa: number;

@@ -7,12 +7,17 @@ import { decodeOa, pteIsCounted, pteIsLocked, pteIsTable } from "../arch/descrip
 import { PageState } from "../mem/mod.js";
 import type { Stage2 } from "./stage2.js";
 
+/** What auditTable() found: tables and entries visited, and up to `maxProblems` problems. */
 export interface AuditResult {
   tables: number;
   entries: number;
   problems: string[];
 }
 
+/**
+ * Audits the whole table from the root. Only while no walker runs (plain reads of a
+ * quiescent tree); returns the problems instead of throwing.
+ */
 export function auditTable(pgt: Stage2, maxProblems = 20): AuditResult {
   const out: AuditResult = { tables: 0, entries: 0, problems: [] };
   const root = pgt.rootPage;

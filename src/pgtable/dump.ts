@@ -32,6 +32,7 @@ import { type Visit, type VisitCtx, type Visitor, type Walker, walk, WalkFlag } 
  * valid-looking encoding the architecture reserves. invalid: any other non-zero invalid value. */
 export type RangeKind = "block" | "page" | "owner" | "locked" | "reserved" | "invalid";
 
+/** A run of IPA space mapped alike (ptdump style), as collectRanges() returns it. */
 export interface DumpRange {
   /** IPA of the first byte and one past the last. */
   start: number;

@@ -34,8 +34,10 @@ import { lstat, mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Stage2 } from "./stage2.js";
 
+/** The `format` of a tables.json written by writeImage(). */
 export const IMAGE_FORMAT = "stage2-image-v1";
 
+/** The contents of tables.json: what any ARMv8 walker needs to read tables.bin. */
 export interface ImageMeta {
   format: string;
   granule: number;

@@ -15,6 +15,10 @@ import { RacePoint, racePoint } from "../common/race-points.js";
 import { Ctl, type Stage2 } from "./stage2.js";
 import { type VisitCtx, WalkFlag } from "./walk.js";
 
+/**
+ * Step for entries that need no break: store (exclusive) or compare-exchange against `ctx.old`
+ * (SHARED). Returns false when a SHARED walk lost the race; the caller returns AGAIN.
+ */
 export function trySetPte(pgt: Stage2, ctx: VisitCtx, pte: Pte): boolean {
   if ((ctx.flags & WalkFlag.SHARED) === 0) {
     // Exclusive: no software walker runs concurrently, but a hardware walker may read the entry

@@ -28,6 +28,7 @@ import { CountingMaintenance, type CacheMaintenance, type TlbMaintenance } from 
 import { PagePool, type PagePoolHandle, PageState } from "../mem/mod.js";
 import { WalkState } from "./walk.js";
 
+/** Slots of a Stage2's shared control words (`ctl`): ROOT, then statistics (see above). */
 export const enum Ctl {
   ROOT = 0,
   BREAKS = 1,
@@ -58,6 +59,7 @@ export interface ReclaimHook {
   freeUnlinked(pgt: Stage2, page: number, level: number, shared: boolean): void;
 }
 
+/** A thread's hooks for its Stage2 view: read-side guard, reclaim, TLB and cache maintenance. */
 export interface Stage2Env {
   guard?: WalkGuard;
   reclaim?: ReclaimHook;
@@ -67,6 +69,7 @@ export interface Stage2Env {
   checkUaf?: boolean;
 }
 
+/** The translation regime: granule, IPA and PA sizes, VMID. */
 export interface Stage2Options {
   granule: Granule;
   iaBits: number;
@@ -74,6 +77,7 @@ export interface Stage2Options {
   vmid?: number;
 }
 
+/** Everything another thread needs to attach to the table; post it to workers as is. */
 export interface Stage2Handle {
   pool: PagePoolHandle;
   options: Required<Stage2Options>;
@@ -83,6 +87,7 @@ export interface Stage2Handle {
 
 const NO_GUARD: WalkGuard = { begin() {}, end() {} };
 
+/** Totals of the shared statistics (after every thread flushed its local counters). */
 export interface Stage2Stats {
   breaks: number;
   makes: number;
@@ -95,6 +100,10 @@ export interface Stage2Stats {
   casFailures: number;
 }
 
+/**
+ * A stage-2 page table: geometry, root, hooks. `Stage2.create(pool, options, env)` builds
+ * the root; `Stage2.attach(handle, env)` gives another thread its view, with its own hooks.
+ */
 export class Stage2 {
   readonly pool: PagePool;
   readonly geo: Geometry;

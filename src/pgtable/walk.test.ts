@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { assertErr, assertNoLeak, assertSound, makeFixture } from "../../test/pgtable-harness.js";
+import { assertErr, assertNoLeak, assertSound, makeFixture } from "../testing/pgtable-harness.js";
 import { leafAttrs, makeLeafPte, Prot, pteIsTable } from "../arch/descriptor.js";
 import { Errno } from "../common/errno.js";
 import {

@@ -23,12 +23,14 @@ import type { Pte } from "../arch/descriptor.js";
 import { pteIsTable, decodeOa } from "../arch/descriptor.js";
 import type { Stage2 } from "./stage2.js";
 
+/** Which visit a visitor gets: a leaf entry, a table before its children, or after them. */
 export const enum Visit {
   LEAF = 1,
   TABLE_PRE = 2,
   TABLE_POST = 4,
 }
 
+/** Walker flags: which visits to make (LEAF, TABLE_PRE, TABLE_POST) and how to walk. */
 export const enum WalkFlag {
   LEAF = 1,
   TABLE_PRE = 2,
@@ -60,11 +62,13 @@ export class VisitCtx {
   arg: unknown = undefined;
 }
 
+/** An operation's callback. Keep visitors module-level singletons: hot walks allocate nothing. */
 export interface Visitor {
   /** Returns Errno.OK, or a status for the walk policy above. */
   visit(pgt: Stage2, ctx: VisitCtx, visit: Visit): number;
 }
 
+/** A visitor, its argument (handed to the visitor as `ctx.arg`) and the walk's flags. */
 export interface Walker {
   visitor: Visitor;
   arg: unknown;

@@ -5,6 +5,8 @@
  * of a module variable and a well-predicted branch when no hook is installed. Hooks are per thread
  * (module variables are thread-local in worker_threads); install one in each thread to torture.
  */
+import { xorshift32, xorshiftSeed } from "../common/rng.js";
+
 export const enum RcuRacePoint {
   /** mb readLock: between reading GP_CTR and publishing it in the reader's slot. */
   READER_LOCK_GAP = 0,
@@ -53,15 +55,13 @@ export function setRcuRaceHook(hook: RcuRaceHook | null): void {
 export function spinningRaceHook(maxSpins: Partial<Record<RcuRacePoint, number>>, seed: number): RcuRaceHook {
   const limits = new Int32Array(RcuRacePoint.COUNT);
   for (const [k, v] of Object.entries(maxSpins)) limits[Number(k)] = v ?? 0;
-  let rng = seed >>> 0 || 0x9e3779b9;
+  let rng = xorshiftSeed(seed);
   let sink = 0;
   return (point) => {
     const max = limits[point] as number;
     if (max <= 0) return;
-    rng ^= rng << 13;
-    rng ^= rng >>> 17;
-    rng ^= rng << 5;
-    const n = (rng >>> 0) % (max + 1);
+    rng = xorshift32(rng);
+    const n = rng % (max + 1);
     for (let i = 0; i < n; i++) sink = (sink + i) | 0;
     if (sink === 0x7fffffff) rng++; // keeps the loop observable to the optimizer
   };

@@ -24,7 +24,10 @@
  * Counters that several threads update live elsewhere: queued and NOMEM counts per reader slot
  * (layout.ts, summed here), stall counts in the control block (Atomics.add).
  */
+import { type Log2Histogram, log2Bucket, summarizeLog2 } from "../common/log2-histogram.js";
 import { Ctl, Slot } from "./layout.js";
+
+export { type Log2Histogram, log2Bucket };
 
 export const enum Stat {
   CB_RUN = 0,
@@ -45,27 +48,9 @@ export const enum Stat {
   WORDS = 192,
 }
 
-/** Histogram bucket of a duration in ns: floor(log2(ns)), clamped to 0..63. */
-export function log2Bucket(ns: number): number {
-  if (!(ns >= 2)) return 0;
-  const b = Math.floor(Math.log2(ns));
-  return b > 63 ? 63 : b;
-}
-
 /** Adds one sample of `ms` milliseconds to the histogram at `base`. */
 export function recordMs(stats: Float64Array, base: number, ms: number): void {
   stats[base + log2Bucket(ms * 1e6)] += 1;
-}
-
-/** A log2 histogram with its derived figures (ns, upper bounds of buckets). */
-export interface Log2Histogram {
-  /** counts[b] = samples in [2^b, 2^(b+1)) ns. */
-  readonly counts: number[];
-  readonly samples: number;
-  /** Upper bound of the bucket holding the median / the 99th percentile / the largest sample, ns. */
-  readonly p50Ns: number;
-  readonly p99Ns: number;
-  readonly maxNs: number;
 }
 
 export interface RcuStats {
@@ -101,26 +86,7 @@ export interface RcuStats {
 const STALL_NAMES = ["none", "reader", "quiescent-state", "grace-period holder", "callbacks"];
 
 function histogram(stats: Float64Array, base: number): Log2Histogram {
-  const counts = Array.from(stats.subarray(base, base + Stat.HIST_BUCKETS));
-  const samples = counts.reduce((a, b) => a + b, 0);
-  const quantile = (q: number): number => {
-    if (samples === 0) return 0;
-    let seen = 0;
-    for (let b = 0; b < counts.length; b++) {
-      seen += counts[b];
-      if (seen >= q * samples) return 2 ** (b + 1);
-    }
-    return 2 ** counts.length;
-  };
-  let top = counts.length - 1;
-  while (top >= 0 && counts[top] === 0) top--;
-  return {
-    counts,
-    samples,
-    p50Ns: quantile(0.5),
-    p99Ns: quantile(0.99),
-    maxNs: top < 0 ? 0 : 2 ** (top + 1),
-  };
+  return summarizeLog2(stats.subarray(base, base + Stat.HIST_BUCKETS));
 }
 
 /** Reads a snapshot of every statistic. Any thread; allocates (not for hot paths). */

@@ -4,7 +4,7 @@
  * trying the report without running a workload; never mixed into real results.
  */
 import { RESULT_SCHEMA_VERSION, type RunResult, type WorkloadName } from "../experiment/result.js";
-import { Rng } from "../sim/rng.js";
+import { Rng } from "../common/rng.js";
 
 export interface SyntheticRunOptions {
   workload?: WorkloadName;

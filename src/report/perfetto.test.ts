@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { TraceBuffer, type TraceCollection, TraceEvent, type TraceWriter } from "../common/trace.js";
-import { Rng, seedFromEnv } from "../sim/rng.js";
+import { Rng, seedFromEnv } from "../common/rng.js";
 import { type ChromeTraceEvent, chromeTraceProblems, toChromeTrace } from "./perfetto.js";
 
 const SLICES = [

@@ -7,12 +7,14 @@ import type { TraceBufferHandle } from "../common/trace.js";
 import type { Vm } from "../kvm/vm.js";
 import { Go, type VcpuCommand, type VcpuReply } from "./protocol.js";
 
+/** The replies of one phase and its wall time. */
 export interface PhaseResult {
   /** From the first vCPU's start to the last vCPU's end. */
   wallMs: number;
   replies: Extract<VcpuReply, { type: "done" }>[];
 }
 
+/** The host's vCPU threads: one worker per vCPU of `vm`, driven phase by phase. */
 export class VcpuPool {
   private readonly workers: Worker[] = [];
   private readonly go = new Int32Array(new SharedArrayBuffer(Go.WORDS * 4));

@@ -2,6 +2,7 @@
 import type { MemstressHandle, MemstressSlice } from "./memstress.js";
 import type { StressOptions, StressResult } from "./workloads.js";
 
+/** A command for one vCPU worker (one per vCPU in `VcpuPool.runPhase`). */
 export type VcpuCommand =
   | { type: "populate"; start: number; size: number }
   | { type: "stress"; options: StressOptions }

@@ -8,18 +8,19 @@ import { RacePoint } from "../common/race-points.js";
 import type { FaultMode } from "../kvm/fault.js";
 import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
 import type { ReclaimStatsSnapshot } from "../kvm/reclaim/stats.js";
-import type { StrategyName } from "../kvm/reclaim/strategy.js";
+import type { StrategySpec } from "../kvm/reclaim/strategy.js";
 import type { VcpuStatsSnapshot } from "../kvm/vcpu-stats.js";
 import { type DestroyReport, Vm } from "../kvm/vm.js";
 import { auditTable } from "../pgtable/audit.js";
 import type { Stage2Stats } from "../pgtable/stage2.js";
 import { VcpuPool } from "./host.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../common/rng.js";
 import type { StressResult } from "./workloads.js";
 
+/** Options of runStress(). */
 export interface StressRunOptions {
-  /** A reclaim strategy, or the deliberately broken "unsafe-sync" (tests only). */
-  strategy: StrategyName;
+  /** A reclaim strategy (built-in or user module), or the broken "unsafe-sync" (tests only). */
+  strategy: StrategySpec;
   mode: FaultMode;
   vcpus: number;
   iterations: number;
@@ -43,6 +44,7 @@ export interface StressRunOptions {
   testOnlyUnsafeReclaim?: boolean;
 }
 
+/** Everything a stress run measured and checked. */
 export interface StressRunReport {
   options: StressRunOptions;
   wallMs: number;
@@ -60,6 +62,10 @@ export interface StressRunReport {
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
 
+/**
+ * Runs one parallel-fault stress run (see the file comment) and reports it. Throws RangeError
+ * for a bad region; rejects when a vCPU fails.
+ */
 export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
   const region = (o.regionMiB ?? 16) * MIB;
   if (!(region >= 2 * MIB && region <= GIB && region % (2 * MIB) === 0)) {

@@ -5,6 +5,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { errnoName } from "../common/errno.js";
 import { TraceBuffer, type TraceBufferHandle, TraceEvent } from "../common/trace.js";
+import { loadStrategyFactory } from "../kvm/reclaim/user-strategy.js";
 import { attachVcpu, type VmHandle } from "../kvm/vm.js";
 import { guestLoop } from "./memstress.js";
 import { Go, type VcpuCommand, type VcpuReply } from "./protocol.js";
@@ -21,7 +22,8 @@ interface VcpuWorkerData {
 const data = workerData as VcpuWorkerData;
 const port = parentPort;
 if (port === null) throw new Error("vcpu-worker must run in a worker thread");
-const ctx = attachVcpu(data.vm, data.vcpu);
+// A user strategy module is imported here, before the (synchronous) attach builds the strategy.
+const ctx = attachVcpu(data.vm, data.vcpu, await loadStrategyFactory(data.vm.reclaim.strategy));
 const go = new Int32Array(data.go);
 const trace = data.trace ? TraceBuffer.attach(data.trace).writer(data.vcpu, `vCPU ${data.vcpu}`) : null;
 const guest = { handler: ctx.handler, idle: ctx.idle, resume: ctx.resume, trace };

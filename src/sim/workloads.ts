@@ -12,7 +12,7 @@ import { clearRaceDelays, type RacePoint, setRaceDelays } from "../common/race-p
 import { FaultKind, type FaultHandler } from "../kvm/fault.js";
 import { getLeaf, LeafResult } from "../pgtable/ops/attr.js";
 import { WalkFlag } from "../pgtable/walk.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../common/rng.js";
 
 const leaf = new LeafResult();
 const MAX_RETRIES = 1000;
@@ -85,6 +85,7 @@ export function collapseRange(h: FaultHandler, start: number, size: number, bloc
   return n;
 }
 
+/** Options of one vCPU's stress workload. */
 export interface StressOptions {
   seed: number;
   iterations: number;
@@ -99,6 +100,7 @@ export interface StressOptions {
   raceDelays?: Partial<Record<RacePoint, number>>;
 }
 
+/** What one vCPU's stress workload did. */
 export interface StressResult {
   touches: number;
   collapses: number;

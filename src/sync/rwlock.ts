@@ -103,6 +103,7 @@ const enum Held {
 }
 const HELD_NAMES = ["nothing", "read", "write"];
 
+/** Options of `RwLock.create`. */
 export interface RwLockOptions {
   /** Name used in error messages, e.g. "mmu_lock". Default "rwlock". */
   name?: string;

@@ -3,7 +3,8 @@
  * answer the review's questions (how many callbacks and pages wait for a grace period at peak, how
  * long callbacks run, what the teardown barrier costs), and a PASS/FAIL verdict.
  */
-import { STRATEGIES, type StrategyName } from "../../kvm/reclaim/strategy.js";
+import { STRATEGIES, type StrategySpec, strategyLabel } from "../../kvm/reclaim/strategy.js";
+import { isBuiltinStrategy, resolveStrategy, StrategyLoadError } from "../../kvm/reclaim/user-strategy.js";
 import { runStress, type StressRunOptions, type StressRunReport } from "../../sim/stress-run.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
 import {
@@ -15,7 +16,7 @@ import {
   usFromNs,
   verdict,
 } from "../../bench/format.js";
-import { chooseSeed, parseChoice, parseFlags, parseIntIn, parseRatio } from "../parse.js";
+import { chooseSeed, parseChoice, parseFlags, parseIntIn, parseRatio, quote } from "../parse.js";
 import { startProgress } from "../progress.js";
 
 /** Upper bounds: a typo (an extra zero or three) is refused instead of becoming a hang. */
@@ -31,7 +32,8 @@ strategy. Prints a table (one column per strategy), then checks for use-after-fr
 errors, leaks and table damage: the last line is PASS (exit 0) or FAIL (exit 1).
 
 Options:
-  --strategy S        per-table | per-subtree | bounded | batched | all (default all)
+  --strategy S        per-table | per-subtree | bounded | batched | all (default all), or the
+                      path of a strategy module (default export: a ReclaimStrategyFactory)
   --mode M            shared (parallel faults, read lock) | exclusive (write lock) (default shared)
   --vcpus N           vCPU worker threads, 1..${MAX_VCPUS} (default 2)
   --iterations N      operations per vCPU, 1..${MAX_ITERATIONS} (default 20000)
@@ -70,7 +72,7 @@ What the table shows (one column per strategy):
 
 interface Flags {
   base: Omit<StressRunOptions, "strategy">;
-  strategies: StrategyName[];
+  strategies: StrategySpec[];
   json: boolean;
 }
 
@@ -78,7 +80,7 @@ function optional(values: Record<string, unknown>, name: string): string | undef
   return values[name] as string | undefined;
 }
 
-function parseOptions(argv: string[]): Flags {
+async function parseOptions(argv: string[]): Promise<Flags> {
   const { values } = parseFlags(argv, {
     strategy: { type: "string" },
     mode: { type: "string" },
@@ -97,10 +99,6 @@ function parseOptions(argv: string[]): Flags {
     "no-debug": { type: "boolean" },
     json: { type: "boolean" },
   });
-  const strategyArg = parseChoice(optional(values, "strategy") ?? "all", "--strategy", [
-    ...STRATEGIES,
-    "all",
-  ] as const);
   const int = (name: string, fallback: number, min: number, max: number): number => {
     const text = optional(values, name);
     return text === undefined ? fallback : parseIntIn(text, `--${name}`, min, max);
@@ -132,8 +130,22 @@ function parseOptions(argv: string[]): Flags {
     if (mib % 2 !== 0) throw new UsageError(`--region: ${mib} is not an even number of MiB`);
     base.regionMiB = mib;
   }
-  const strategies: StrategyName[] = strategyArg === "all" ? [...STRATEGIES] : [strategyArg as StrategyName];
+  const strategies = await parseStrategies(optional(values, "strategy") ?? "all");
   return { base, strategies, json: values.json === true };
+}
+
+/** `all`, a built-in strategy name, or a strategy module path (resolved and checked here). */
+async function parseStrategies(word: string): Promise<StrategySpec[]> {
+  if (word === "all") return [...STRATEGIES];
+  if (word === "unsafe-sync" || (!isBuiltinStrategy(word) && !/[/\\.]/.test(word))) {
+    throw new UsageError(`--strategy: ${quote(word)} is not one of ${[...STRATEGIES, "all"].join(", ")} nor a module path`);
+  }
+  try {
+    return [await resolveStrategy(word)];
+  } catch (e) {
+    if (e instanceof StrategyLoadError) throw new UsageError(`--strategy: ${e.message}`);
+    throw e;
+  }
 }
 
 /** The checks a run must pass, as counts; all zero is a PASS. */
@@ -159,7 +171,7 @@ export function faultsTable(reports: readonly StressRunReport[]): string[] {
     cells: reports.map(cell),
   });
   return metricTable(
-    reports.map((r) => r.options.strategy),
+    reports.map((r) => strategyLabel(r.options.strategy)),
     [
       row("run time", "ms", (r) => figure(r.wallMs)),
       row("faults handled", "", (r) => count(r.faults.faults)),
@@ -196,7 +208,7 @@ function failureLine(r: StressRunReport): string {
   if (p.leaked > 0) parts.push(plural(p.leaked, "leaked page"));
   if (p.audit + p.corrupt > 0) parts.push(plural(p.audit + p.corrupt, "audit problem"));
   const first = r.firstFault ?? r.auditProblems[0];
-  return `  ${r.options.strategy}: ${parts.join(", ")}${first ? ` (first: ${first})` : ""}`;
+  return `  ${strategyLabel(r.options.strategy)}: ${parts.join(", ")}${first ? ` (first: ${first})` : ""}`;
 }
 
 /** The whole text report: the table, a line per failed run, and the PASS/FAIL verdict last. */
@@ -218,20 +230,35 @@ export const faultsCommand: Command = {
   summary: "parallel fault stress runs per reclaim strategy, with statistics and safety checks",
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { base, strategies, json } = parseOptions(argv);
+    const { base, strategies, json } = await parseOptions(argv);
     const seed = base.seed;
     const what = `${base.vcpus} vCPUs, ${base.mode} mode, ${count(base.iterations)} operations per vCPU`;
     // The seed goes out first, on stderr, so a run that dies can still be replayed.
     io.err(`stage2 faults: seed ${seed} (replay with --seed ${seed}), ${what}`);
     const progress = startProgress("stage2 faults", strategies.length, { enabled: !json });
     const reports: StressRunReport[] = [];
+    // A run that dies (a debug-pool refusal, a worker crash) fails with the strategy's name.
+    const died: string[] = [];
     try {
       for (const strategy of strategies) {
-        progress.update(reports.length, `running ${strategy}`);
-        reports.push(await runStress({ ...base, strategy }));
+        progress.update(reports.length + died.length, `running ${strategyLabel(strategy)}`);
+        try {
+          reports.push(await runStress({ ...base, strategy }));
+        } catch (e) {
+          died.push(`${strategyLabel(strategy)}  FAILED: ${String((e as Error)?.message ?? e).split("\n")[0]}`);
+        }
       }
     } finally {
       progress.done();
+    }
+    if (died.length > 0) {
+      if (json) io.out(JSON.stringify({ seed, reports, died }, null, 2));
+      else {
+        if (reports.length > 0) io.out(faultsReport(reports, seed).lines.join("\n"));
+        io.out(died.join("\n"));
+        io.out(verdict(false, `${died.length} run${died.length === 1 ? "" : "s"} died (replay with --seed ${seed})`));
+      }
+      return 1;
     }
     if (json) {
       io.out(JSON.stringify({ seed, reports }, null, 2));

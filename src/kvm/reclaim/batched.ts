@@ -16,7 +16,7 @@
  */
 import type { Stage2 } from "../../pgtable/stage2.js";
 import { RStat } from "./stats.js";
-import { ReclaimStrategy } from "./strategy.js";
+import { BaseReclaimStrategy } from "./strategy.js";
 import { freeQuiescentSlice } from "../../pgtable/ops/unlinked.js";
 
 const HEADER_WORDS = 4;
@@ -24,7 +24,7 @@ const ENTRY_WORDS = 3;
 const sliceDone = { value: false };
 
 /** The kfree_rcu-style strategy: per-thread arrays of unlinked subtrees freed in bulk once their polled grace period expired. */
-export class BatchedStrategy extends ReclaimStrategy {
+export class BatchedStrategy extends BaseReclaimStrategy {
   private current = -1;
   private currentSince = 0;
   private spare = -1;

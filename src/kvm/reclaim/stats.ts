@@ -23,6 +23,8 @@
  *  15 CALLBACK_100NS_TOTAL  sum of callback slice durations, in units of 100 ns (total reclaim work)
  *  16.. 16+HIST_BUCKETS    callback slice durations, log2(ns) buckets: bucket b counts [2^b, 2^(b+1)) ns
  */
+import { log2Bucket, summarizeLog2 } from "../../common/log2-histogram.js";
+
 export const enum RStat {
   CALLBACKS_QUEUED = 0,
   CALLBACKS_RUN = 1,
@@ -98,7 +100,7 @@ export class ReclaimStats {
 
   /** Records one callback slice's duration. */
   recordCallback(ns: number): void {
-    const b = ns < 1 ? 0 : Math.min(RStat.HIST_BUCKETS - 1, Math.floor(Math.log2(ns)));
+    const b = log2Bucket(ns, RStat.HIST_BUCKETS);
     Atomics.add(this.words, RStat.HIST + b, 1);
     Atomics.add(this.words, RStat.CALLBACK_100NS_TOTAL, Math.round(ns / 100));
     this.raise(RStat.MAX_CALLBACK_NS, Math.min(0x7fffffff, Math.round(ns)));
@@ -132,23 +134,8 @@ export class ReclaimStats {
 
   /** p50/p99 as the upper bound of the log2 bucket holding that rank; max exact. */
   private callbackPercentiles(): { p50: number; p99: number; max: number; count: number } {
-    const hist: number[] = [];
-    let count = 0;
-    for (let b = 0; b < RStat.HIST_BUCKETS; b++) {
-      const n = this.get(RStat.HIST + b);
-      hist.push(n);
-      count += n;
-    }
-    const rank = (q: number): number => {
-      if (count === 0) return 0;
-      let seen = 0;
-      for (let b = 0; b < hist.length; b++) {
-        seen += hist[b] as number;
-        if (seen >= q * count) return 2 ** (b + 1);
-      }
-      return 2 ** hist.length;
-    };
+    const h = summarizeLog2(this.words.subarray(RStat.HIST, RStat.HIST + RStat.HIST_BUCKETS));
     const max = this.get(RStat.MAX_CALLBACK_NS);
-    return { p50: Math.min(rank(0.5), max), p99: Math.min(rank(0.99), max), max, count };
+    return { p50: Math.min(h.p50Ns, max), p99: Math.min(h.p99Ns, max), max, count: h.samples };
   }
 }

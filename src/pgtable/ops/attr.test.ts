@@ -6,7 +6,7 @@ import {
   assertSound,
   makeFixture,
   translate,
-} from "../../../test/pgtable-harness.js";
+} from "../../testing/pgtable-harness.js";
 import { decodeOa, Prot, pteOwner, S2_AF } from "../../arch/descriptor.js";
 import { Errno } from "../../common/errno.js";
 import {

@@ -131,6 +131,7 @@ export function testClearYoung(pgt: Stage2, addr: number, size: number, mkold: b
 
 // --- get_leaf -----------------------------------------------------------------------------------
 
+/** What getLeaf() found: the leaf descriptor and its level. Reuse one per thread. */
 export class LeafResult {
   pte: Pte = 0n;
   level = -1;

@@ -7,7 +7,7 @@ import {
   makeFixture,
   strayPages,
   translate,
-} from "../../../test/pgtable-harness.js";
+} from "../../testing/pgtable-harness.js";
 import { decodeOa, Prot } from "../../arch/descriptor.js";
 import { Errno } from "../../common/errno.js";
 import {

@@ -8,7 +8,7 @@ import {
   makeFixture,
   strayPages,
   translate,
-} from "../../../test/pgtable-harness.js";
+} from "../../testing/pgtable-harness.js";
 import { decodeOa, leafAttrBits, leafProt, Prot, S2_AF } from "../../arch/descriptor.js";
 import { Errno } from "../../common/errno.js";
 import {

@@ -8,6 +8,7 @@
  * at once, with no grace period: the negative control, which readers must catch.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { xorshift32 } from "../../common/rng.js";
 import {
   Rcu,
   type RcuHandle,
@@ -38,10 +39,8 @@ const rcu = Rcu.attach(d.handle);
 const t = rcu.register();
 let rng = d.seed >>> 0 || 1;
 function random(): number {
-  rng ^= rng << 13;
-  rng ^= rng >>> 17;
-  rng ^= rng << 5;
-  return rng >>> 0;
+  rng = xorshift32(rng);
+  return rng;
 }
 const delays = {
   [RcuRacePoint.READER_LOCK_GAP]: 300,

@@ -21,12 +21,13 @@ import {
   pteIsLocked,
   pteIsTable,
   pteValid,
-} from "../src/arch/descriptor.js";
-import { blockAllowedAt, type Granule } from "../src/arch/geometry.js";
-import { Errno, errnoName } from "../src/common/errno.js";
-import { MemCache, PagePool, PageState } from "../src/mem/mod.js";
-import { destroy, getLeaf, LeafResult, Stage2, type Stage2Env } from "../src/pgtable/mod.js";
+} from "../arch/descriptor.js";
+import { blockAllowedAt, type Granule } from "../arch/geometry.js";
+import { Errno, errnoName } from "../common/errno.js";
+import { MemCache, PagePool, PageState } from "../mem/mod.js";
+import { destroy, getLeaf, LeafResult, Stage2, type Stage2Env } from "../pgtable/mod.js";
 
+/** Options of makeFixture(); every field has a small default. */
 export interface FixtureOptions {
   granule?: Granule;
   iaBits?: number;
@@ -38,12 +39,14 @@ export interface FixtureOptions {
   env?: Stage2Env;
 }
 
+/** A debug pool, a table over it (use-after-free checks on) and an empty memory cache. */
 export interface Fixture {
   pool: PagePool;
   pgt: Stage2;
   mc: MemCache;
 }
 
+/** Builds a Fixture (4K granule, 36-bit IPA, 1024 pages unless told otherwise). */
 export function makeFixture(opts: FixtureOptions = {}): Fixture {
   const granule = opts.granule ?? 4096;
   const pool = PagePool.create({ granule, pages: opts.pages ?? 1024, debug: true });
@@ -62,6 +65,7 @@ export interface AuditedLeaf {
   pte: Pte;
 }
 
+/** What auditTree() found. */
 export interface TreeAudit {
   /** Reachable table pages, start-level pages included. */
   tables: number;
@@ -200,6 +204,7 @@ export interface Translation {
 
 const leafOut = new LeafResult();
 
+/** Translates `ipa` with getLeaf(), as a software walker would see it. */
 export function translate(pgt: Stage2, ipa: number): Translation {
   const ret = getLeaf(pgt, ipa, leafOut);
   assert.equal(errnoName(ret), "OK", `getLeaf(0x${ipa.toString(16)})`);

@@ -1,0 +1,16 @@
+/**
+ * Infrastructure every layer shares: numeric status codes (`Errno`) and the typed error of the
+ * public boundary, seeded random generators, log2 duration histograms, and labelled race points.
+ */
+export { Errno, errnoName, Stage2Error } from "./errno.js";
+export { type Log2Histogram, log2Bucket, log2Quantile, summarizeLog2 } from "./log2-histogram.js";
+export {
+  clearRaceDelays,
+  parseRaceDelays,
+  RACE_POINT_NAMES,
+  RacePoint,
+  racePoint,
+  raceDelayEnabled,
+  setRaceDelays,
+} from "./race-points.js";
+export { Rng, seedFromEnv, XORSHIFT_ZERO_SEED, xorshift32, xorshiftSeed } from "./rng.js";
