@@ -144,7 +144,7 @@ test("negative control: a user strategy that frees too early is caught and named
     assert.ok(!r.err.includes("internal error"), r.err);
     if (r.code === 1) {
       assert.match(r.out, /frees-too-early/, `the failure does not name the strategy:\n${r.out}`);
-      assert.match(r.out, /FAILED/, r.out);
+      assert.match(r.out, /FAIL/, r.out);
       caught = r.out.trim().split("\n").slice(-2).join(" | ");
     } else {
       assert.equal(r.code, 0, r.err);

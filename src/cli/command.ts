@@ -19,6 +19,8 @@ export interface Command {
   readonly summary: string;
   /** Full usage text for `stage2 <name> --help`. */
   readonly usage: string;
+  /** Usage for `stage2 <name> ARGS --help` when the arguments select something (a workload), else null. */
+  help?(argv: readonly string[]): string | null;
   run(argv: string[], io: CliIo): Promise<number>;
 }
 

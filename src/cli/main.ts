@@ -74,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
-    io.out(command.usage);
+    io.out(command.help?.(rest) ?? command.usage);
     return 0;
   }
   try {

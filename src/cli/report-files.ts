@@ -28,7 +28,9 @@ export async function ensureDir(dir: string): Promise<string> {
   try {
     await mkdir(abs, { recursive: true });
   } catch (e) {
-    throw new UsageError(`--out: cannot create ${abs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UsageError(
+      `--out: cannot create ${abs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
   return abs;
 }

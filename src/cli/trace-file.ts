@@ -23,6 +23,10 @@ export async function writeTraceFile(req: TraceRequest): Promise<void> {
   }
   await writeAtomic(
     req.path,
-    JSON.stringify({ traceEvents, displayTimeUnit: "ms", otherData: { runs: req.runs.length, droppedEvents: dropped } }),
+    JSON.stringify({
+      traceEvents,
+      displayTimeUnit: "ms",
+      otherData: { runs: req.runs.length, droppedEvents: dropped },
+    }),
   );
 }

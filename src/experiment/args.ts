@@ -120,7 +120,8 @@ export function parseInt32(text: string, what: string, min: number, max: number)
     throw new ConfigError(`${what}: "${shown(text)}" is not an integer (valid: ${min}..${max})`);
   }
   const v = Number(text);
-  if (v < min || v > max) throw new ConfigError(`${what}: ${shown(text)} is out of range (valid: ${min}..${max})`);
+  if (v < min || v > max)
+    throw new ConfigError(`${what}: ${shown(text)} is out of range (valid: ${min}..${max})`);
   return v;
 }
 
@@ -130,7 +131,9 @@ export function parseSeed(text: string, what: string): number {
   const ok = /^(0x[0-9a-f]{1,8}|[0-9]{1,10})$/.test(t);
   const v = ok ? Number(t) : Number.NaN;
   if (!ok || v > 0xffffffff) {
-    throw new ConfigError(`${what}: "${shown(text)}" is not a seed (valid: 0..4294967295, decimal or 0x hex)`);
+    throw new ConfigError(
+      `${what}: "${shown(text)}" is not a seed (valid: 0..4294967295, decimal or 0x hex)`,
+    );
   }
   return v;
 }

@@ -60,7 +60,12 @@ export function defaultSpecs(): RunSpec[] {
     });
   }
   for (const strategy of STRATEGIES) {
-    specs.push({ ...base, workload: "collapse-storm", workloadArgs: ["-v", "2", "-b", "128M", "-i", "2"], strategy });
+    specs.push({
+      ...base,
+      workload: "collapse-storm",
+      workloadArgs: ["-v", "2", "-b", "128M", "-i", "2"],
+      strategy,
+    });
   }
   return specs;
 }

@@ -69,7 +69,10 @@ export function workloadNamed(name: string | undefined): WorkloadName {
  * Parses `WORKLOAD [flags]` (without the leading `run`). Every flag is checked here, workload flags
  * included (by parsing them once), so a bad run is refused before anything starts.
  */
-export function parseRunRequest(argv: readonly string[], extra?: ReadonlyMap<string, LongOption>): {
+export function parseRunRequest(
+  argv: readonly string[],
+  extra?: ReadonlyMap<string, LongOption>,
+): {
   request: RunRequest;
   long: Map<string, string[]>;
 } {

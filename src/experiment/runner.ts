@@ -8,7 +8,13 @@
  */
 import { cpus } from "node:os";
 import { computeGeometry, type Geometry } from "../arch/geometry.js";
-import { TraceBuffer, TraceEvent, type TraceCollection, type TraceWriter, traceNowUs } from "../common/trace.js";
+import {
+  TraceBuffer,
+  TraceEvent,
+  type TraceCollection,
+  type TraceWriter,
+  traceNowUs,
+} from "../common/trace.js";
 import type { FaultMode } from "../kvm/fault.js";
 import type { MemslotSpec } from "../kvm/memslot.js";
 import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
@@ -285,7 +291,11 @@ export async function runWorkload<P>(
     leakedPages: destroy.leakedPages.length,
     auditProblems: audit.problems,
     failures: ctx.failures,
-    passed: uaf === 0 && destroy.leakedPages.length === 0 && audit.problems.length === 0 && ctx.failures.length === 0,
+    passed:
+      uaf === 0 &&
+      destroy.leakedPages.length === 0 &&
+      audit.problems.length === 0 &&
+      ctx.failures.length === 0,
   };
   const cpu = cpus();
   return {

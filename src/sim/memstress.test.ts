@@ -27,10 +27,16 @@ describe("GuestReplay", () => {
   test("pass() at 100% writes marks every page, at 0% none", () => {
     const w = new Uint8Array(64);
     new GuestReplay(slice).pass(100, false, AccessMode.MIXED, w);
-    assert.equal(w.reduce((a, b) => a + b, 0), 64);
+    assert.equal(
+      w.reduce((a, b) => a + b, 0),
+      64,
+    );
     const n = new Uint8Array(64);
     new GuestReplay(slice).pass(0, false, AccessMode.MIXED, n);
-    assert.equal(n.reduce((a, b) => a + b, 0), 0);
+    assert.equal(
+      n.reduce((a, b) => a + b, 0),
+      0,
+    );
   });
 
   test("in order: one draw per page decides the write (vCPU i seeds with seed + i)", () => {

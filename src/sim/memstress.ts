@@ -73,6 +73,8 @@ export const enum AccessMode {
   READ = 2,
   /** kvm_page_table_test's CREATE: even vCPUs write, odd vCPUs read. */
   WRITE_IF_EVEN_VCPU = 3,
+  /** An empty pass: the vCPUs only check in (threads started, or parked before slots change). */
+  NONE = 4,
 }
 
 const PARK_MILLER_MOD = 2147483647;
@@ -156,7 +158,7 @@ export function guestLoop(t: GuestThread, handle: MemstressHandle, s: MemstressS
     let mode = ctl[MsCtl.ACCESS_MODE] as number;
     if (mode === AccessMode.WRITE_IF_EVEN_VCPU) mode = s.vcpu % 2 === 0 ? AccessMode.WRITE : AccessMode.READ;
     const first = ctl[MsCtl.PASS_FIRST] as number;
-    const count = (ctl[MsCtl.PASS_PAGES] as number) || s.pages - first;
+    const count = mode === AccessMode.NONE ? 0 : (ctl[MsCtl.PASS_PAGES] as number) || s.pages - first;
     const stride = Math.max(1, ctl[MsCtl.STRIDE] as number);
     const allowMmio = ctl[MsCtl.ALLOW_MMIO] !== 0;
     const t0 = performance.now();

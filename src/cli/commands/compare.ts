@@ -8,7 +8,15 @@ import { STRATEGIES } from "../../kvm/reclaim/strategy.js";
 import { parseInt32 } from "../../experiment/args.js";
 import { ConfigError } from "../../experiment/errors.js";
 import { checkSpec } from "../../experiment/execute.js";
-import { MODES, parseList, parseRunRequest, RCU_FLAVORS, replayArgs, type RunSpec, shellJoin } from "../../experiment/plan.js";
+import {
+  MODES,
+  parseList,
+  parseRunRequest,
+  RCU_FLAVORS,
+  replayArgs,
+  type RunSpec,
+  shellJoin,
+} from "../../experiment/plan.js";
 import { renderText } from "../../report/text.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
 import { writeReport } from "../report-files.js";
@@ -44,11 +52,18 @@ const MATRIX = new Map([
 ]);
 
 /** Every cell of the matrix as a RunSpec (vCPU counts rewrite the workload's -v). */
-export function matrixSpecs(argv: readonly string[]): { specs: RunSpec[]; json: boolean; outDir: string | null; plan: boolean } {
+export function matrixSpecs(argv: readonly string[]): {
+  specs: RunSpec[];
+  json: boolean;
+  outDir: string | null;
+  plan: boolean;
+} {
   const { request, long } = parseRunRequest(argv, MATRIX);
   const base = request.specs[0] as RunSpec;
   if (long.has("strategy") || long.has("mode") || long.has("rcu")) {
-    throw new ConfigError("compare: use --strategies, --modes and --rcus (lists) instead of --strategy, --mode, --rcu");
+    throw new ConfigError(
+      "compare: use --strategies, --modes and --rcus (lists) instead of --strategy, --mode, --rcu",
+    );
   }
   const strategies = parseList(long.get("strategies") ?? ["all"], "--strategies", STRATEGIES);
   const modes = parseList(long.get("modes") ?? ["shared"], "--modes", MODES);
@@ -61,7 +76,8 @@ export function matrixSpecs(argv: readonly string[]): { specs: RunSpec[]; json: 
   }
   const specs: RunSpec[] = [];
   for (const n of vcpus.length > 0 ? vcpus : [null]) {
-    const workloadArgs = n === null ? base.workloadArgs : [...withoutFlag(base.workloadArgs, "v"), "-v", String(n)];
+    const workloadArgs =
+      n === null ? base.workloadArgs : [...withoutFlag(base.workloadArgs, "v"), "-v", String(n)];
     for (const mode of modes)
       for (const rcu of rcus)
         for (const strategy of strategies) {
@@ -101,7 +117,10 @@ export const compareCommand: Command = {
       }
       const results = await runSpecs(m.specs, io, { stream: false, trace: null }, (r, i) => {
         if (m.json) io.out(JSON.stringify(r));
-        else io.out(`  ${i + 1}/${m.specs.length} ${r.strategy} ${r.mode} ${r.rcu} ${r.vcpus} vCPUs: ${r.checks.passed ? "PASS" : "FAIL"}`);
+        else
+          io.out(
+            `  ${i + 1}/${m.specs.length} ${r.strategy} ${r.mode} ${r.rcu} ${r.vcpus} vCPUs: ${r.checks.passed ? "PASS" : "FAIL"}`,
+          );
       });
       if (!m.json) {
         io.out("");

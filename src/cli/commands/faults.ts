@@ -138,7 +138,9 @@ async function parseOptions(argv: string[]): Promise<Flags> {
 async function parseStrategies(word: string): Promise<StrategySpec[]> {
   if (word === "all") return [...STRATEGIES];
   if (word === "unsafe-sync" || (!isBuiltinStrategy(word) && !/[/\\.]/.test(word))) {
-    throw new UsageError(`--strategy: ${quote(word)} is not one of ${[...STRATEGIES, "all"].join(", ")} nor a module path`);
+    throw new UsageError(
+      `--strategy: ${quote(word)} is not one of ${[...STRATEGIES, "all"].join(", ")} nor a module path`,
+    );
   }
   try {
     return [await resolveStrategy(word)];
@@ -245,7 +247,9 @@ export const faultsCommand: Command = {
         try {
           reports.push(await runStress({ ...base, strategy }));
         } catch (e) {
-          died.push(`${strategyLabel(strategy)}  FAILED: ${String((e as Error)?.message ?? e).split("\n")[0]}`);
+          died.push(
+            `${strategyLabel(strategy)}  FAILED: ${String((e as Error)?.message ?? e).split("\n")[0]}`,
+          );
         }
       }
     } finally {
@@ -256,7 +260,12 @@ export const faultsCommand: Command = {
       else {
         if (reports.length > 0) io.out(faultsReport(reports, seed).lines.join("\n"));
         io.out(died.join("\n"));
-        io.out(verdict(false, `${died.length} run${died.length === 1 ? "" : "s"} died (replay with --seed ${seed})`));
+        io.out(
+          verdict(
+            false,
+            `${died.length} run${died.length === 1 ? "" : "s"} died (replay with --seed ${seed})`,
+          ),
+        );
       }
       return 1;
     }

@@ -28,14 +28,17 @@ export const reportCommand: Command = {
   async run(argv: string[], io: CliIo): Promise<number> {
     try {
       const parsed = parseArgs(argv, "", new Map([["out", { value: true }]]), "report");
-      if (parsed.positionals.length === 0) throw new ConfigError("report: name at least one FILE of JSON lines");
+      if (parsed.positionals.length === 0)
+        throw new ConfigError("report: name at least one FILE of JSON lines");
       const results: RunResult[] = [];
       for (const file of parsed.positionals) {
         let text: string;
         try {
           text = await io.readInput(file);
         } catch (e) {
-          throw new ConfigError(`report: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+          throw new ConfigError(
+            `report: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+          );
         }
         try {
           results.push(...parseRunResults(text, file));

@@ -17,7 +17,9 @@ import { defaultOutDir, writeReport } from "../report-files.js";
 import { parseArgs } from "../../experiment/args.js";
 import { writeTraceFile, type TraceRequest } from "../trace-file.js";
 
-const WORKLOAD_LIST = [...WORKLOAD_TABLE.values()].map((w) => `  ${w.name.padEnd(18)} ${w.summary}`).join("\n");
+const WORKLOAD_LIST = [...WORKLOAD_TABLE.values()]
+  .map((w) => `  ${w.name.padEnd(18)} ${w.summary}`)
+  .join("\n");
 
 const USAGE = `Usage: stage2 run [--out DIR] [--trace FILE] [--json]
        stage2 run WORKLOAD [workload flags] [options]
@@ -88,10 +90,13 @@ export async function runSpecs(
 ): Promise<RunResult[]> {
   const results: RunResult[] = [];
   for (const [i, spec] of specs.entries()) {
-    const label = specs.length > 1 ? `run ${i + 1}/${specs.length} ${spec.workload} ${spec.strategy}` : spec.workload;
+    const label =
+      specs.length > 1 ? `run ${i + 1}/${specs.length} ${spec.workload} ${spec.strategy}` : spec.workload;
     const progress = startProgress(label);
     if (opts.stream && specs.length > 1) {
-      io.out(`==> ${spec.workload} ${spec.workloadArgs.join(" ")} --strategy ${spec.strategy} --mode ${spec.mode} --rcu ${spec.rcu} <==`);
+      io.out(
+        `==> ${spec.workload} ${spec.workloadArgs.join(" ")} --strategy ${spec.strategy} --mode ${spec.mode} --rcu ${spec.rcu} <==`,
+      );
     }
     try {
       const r = await executeSpec(spec, {
@@ -115,16 +120,23 @@ async function defaultRun(argv: string[], io: CliIo): Promise<number> {
     ["json", { value: false }],
   ]);
   const parsed = parseArgs(argv, "", longs, "run");
-  if (parsed.positionals.length > 0) throw new ConfigError(`run: unexpected argument "${parsed.positionals[0]}"`);
+  if (parsed.positionals.length > 0)
+    throw new ConfigError(`run: unexpected argument "${parsed.positionals[0]}"`);
   const json = parsed.long.has("json");
   const outDir = parsed.long.get("out")?.[0] ?? defaultOutDir();
   const tracePath = parsed.long.get("trace")?.[0] ?? `${outDir}/trace.json`;
   const trace: TraceRequest = { path: tracePath, runs: [] };
   const specs = defaultSpecs();
-  if (!json) io.out(`stage2 run: ${specs.length} runs (dirty-log-perf and collapse-storm under each strategy, 2 vCPUs)`);
+  if (!json)
+    io.out(
+      `stage2 run: ${specs.length} runs (dirty-log-perf and collapse-storm under each strategy, 2 vCPUs)`,
+    );
   const results = await runSpecs(specs, io, { stream: false, trace }, (r) => {
     if (json) io.out(JSON.stringify(r));
-    else io.out(`  ${r.workload.padEnd(15)} ${r.strategy.padEnd(11)} ${r.wallSeconds.toFixed(1).padStart(5)} s  ${r.checks.passed ? "PASS" : "FAIL"}`);
+    else
+      io.out(
+        `  ${r.workload.padEnd(15)} ${r.strategy.padEnd(11)} ${r.wallSeconds.toFixed(1).padStart(5)} s  ${r.checks.passed ? "PASS" : "FAIL"}`,
+      );
   });
   const files = await writeReport(outDir, results);
   await writeTraceFile(trace);
@@ -143,6 +155,7 @@ export const runCommand: Command = {
   name: "run",
   summary: "KVM-selftest workloads under a reclaim strategy; alone: the review's questions, answered",
   usage: USAGE,
+  help: (argv) => (argv[0] ? workloadUsage(argv[0]) : null),
   async run(argv: string[], io: CliIo): Promise<number> {
     try {
       if (argv.length === 0 || (argv[0] as string).startsWith("--")) return await defaultRun(argv, io);
@@ -165,7 +178,3 @@ export const runCommand: Command = {
   },
 };
 
-/** `stage2 run WORKLOAD --help`: the workload's own flags. */
-export function runHelp(argv: string[]): string | null {
-  return argv[0] ? workloadUsage(argv[0]) : null;
-}

@@ -33,7 +33,10 @@ export const accessTracking: Workload<AccessTrackingParams> = {
   getopt: "hm:b:v:os:w:",
   help: HELP,
   parse(f) {
-    if (f.has("m")) throw new ConfigError("-m (guest mode) is not modelled: stage2 runs PA-bits:40,  VA-bits:48,  4K pages");
+    if (f.has("m"))
+      throw new ConfigError(
+        "-m (guest mode) is not modelled: stage2 runs PA-bits:40,  VA-bits:48,  4K pages",
+      );
     const get = (k: string) => f.get(k) as string;
     const p: AccessTrackingParams = {
       vcpus: f.has("v") ? parseInt32(get("v"), "-v (vCPUs)", 1, 64) : 1,
@@ -63,13 +66,11 @@ async function run(ctx: RunContext, p: AccessTrackingParams): Promise<void> {
   ctx.line(`Testing guest mode: PA-bits:${IA_BITS},  VA-bits:48,  4K pages`);
   ctx.line(`guest physical test memory: [0x${l.gpa.toString(16)}, 0x${(l.gpa + l.size).toString(16)})`);
   const { host, finished } = await ctx.startMemstress(l.slices, (h) => {
-    h.setAccess(100, false, AccessMode.WRITE);
-    // Iteration 0 is a no-op pass over zero pages: the vCPUs only check in, as the selftest's
-    // threads start before the first timed phase.
-    h.setRange(0, 0, 2 ** 30);
+    // Iteration 0 is an empty pass: the vCPUs only check in, as the selftest's threads start
+    // before the first timed phase.
+    h.setAccess(0, false, AccessMode.NONE);
   });
   await host.waitAll(0);
-  host.setRange(0);
   ctx.line("");
   let iteration = 0;
   const report = (name: string, ns: bigint) => {
@@ -125,7 +126,9 @@ async function run(ctx: RunContext, p: AccessTrackingParams): Promise<void> {
 function tooManyIdle(ctx: RunContext, p: AccessTrackingParams, v: number, idle: number, pages: number): void {
   const who = p.overlap ? "" : `vCPU${v}: `;
   if (p.warnOnly > 0) {
-    ctx.line(`WARNING: ${who}Too many pages still idle (${idle} out of ${pages}), this will affect performance results.`);
+    ctx.line(
+      `WARNING: ${who}Too many pages still idle (${idle} out of ${pages}), this will affect performance results.`,
+    );
   } else {
     ctx.fail(`${who}Too many pages still idle (${idle} out of ${pages})`);
   }

@@ -3,8 +3,9 @@
  * 100% writes), the host enables dirty logging, then each iteration the vCPUs dirty memory
  * (memstress passes with `-w` percent writes, in order or at random with `-a`) while the host times
  * the pass, then gets (and with manual protect, clears) the dirty log of every memslot. Finally
- * logging is disabled (with `-e` while the vCPUs keep running: with huge-page backings their write
- * faults then map blocks again and unlink the 4K tables under shared walks).
+ * logging is disabled (with `-e` while the vCPUs keep running; they also finish one pass after it,
+ * untimed, so that with huge-page backings their write faults map blocks again and unlink the 4K
+ * tables under shared walks).
  *
  * Every iteration's dirty log is checked against the pages the guest really wrote, replayed from the
  * same Park-Miller draws on the host: with manual protect the log of iteration 1 is all ones
@@ -16,14 +17,7 @@ import { parseInt32, parseSeed, parseSize } from "../args.js";
 import { ConfigError } from "../errors.js";
 import { formatTs, hostOp, type RunContext, type Workload } from "../runner.js";
 import { divTs } from "../timespec.js";
-import {
-  type BackingName,
-  countBits,
-  IA_BITS,
-  memstressLayout,
-  PAGE,
-  parseBacking,
-} from "./memstress-vm.js";
+import { type BackingName, countBits, IA_BITS, memstressLayout, PAGE, parseBacking } from "./memstress-vm.js";
 
 export interface DirtyLogPerfParams {
   vcpus: number;
@@ -167,7 +161,10 @@ async function run(ctx: RunContext, p: DirtyLogPerfParams): Promise<void> {
     ctx.phase(`Iteration ${it} get dirty log`, get);
     ctx.line(`Iteration ${it} get dirty log time: ${formatTs(get)}`);
     dirtyPages.push(logs.reduce((n, b) => n + countBits(b), 0));
-    checkLog(ctx, it, logs, l.pagesPerSlot, p.manualProtect && it === 1 ? null : mirror(p.writePercent, p.random));
+    // The replay runs every iteration (its generator must keep pace with the guest's); the first
+    // log with manual protect is all ones whatever was written (KVM_DIRTY_LOG_INITIALLY_SET).
+    const written = mirror(p.writePercent, p.random);
+    checkLog(ctx, it, logs, l.pagesPerSlot, p.manualProtect && it === 1 ? null : written);
 
     if (p.manualProtect) {
       const clear = hostOp(ctx, () => {
@@ -186,6 +183,12 @@ async function run(ctx: RunContext, p: DirtyLogPerfParams): Promise<void> {
   });
   ctx.phase("Disabling dirty logging", disable);
   ctx.line(`Disabling dirty logging time: ${formatTs(disable)}`);
+  if (p.runWhileDisabling) {
+    // Let every vCPU finish a pass that began after logging was off (untimed): its write faults on
+    // write-protected pages map blocks again, unlinking the 4K tables under shared walks.
+    host.start(p.iterations + 1);
+    await host.waitAll(p.iterations + 1);
+  }
   host.quit();
   await finished;
 

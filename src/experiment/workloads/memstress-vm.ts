@@ -62,7 +62,9 @@ export function memstressLayout(o: {
   seed: number;
 }): MemstressLayout {
   if (o.bytesPerVcpu <= 0 || o.bytesPerVcpu % PAGE !== 0) {
-    throw new ConfigError(`-b: ${o.bytesPerVcpu} bytes is not a positive multiple of the 4096-byte guest page`);
+    throw new ConfigError(
+      `-b: ${o.bytesPerVcpu} bytes is not a positive multiple of the 4096-byte guest page`,
+    );
   }
   const size = o.vcpus * o.bytesPerVcpu;
   if (size > MAX_TEST_BYTES) {

@@ -35,8 +35,14 @@ export const pageTableStress: Workload<PageTableStressParams> = {
   getopt: "hp:m:b:v:s:",
   help: HELP,
   parse(f) {
-    if (f.has("m")) throw new ConfigError("-m (guest mode) is not modelled: stage2 runs PA-bits:40,  VA-bits:48,  4K pages");
-    if (f.has("p")) throw new ConfigError("-p (physical offset) is not modelled: the region sits at the top of the IPA space");
+    if (f.has("m"))
+      throw new ConfigError(
+        "-m (guest mode) is not modelled: stage2 runs PA-bits:40,  VA-bits:48,  4K pages",
+      );
+    if (f.has("p"))
+      throw new ConfigError(
+        "-p (physical offset) is not modelled: the region sits at the top of the IPA space",
+      );
     const get = (k: string) => f.get(k) as string;
     const p = {
       vcpus: f.has("v") ? parseInt32(get("v"), "-v (vCPUs)", 1, 64) : 1,
@@ -79,9 +85,15 @@ async function run(ctx: RunContext, p: PageTableStressParams): Promise<void> {
   ctx.line(`Guest physical test memory offset: 0x${l.gpa.toString(16)}`);
   ctx.line(`Host  virtual  test memory offset: 0x${l.gpa.toString(16)}`);
   ctx.line(`Number of testing vCPUs: ${p.vcpus}`);
-  const slices = Array.from({ length: p.vcpus }, (_, v) => ({ gpa: l.gpa, pages, pageSize: PAGE, seed: 1, vcpu: v }));
+  const slices = Array.from({ length: p.vcpus }, (_, v) => ({
+    gpa: l.gpa,
+    pages,
+    pageSize: PAGE,
+    seed: 1,
+    vcpu: v,
+  }));
   // KVM_BEFORE_MAPPINGS: the vCPUs check in with an empty pass.
-  const { host, finished } = await ctx.startMemstress(slices, (h) => h.setRange(0, 0, 2 ** 30));
+  const { host, finished } = await ctx.startMemstress(slices, (h) => h.setAccess(0, false, AccessMode.NONE));
   await host.waitAll(0);
   ctx.line("Started all vCPUs successfully");
   const slot = 0;
@@ -104,13 +116,19 @@ async function run(ctx: RunContext, p: PageTableStressParams): Promise<void> {
     host.setAccess(0, false, AccessMode.WRITE_IF_EVEN_VCPU);
     host.setRange(0, 0, lpagePages);
   });
-  ctx.phase("Enable dirty logging", hostOp(ctx, () => ctx.vm.enableDirtyLogging(slot, { manualProtect: false })));
+  ctx.phase(
+    "Enable dirty logging",
+    hostOp(ctx, () => ctx.vm.enableDirtyLogging(slot, { manualProtect: false })),
+  );
   ctx.progress("stage", 1, 3);
   await stage("KVM_UPDATE_MAPPINGS", () => {
     host.setAccess(100, false, AccessMode.WRITE);
     host.setRange(0, 0, 1);
   });
-  ctx.phase("Disable dirty logging", hostOp(ctx, () => ctx.vm.disableDirtyLogging(slot)));
+  ctx.phase(
+    "Disable dirty logging",
+    hostOp(ctx, () => ctx.vm.disableDirtyLogging(slot)),
+  );
   ctx.progress("stage", 2, 3);
   await stage(
     "KVM_ADJUST_MAPPINGS",
