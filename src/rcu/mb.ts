@@ -59,6 +59,11 @@ export class MbThread extends RcuThreadBase {
 
   online(): void {}
 
+  /** Always false: mb grace periods wait only for read-side sections. */
+  get isOnline(): boolean {
+    return false;
+  }
+
   protected pauseForWait(): boolean {
     return false;
   }
