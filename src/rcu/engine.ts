@@ -18,9 +18,9 @@
  *
  * Flood control (options.ts): more than highWater pending -> flood mode until below lowWater.
  * Normal mode: batches of batchLimit, and a grace period starts gpDelayMs after the first callback
- * arrived (batching). Flood mode, pending barriers and shutdown: grace periods start at once (flood
- * ones counted as forced) and batches grow to max(floodBatchLimit, pending >> floodShift). Every
- * batch also stops at batchTimeMs.
+ * arrived (batching). Flood mode, pending barriers or callAndWait() calls (Ctl.URGENT) and
+ * shutdown: grace periods start at once (flood ones counted as forced) and batches grow to
+ * max(floodBatchLimit, pending >> floodShift). Every batch also stops at batchTimeMs.
  */
 import { RCU_AGAIN, type RcuCallbackContext, type RcuCallbackRegistry } from "./callbacks.js";
 import { RcuUsageError } from "./errors.js";
@@ -51,6 +51,11 @@ class Context implements RcuCallbackContext {
   }
 }
 
+/**
+ * Runs a domain's callbacks: at most one per domain (Ctl.ENGINE). The callback worker (worker.ts)
+ * runs one; construct one yourself only to step it by hand in tests (`step()`, `idle()`), and
+ * `release()` it when done. Never share one between threads.
+ */
 export class CallbackEngine {
   private readonly sh: RcuShared;
   private readonly ctl: Int32Array;

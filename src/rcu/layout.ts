@@ -15,7 +15,8 @@
  *        20 GP_REQUESTED     startPoll (CAS max)             callback worker (drives that GP)
  *   2    32 CB_TOP           call() CAS push                 engine exchange (take-all)
  *        33 WORKER_SLEEP     engine (1 = asleep), wakers     call(), barrier(), startPoll()
- *        34 URGENT           barrier() add, engine sub       engine (skip the batching delay)
+ *        34 URGENT           barrier()/callAndWait() add,    engine (skip the batching delay)
+ *                            engine sub (completeOwnHead)
  *   3    48 SLOT_HWM         register (CAS max)              drivers (scan bound), stats
  *        49 STATIC_NEXT      reserveHeads (add)              reserveHeads
  *        50 ENGINE           engine owner threadId + 1       barrier() (is anybody running callbacks?)

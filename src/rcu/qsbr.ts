@@ -16,6 +16,7 @@ import { RcuRacePoint, rcuRaceHook } from "./race.js";
 import { RcuUsageError } from "./errors.js";
 import { RcuThreadBase, wakeWriter } from "./thread.js";
 
+/** A registered thread of a qsbr domain (see above); `rcu.register()` returns it. */
 export class QsbrThread extends RcuThreadBase {
   private on = false;
 

@@ -25,6 +25,10 @@ export interface RcuHandle {
   readonly options: ResolvedRcuOptions;
 }
 
+/**
+ * One thread's typed-array views of a domain's shared memory. Internal to the RCU layer and its
+ * tests (engines stepped by hand); applications use `Rcu`.
+ */
 export class RcuShared {
   readonly handle: RcuHandle;
   readonly options: ResolvedRcuOptions;

@@ -68,6 +68,7 @@ export interface Log2Histogram {
   readonly maxNs: number;
 }
 
+/** A snapshot of a domain's statistics (`rcu.stats()`); counts are totals since creation. */
 export interface RcuStats {
   readonly flavor: string;
   /** Callbacks handed to call()/callHead() (summed over all slots). */
