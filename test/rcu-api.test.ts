@@ -17,6 +17,7 @@ import {
   RcuShared,
   type RcuStallReport,
   StallWhat,
+  setRcuStallHandler,
 } from "../src/rcu/mod.js";
 import { startScript, testPlugin } from "./rcu-helpers-worker.js";
 import { TestKind } from "./rcu-test-plugin-worker.js";
@@ -188,4 +189,28 @@ test("stalls found by the callback worker reach the handler the main thread set"
   assert.match(r.message, /has been inside a read-side section/);
   t.unregister();
   await rcu.close();
+});
+
+test("once the handler's thread has exited and been reaped, reporters print stalls again", async () => {
+  const rcu = await Rcu.create({ flavor: "mb", callbackWorker: false, stallTimeoutMs: 50 });
+  const handler = startScript(rcu, new SharedArrayBuffer(64), [{ op: "takeStalls" }]);
+  await handler.exited;
+  await sleep(0); // let watch()'s exit handler reap it
+  const reader = startScript(rcu, new SharedArrayBuffer(64), [
+    { op: "lock" },
+    { op: "post", msg: "locked" },
+    { op: "waitStalls" },
+    { op: "unlock" },
+  ]);
+  await reader.next("locked");
+  const printed: RcuStallReport[] = [];
+  setRcuStallHandler((r) => printed.push(r)); // this thread's default: what it prints
+  try {
+    rcu.synchronize(); // finds the reader; returns once the reader saw the stall counted
+  } finally {
+    setRcuStallHandler(null);
+  }
+  await reader.exited;
+  assert.ok(printed.length >= 1, "the report went to a dead thread's handler instead of printing");
+  assert.equal(printed[0]!.what, StallWhat.READER);
 });

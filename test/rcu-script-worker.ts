@@ -12,6 +12,7 @@
  *   {op:"pollWait"}                startPoll(), then condSynchronize() on that cookie
  *   {op:"setFlag", index}          flags[index] = 1 (and notify)
  *   {op:"postOnline"}              postMessage(`online:${t.isOnline}`)
+ *   {op:"takeStalls"}              become the domain's stall handler thread (rcu.onStall)
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { Rcu, type RcuHandle } from "../src/rcu/mod.js";
@@ -34,7 +35,7 @@ export type Step =
   | { op: "post"; msg: string }
   | { op: "waitFlag" | "setFlag"; index: number }
   | { op: "callAndWait"; kind: number; a0: number; a1?: number }
-  | { op: "pollWait" | "postOnline" };
+  | { op: "pollWait" | "postOnline" | "takeStalls" };
 
 const {
   handle,
@@ -93,6 +94,9 @@ function run(step: Step): void {
       return;
     case "pollWait":
       t.condSynchronize(t.startPoll());
+      return;
+    case "takeStalls":
+      rcu.onStall = () => {};
       return;
     case "postOnline":
       parentPort?.postMessage(`online:${t.isOnline}`);
