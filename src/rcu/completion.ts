@@ -68,6 +68,7 @@ export function completeOwnHead(sh: RcuShared, head: number, doneIndex: number, 
   Atomics.notify(sh.slots, doneIndex);
   // After DONE: pairs with claimOwnHead()'s load (see the diagram above).
   Atomics.store(sh.link, head * Head.STRIDE + Head.KIND, HeadKind.IDLE);
+  // Pairs with the caller's Atomics.add before its push; read by the engine's urgent().
   Atomics.sub(sh.ctl, Ctl.URGENT, 1);
 }
 

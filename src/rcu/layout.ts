@@ -48,6 +48,11 @@
  *   f64    4 QUEUED         owner: callbacks queued through this slot (never reset: stats sum slots)
  *          5 NOMEM          owner: call() failures for lack of heads
  *
+ * Defined kinds (`kinds`, Uint8Array, one byte per callback kind; RcuShared.kinds):
+ *
+ *   byte k   1 once kind k is defined   writer: RcuCallbackRegistry in the engine's thread
+ *            (Atomics.store)            readers: call(), callHead(), callAndWait() (plain loads)
+ *
  * Every slot counter survives its owner: a new owner continues the old values, so sums over all
  * slots stay monotonic without any thread ever folding counts into a global word.
  */

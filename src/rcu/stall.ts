@@ -181,6 +181,7 @@ export function reportStall(
   Atomics.store(ctl, Ctl.LAST_STALL_TID, threadId);
   Atomics.store(ctl, Ctl.LAST_STALL_MS, wholeMs);
   Atomics.store(ctl, Ctl.LAST_STALL_WHAT, what);
+  // Claims ring entry seq; drain() reads STALLS (Atomics.load) to learn how many were claimed.
   const seq = Atomics.add(ctl, Ctl.STALLS, 1);
   const at = Ctl.STALL_RING + (seq & (StallEntry.ENTRIES - 1)) * StallEntry.STRIDE;
   Atomics.store(ctl, at + StallEntry.WHAT, what);

@@ -118,6 +118,7 @@ export abstract class RcuThreadBase {
    * @throws RcuUsageError after unregister().
    */
   call(kind: number, a0 = 0, a1 = 0, a2 = 0): number {
+    // Plain load of the kinds map: published before any caller can hold the domain (callbacks.ts).
     if (kind >>> 0 >= this.maxKinds || this.kinds[kind] !== 1) return Errno.INVAL;
     const slots = this.slots;
     let h = slots[this.cacheIndex] as number;
