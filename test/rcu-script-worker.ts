@@ -8,6 +8,11 @@
  *   {op:"waitStalls"}              spin until some thread reported a stall
  *   {op:"exit"}                    end the thread now, whatever its state
  *   {op:"spin"}                    loop until terminated
+ *   {op:"callAndWait", kind, a0, a1}  queue one callback and wait until it has run
+ *   {op:"pollWait"}                startPoll(), then condSynchronize() on that cookie
+ *   {op:"setFlag", index}          flags[index] = 1 (and notify)
+ *   {op:"postOnline"}              postMessage(`online:${t.isOnline}`)
+ *   {op:"takeStalls"}              become the domain's stall handler thread (rcu.onStall)
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { Rcu, type RcuHandle } from "../src/rcu/mod.js";
@@ -28,7 +33,9 @@ export type Step =
         | "spin";
     }
   | { op: "post"; msg: string }
-  | { op: "waitFlag"; index: number };
+  | { op: "waitFlag" | "setFlag"; index: number }
+  | { op: "callAndWait"; kind: number; a0: number; a1?: number }
+  | { op: "pollWait" | "postOnline" | "takeStalls" };
 
 const {
   handle,
@@ -77,6 +84,22 @@ function run(step: Step): void {
       return;
     case "waitStalls":
       while (rcu.stats().stalls === 0) Atomics.wait(nap, 0, 0, 1);
+      return;
+    case "setFlag":
+      Atomics.store(flags, step.index, 1);
+      Atomics.notify(flags, step.index);
+      return;
+    case "callAndWait":
+      if (t.callAndWait(step.kind, step.a0, step.a1 ?? 0) !== 0) throw new Error("callAndWait() failed");
+      return;
+    case "pollWait":
+      t.condSynchronize(t.startPoll());
+      return;
+    case "takeStalls":
+      rcu.onStall = () => {};
+      return;
+    case "postOnline":
+      parentPort?.postMessage(`online:${t.isOnline}`);
       return;
     case "exit":
       process.exit(0);

@@ -94,7 +94,7 @@ for (const how of ["exits", "is terminated"] as const) {
 test("reapThread() releases the grace-period lock of a dead driver; the next driver restarts the period", async () => {
   const rcu = await Rcu.create({ flavor: "mb", callbackWorker: false });
   const ctl = new Int32Array(rcu.handle.ctl);
-  const cookie = rcu.startPoll();
+  const cookie = rcu.getState();
   // Simulate thread 4242 dying while it drove grace period `cookie`: lock held, STARTED advanced.
   Atomics.store(ctl, 16, 4243);
   Atomics.store(ctl, 17, cookie);

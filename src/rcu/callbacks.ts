@@ -23,6 +23,13 @@
  *   RCU_AGAIN must keep that memory until its last slice.
  * - A callback that throws is counted in `stats().errors`, reported on stderr and treated as done.
  * - barrier() waits for sliced callbacks until their last slice.
+ *
+ * Defined kinds are published in shared memory (`RcuShared.kinds`) so that call() refuses an
+ * undefined kind at once (Errno.INVAL) instead of queueing work the worker cannot run. The registry
+ * publishes when a callback engine adopts it (the engine's constructor), and every later define()
+ * at once. The stores are Atomics.store; callers read with plain loads: the callback worker adopts
+ * its registry before it posts "ready", `Rcu.create` resolves after that message, and every other
+ * thread learns of the domain (its handle) from the creator afterwards.
  */
 
 import type { RcuHandle } from "./shared.js";
@@ -30,6 +37,7 @@ import type { RcuHandle } from "./shared.js";
 /** Return it from a callback to be run again later (no new grace period needed). */
 export const RCU_AGAIN = 1;
 
+/** What a callback learns about its run besides its three arguments. */
 export interface RcuCallbackContext {
   /** The head being run (reserved heads: the value reserveHeads() handed out plus the offset). */
   readonly head: number;
@@ -41,15 +49,24 @@ export interface RcuCallbackContext {
   setArgs(a0: number, a1: number, a2: number): void;
 }
 
+/**
+ * Deferred work of one kind: runs in the callback worker with the arguments given to call().
+ * Return nothing (done) or RCU_AGAIN (run me again); see the callback contract above.
+ */
 // biome-ignore lint/suspicious/noConfusingVoidType: a callback may return nothing to say "done"
 export type RcuCallback = (a0: number, a1: number, a2: number, ctx: RcuCallbackContext) => number | void;
 
 /** What a plugin module exports under the name `registerRcuCallbacks`. */
 export type RegisterRcuCallbacks = (registry: RcuCallbackRegistry, data: unknown) => void | Promise<void>;
 
+/**
+ * The callback worker's table from kind to function. Plugins fill it with define() before the
+ * worker reports ready; define every kind before any thread queues it.
+ */
 export class RcuCallbackRegistry {
   /** Indexed by kind; undefined where nothing is defined. */
   readonly fns: (RcuCallback | undefined)[];
+  /** Kinds are integers in 0..maxKinds-1 (the domain's `maxKinds` option). */
   readonly maxKinds: number;
   /** The domain the callbacks belong to, for plugins that attach it (`Rcu.attach(registry.handle)`). */
   readonly handle: RcuHandle | null;
@@ -58,6 +75,21 @@ export class RcuCallbackRegistry {
     this.maxKinds = maxKinds;
     this.handle = handle;
     this.fns = new Array<RcuCallback | undefined>(maxKinds).fill(undefined);
+  }
+
+  /** The domain's defined-kinds map once an engine adopted this registry, else null. */
+  private published: Uint8Array | null = null;
+
+  /**
+   * Publishes every kind defined so far, and every later one, in `kinds` (RcuShared.kinds).
+   * Called by the CallbackEngine that adopts this registry; not for plugins.
+   */
+  publishTo(kinds: Uint8Array): void {
+    this.published = kinds;
+    for (let k = 0; k < this.maxKinds && k < kinds.length; k++) {
+      // Pairs with the plain load in call(): see "Defined kinds" above.
+      if (this.fns[k] !== undefined) Atomics.store(kinds, k, 1);
+    }
   }
 
   /**
@@ -75,6 +107,8 @@ export class RcuCallbackRegistry {
     if (this.fns[kind] !== undefined)
       throw new RangeError(`Cannot define RCU callback kind ${kind}: defined already`);
     this.fns[kind] = fn;
+    // Pairs with the plain load in call(): see "Defined kinds" above.
+    if (this.published !== null && kind < this.published.length) Atomics.store(this.published, kind, 1);
   }
 }
 

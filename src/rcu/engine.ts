@@ -18,12 +18,13 @@
  *
  * Flood control (options.ts): more than highWater pending -> flood mode until below lowWater.
  * Normal mode: batches of batchLimit, and a grace period starts gpDelayMs after the first callback
- * arrived (batching). Flood mode, pending barriers and shutdown: grace periods start at once (flood
- * ones counted as forced) and batches grow to max(floodBatchLimit, pending >> floodShift). Every
- * batch also stops at batchTimeMs.
+ * arrived (batching). Flood mode, pending barriers or callAndWait() calls (Ctl.URGENT) and
+ * shutdown: grace periods start at once (flood ones counted as forced) and batches grow to
+ * max(floodBatchLimit, pending >> floodShift). Every batch also stops at batchTimeMs.
  */
 import { RCU_AGAIN, type RcuCallbackContext, type RcuCallbackRegistry } from "./callbacks.js";
 import { RcuUsageError } from "./errors.js";
+import { completeOwnHead, doneIndex } from "./completion.js";
 import { cookieExpired, GracePeriods } from "./grace-period.js";
 import { FREE_CHUNK, Head, HeadKind, pushFreeChunk, takeCallbacks } from "./heads.js";
 import { Ctl, NIL, Slot } from "./layout.js";
@@ -50,6 +51,11 @@ class Context implements RcuCallbackContext {
   }
 }
 
+/**
+ * Runs a domain's callbacks: at most one per domain (Ctl.ENGINE). The callback worker (worker.ts)
+ * runs one; construct one yourself only to step it by hand in tests (`step()`, `idle()`), and
+ * `release()` it when done. Never share one between threads.
+ */
 export class CallbackEngine {
   private readonly sh: RcuShared;
   private readonly ctl: Int32Array;
@@ -100,6 +106,7 @@ export class CallbackEngine {
         `Cannot start an RCU callback engine: thread ${Atomics.load(this.ctl, Ctl.ENGINE) - 1} runs one`,
       );
     }
+    registry.publishTo(sh.kinds);
   }
 
   /** Runs until close(): every callback queued before the shutdown has run. Then gives up the role. */
@@ -308,8 +315,8 @@ export class CallbackEngine {
     const ai = h * Head.ARGS;
     const args = this.args;
     // A reserved head may be queued again from inside (or by another thread): pairs with the
-    // compare-exchange in callHead().
-    if (h >= this.sh.markerBase) Atomics.store(link, at + Head.KIND, HeadKind.IDLE);
+    // compare-exchange in callHead(). A callAndWait() head stays busy until complete().
+    if (h >= this.sh.staticBase) Atomics.store(link, at + Head.KIND, HeadKind.IDLE);
     this.ctl[Ctl.RUNNING_KIND] = kind; // plain: read only by stall reports
     this.ctx.head = h;
     if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.ENGINE_BEFORE_CALLBACK);
@@ -331,7 +338,7 @@ export class CallbackEngine {
   private again(h: number, kind: number): void {
     const at = h * Head.STRIDE + Head.KIND;
     if (
-      h >= this.sh.markerBase &&
+      h >= this.sh.staticBase &&
       Atomics.compareExchange(this.link, at, HeadKind.IDLE, kind) !== HeadKind.IDLE
     ) {
       // Queued anew while this slice ran: continuing would link the head twice.
@@ -358,6 +365,14 @@ export class CallbackEngine {
     this.held--;
     this.stats[Stat.CB_RUN] += 1;
     if (h < this.sh.markerBase) this.freeHead(h);
+    else if (h < this.sh.staticBase) this.finishWaited(h);
+  }
+
+  /** A callAndWait() head completed: wake its owner (completion.ts). */
+  private finishWaited(h: number): void {
+    const slot = h - this.sh.waitBase;
+    const target = this.link[h * Head.STRIDE + Head.AUX] as number;
+    completeOwnHead(this.sh, h, doneIndex(slot, Slot.CALL_DONE), target);
   }
 
   private freeHead(h: number): void {
@@ -383,13 +398,8 @@ export class CallbackEngine {
     }
     const slot = h - this.sh.markerBase;
     const target = this.args[h * Head.ARGS] as number;
-    this.link[h * Head.STRIDE + Head.KIND] = HeadKind.IDLE; // before DONE: the caller may reuse it at once
     this.stats[Stat.BARRIERS] += 1;
-    const at = slot * Slot.STRIDE + Slot.BARRIER_DONE;
-    // SC store: pairs with runBarrier()'s load/wait on BARRIER_DONE.
-    Atomics.store(this.sh.slots, at, target);
-    Atomics.notify(this.sh.slots, at);
-    Atomics.sub(this.ctl, Ctl.URGENT, 1);
+    completeOwnHead(this.sh, h, doneIndex(slot, Slot.BARRIER_DONE), target);
   }
 
   private olderSliced(ticket: number): boolean {

@@ -4,6 +4,7 @@
  * an unbalanced unlock, a thread registered twice). They are bugs in the caller, never conditions
  * to retry.
  */
+/** Misuse of the RCU API (see above): fix the caller; never catch it to retry. */
 export class RcuUsageError extends Error {
   constructor(message: string) {
     super(message);

@@ -31,10 +31,11 @@
  * doubling intervals, and the wait goes on.
  */
 import { Errno } from "../common/errno.js";
+import { RcuUsageError } from "./errors.js";
 import { Ctl, MB_PHASE, QSBR_STEP, Slot, StallWhat } from "./layout.js";
 import { RcuRacePoint, rcuRaceHook } from "./race.js";
 import type { RcuShared } from "./shared.js";
-import { reportStall } from "./stall.js";
+import { deliverStalls, reportStall } from "./stall.js";
 import { recordMs, Stat } from "./stats.js";
 import { wakeUrgent } from "./wake.js";
 
@@ -89,10 +90,18 @@ export class GracePeriods {
     return cookieExpired(Atomics.load(this.ctl, Ctl.GP_COMPLETED), cookie);
   }
 
-  /** startPoll(): a cookie, and the callback engine told to drive that period if nobody else does. */
+  /**
+   * startPoll(): a cookie, and the callback engine told to drive that period if nobody else does.
+   * @throws RcuUsageError when no engine runs: nobody would drive the period.
+   */
   startPoll(): number {
-    const cookie = this.cookie();
     const ctl = this.ctl;
+    if (Atomics.load(ctl, Ctl.ENGINE) === 0) {
+      throw new RcuUsageError(
+        "Cannot call startPoll(): no callback worker runs for this RCU domain to drive the grace period; take a cookie with getState() and let synchronize() or condSynchronize() end it",
+      );
+    }
+    const cookie = this.cookie();
     for (;;) {
       const req = Atomics.load(ctl, Ctl.GP_REQUESTED);
       if (cookieExpired(req, cookie)) return cookie;
@@ -129,6 +138,7 @@ export class GracePeriods {
         continue;
       }
       this.sleepOnCompleted(cookie);
+      deliverStalls(ctl);
       const now = performance.now();
       if (now >= deadline) return Errno.TIMEDOUT;
       if (now - start >= nextStall) {
@@ -230,6 +240,7 @@ export class GracePeriods {
       Atomics.wait(ctl, Ctl.GP_FUTEX, -1, sleepMs);
       if (!blocks(mode, Atomics.load(slots, i), value)) break;
       sleepMs = Math.min(sleepMs * 2, opts.maxSleepMs);
+      deliverStalls(ctl);
       const now = performance.now();
       if (now >= this.deadline) {
         Atomics.store(ctl, Ctl.GP_FUTEX, 0);

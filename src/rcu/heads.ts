@@ -17,7 +17,8 @@
  *   A0-2  arguments, float64: any integer up to 2^53 is exact (page addresses included).
  *
  * Index space: [0, poolHeads) is the dynamic pool of call(); [poolHeads, poolHeads + maxThreads)
- * holds one barrier marker per reader slot; the rest is handed out by reserveHeads().
+ * holds one barrier marker per reader slot, the next maxThreads one callAndWait() head per slot
+ * (its AUX holds the CALL_DONE value to publish); the rest is handed out by reserveHeads().
  *
  * Queues, all lock-free and free of ABA:
  * - The callback queue (Ctl.CB_TOP) is a Treiber stack: many threads push with CAS, the one

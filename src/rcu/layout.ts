@@ -15,7 +15,8 @@
  *        20 GP_REQUESTED     startPoll (CAS max)             callback worker (drives that GP)
  *   2    32 CB_TOP           call() CAS push                 engine exchange (take-all)
  *        33 WORKER_SLEEP     engine (1 = asleep), wakers     call(), barrier(), startPoll()
- *        34 URGENT           barrier() add, engine sub       engine (skip the batching delay)
+ *        34 URGENT           barrier()/callAndWait() add,    engine (skip the batching delay)
+ *                            engine sub (completeOwnHead)
  *   3    48 SLOT_HWM         register (CAS max)              drivers (scan bound), stats
  *        49 STATIC_NEXT      reserveHeads (add)              reserveHeads
  *        50 ENGINE           engine owner threadId + 1       barrier() (is anybody running callbacks?)
@@ -26,7 +27,13 @@
  *        55 LAST_STALL_MS    reporter                        stats
  *        56 LAST_STALL_WHAT  reporter (StallWhat)            stats
  *        57 FLOOD            engine (1 while flooded)        updaters that want to throttle
+ *        58 STALL_HANDLER    onStall setter (threadId + 1),  reportStall (deliver here or print)
+ *                            reaper (CAS to 0)
+ *        59 DOMAIN_ID        create (once, random, nonzero)  stall.ts (thread-local handler lookup)
  *   4    64..65              free-chunk stack top, 64-bit (BigUint64Array index 32): tag << 32 | head + 1
+ *   5-8  80..143             stall ring: STALL_RING entries of STALL_ENTRY words (StallEntry), entry
+ *                            STALLS mod STALL_RING; reporter writes the fields, then SEQ = its
+ *                            STALLS value + 1 (publication); the handler's thread reads them
  *
  * Reader slots (`slots`, Int32Array, one 64-byte line per registered thread; `slotsF64` views the
  * same bytes as Float64 for the per-thread counters):
@@ -36,8 +43,15 @@
  *          2 GEN            register (registrations of this slot so far)
  *          3 CACHE_TOP      owner: first head of its private free-head chain (or NIL)
  *          4 BARRIER_DONE   engine: sequence of this slot's last completed barrier marker (futex)
+ *          5 CALL_DONE      engine: sequence of this slot's last completed callAndWait() (futex);
+ *                           read by the owner in callAndWait()
  *   f64    4 QUEUED         owner: callbacks queued through this slot (never reset: stats sum slots)
  *          5 NOMEM          owner: call() failures for lack of heads
+ *
+ * Defined kinds (`kinds`, Uint8Array, one byte per callback kind; RcuShared.kinds):
+ *
+ *   byte k   1 once kind k is defined   writer: RcuCallbackRegistry in the engine's thread
+ *            (Atomics.store)            readers: call(), callHead(), callAndWait() (plain loads)
  *
  * Every slot counter survives its owner: a new owner continues the old values, so sums over all
  * slots stay monotonic without any thread ever folding counts into a global word.
@@ -67,9 +81,28 @@ export const enum Ctl {
   LAST_STALL_MS = 55,
   LAST_STALL_WHAT = 56,
   FLOOD = 57,
+  STALL_HANDLER = 58,
+  DOMAIN_ID = 59,
   /** Index of the free-chunk stack top in the BigUint64Array view of the control block. */
   FREE_TOP_64 = 32,
-  WORDS = 80,
+  STALL_RING = 80,
+  WORDS = 144,
+}
+
+/** One stall-ring entry (words from Ctl.STALL_RING + entry * STALL_ENTRY). */
+export const enum StallEntry {
+  /** Sequence + 1 of the report held (0: never written). Written last (SC store), read first. */
+  SEQ = 0,
+  WHAT = 1,
+  TID = 2,
+  SLOT = 3,
+  MS = 4,
+  GP = 5,
+  /** threadId of the thread that found the stall. */
+  REPORTER = 6,
+  /** Words per entry (one spare), and entries in the ring (a power of two). */
+  STRIDE = 8,
+  ENTRIES = 8,
 }
 
 /** mb: bit 0 of GP_CTR is always set (so an active reader's word is never 0), bit 1 is the phase. */
@@ -84,6 +117,7 @@ export const enum Slot {
   GEN = 2,
   CACHE_TOP = 3,
   BARRIER_DONE = 4,
+  CALL_DONE = 5,
   STRIDE = 16,
   /** Float64 indices within a slot (slot s starts at Float64 index s * F64_STRIDE). */
   F64_QUEUED = 4,

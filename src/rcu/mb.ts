@@ -28,6 +28,7 @@ import { Ctl } from "./layout.js";
 import { RcuRacePoint, rcuRaceHook } from "./race.js";
 import { RcuThreadBase, wakeWriter } from "./thread.js";
 
+/** A registered thread of an mb domain (see above); `rcu.register()` returns it. */
 export class MbThread extends RcuThreadBase {
   /** Enters a read-side section (nestable). */
   readLock(): void {
@@ -51,13 +52,21 @@ export class MbThread extends RcuThreadBase {
     }
   }
 
+  /** No-op: mb grace periods need no quiescent states. */
   quiescentState(): void {}
 
+  /** No-op (mb threads are never waited for outside sections). @throws RcuUsageError inside one. */
   offline(): void {
     if (this.nest !== 0) this.checkCanWait("offline()");
   }
 
+  /** No-op. */
   online(): void {}
+
+  /** Always false: mb grace periods wait only for read-side sections. */
+  get isOnline(): boolean {
+    return false;
+  }
 
   protected pauseForWait(): boolean {
     return false;

@@ -8,6 +8,7 @@
  * both modes a batch also stops once it has run for `batchTimeMs`.
  */
 
+/** Reader algorithm: "mb" (readers publish each section) or "qsbr" (readers report quiescent states). */
 export type RcuFlavor = "mb" | "qsbr";
 
 /** A module the callback worker imports to learn callback kinds (see callbacks.ts). */
@@ -18,6 +19,7 @@ export interface RcuPluginSpec {
   readonly data?: unknown;
 }
 
+/** Options of `Rcu.create()`; every field is optional and checked (defaults below). */
 export interface RcuOptions {
   /** Reader algorithm, fixed for the life of the domain. Default "mb". */
   flavor?: RcuFlavor;

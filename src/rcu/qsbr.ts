@@ -16,12 +16,13 @@ import { RcuRacePoint, rcuRaceHook } from "./race.js";
 import { RcuUsageError } from "./errors.js";
 import { RcuThreadBase, wakeWriter } from "./thread.js";
 
+/** A registered thread of a qsbr domain (see above); `rcu.register()` returns it. */
 export class QsbrThread extends RcuThreadBase {
-  private isOnline = false;
+  private on = false;
 
   /** Enters a read-side section (nestable, free). */
   readLock(): void {
-    if (this.nest++ === 0 && !this.isOnline) this.lockedOffline();
+    if (this.nest++ === 0 && !this.on) this.lockedOffline();
   }
 
   /** Leaves a read-side section. @throws RcuUsageError without a matching readLock(). */
@@ -33,7 +34,7 @@ export class QsbrThread extends RcuThreadBase {
   quiescentState(): void {
     if (this.nest !== 0) this.quiescentInSection();
     const ctr = this.ctl[Ctl.GP_CTR] as number;
-    if (this.slots[this.ctrIndex] === ctr || !this.isOnline) return;
+    if (this.slots[this.ctrIndex] === ctr || !this.on) return;
     if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.QSBR_QS_GAP);
     // SC store: pairs with the driver's Atomics.load of this slot in waitSlots().
     Atomics.store(this.slots, this.ctrIndex, ctr);
@@ -43,8 +44,8 @@ export class QsbrThread extends RcuThreadBase {
   /** Stops being waited for. @throws RcuUsageError inside a read-side section. */
   offline(): void {
     if (this.nest !== 0) this.checkCanWait("offline()");
-    if (!this.isOnline) return;
-    this.isOnline = false;
+    if (!this.on) return;
+    this.on = false;
     // SC store: pairs with the driver's slot load; this thread's earlier reads are done.
     Atomics.store(this.slots, this.ctrIndex, 0);
     if (this.ctl[Ctl.GP_FUTEX] !== 0) wakeWriter(this.ctl);
@@ -53,24 +54,24 @@ export class QsbrThread extends RcuThreadBase {
   /** Becomes a reader that grace periods wait for again. */
   online(): void {
     if (!this.registered) this.unregisteredUse("online()");
-    if (this.isOnline) return;
-    this.isOnline = true;
+    if (this.on) return;
+    this.on = true;
     // SC store (full fence): reads made after it see every update a completed period covered.
     Atomics.store(this.slots, this.ctrIndex, this.ctl[Ctl.GP_CTR] as number);
   }
 
   override unregister(): void {
     super.unregister();
-    this.isOnline = false;
+    this.on = false;
   }
 
   /** True between online() and offline() (threads register online). */
-  get onlineNow(): boolean {
-    return this.isOnline;
+  get isOnline(): boolean {
+    return this.on;
   }
 
   protected pauseForWait(): boolean {
-    const was = this.isOnline;
+    const was = this.on;
     this.offline();
     return was;
   }

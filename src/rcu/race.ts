@@ -27,6 +27,7 @@ export const enum RcuRacePoint {
   COUNT = 8,
 }
 
+/** Names of the race points, indexed by RcuRacePoint (for reports and command lines). */
 export const RCU_RACE_POINT_NAMES: readonly string[] = [
   "rcu.reader-lock-gap",
   "rcu.gp-started",
@@ -38,6 +39,7 @@ export const RCU_RACE_POINT_NAMES: readonly string[] = [
   "rcu.qsbr-qs-gap",
 ];
 
+/** Called at every race point this thread passes; keep it free of RCU calls and allocations. */
 export type RcuRaceHook = (point: RcuRacePoint) => void;
 
 /** The installed hook of this thread, or null. Read it directly on hot paths. */

@@ -7,7 +7,9 @@
  *     const t = rcu.register();        // once per thread, before any read lock
  *     t.readLock(); ...Atomics.load(protected words)... t.readUnlock();
  *     t.call(KIND, a0, a1, a2);        // deferred work, after a grace period, in the callback worker
+ *     t.callAndWait(KIND, a0, a1, a2); // the same, and wait until it has run
  *     t.synchronize(); t.barrier(); t.unregister();
+ *     rcu.onStall = (r) => log(r.message); // the domain's stall handler, fed from every thread
  *
  * `create` also starts the callback worker (unless `callbackWorker: false`) and waits until its
  * plugins are loaded. Only the creating thread may `close()` the domain.
@@ -21,15 +23,21 @@ import type { RcuFlavor, RcuOptions } from "./options.js";
 import { QsbrThread } from "./qsbr.js";
 import { claimSlot, reapThread } from "./registry.js";
 import { type RcuHandle, RcuShared } from "./shared.js";
-import { type RcuStallHandler, setRcuStallHandler } from "./stall.js";
+import { type RcuStallHandler, setDomainStallHandler } from "./stall.js";
 import { type RcuStats, readStats } from "./stats.js";
 import { wakeUrgent } from "./wake.js";
 
 /** A registered thread: MbThread or QsbrThread, chosen by the domain's flavor. */
 export type RcuThread = MbThread | QsbrThread;
 
+/**
+ * One thread's view of an RCU domain: create it once (`Rcu.create`), attach it in every other
+ * thread (`Rcu.attach(handle)`), register each thread that reads or updates.
+ */
 export class Rcu {
+  /** Post it to other threads and `Rcu.attach()` it there. */
   readonly handle: RcuHandle;
+  /** The reader algorithm, fixed at creation. */
   readonly flavor: RcuFlavor;
   private readonly sh: RcuShared;
   private readonly gps: GracePeriods;
@@ -107,12 +115,20 @@ export class Rcu {
     return this.gps.waitFor(this.gps.cookie(), timeoutMs);
   }
 
-  /** A cookie naming the next grace period; the callback worker will drive it. */
+  /**
+   * A cookie naming the next grace period; the callback worker will drive it.
+   * @throws RcuUsageError in a domain without a callback worker: use getState() there.
+   */
   startPoll(): number {
     return this.gps.startPoll();
   }
 
-  /** True once the grace period named by `cookie` has ended. */
+  /** A cookie naming the next grace period, driven by nobody in particular (see RcuThreadBase). */
+  getState(): number {
+    return this.gps.cookie();
+  }
+
+  /** True once the grace period named by `cookie` has ended. Never blocks. */
   pollState(cookie: number): boolean {
     return cookieExpired(Atomics.load(this.sh.ctl, Ctl.GP_COMPLETED), cookie);
   }
@@ -144,9 +160,14 @@ export class Rcu {
     worker.once("exit", () => reapThread(this.sh, tid));
   }
 
-  /** Sets this thread's stall handler (null: the default console.warn). */
+  /**
+   * Sets the domain's stall handler and makes this thread its handler thread: every stall report,
+   * whichever thread found it (a synchronize() caller, the callback worker), reaches `handler`
+   * here, from this thread's event loop or its RCU waits (stall.ts). Null removes it (reporters
+   * print again). One handler per domain: the last thread to set it wins.
+   */
   set onStall(handler: RcuStallHandler | null) {
-    setRcuStallHandler(handler);
+    setDomainStallHandler(this.sh.ctl, handler);
   }
 
   /** True while the callback worker is in flood mode: updaters may throttle themselves. */
@@ -154,6 +175,7 @@ export class Rcu {
     return Atomics.load(this.sh.ctl, Ctl.FLOOD) !== 0;
   }
 
+  /** A snapshot of the domain's statistics, from any thread. Allocates: not for hot paths. */
   stats(): RcuStats {
     const sh = this.sh;
     return readStats(this.flavor, sh.ctl, sh.slots, sh.slotsF64, sh.stats);

@@ -62,8 +62,8 @@ export function releaseSlot(sh: RcuShared, s: number): void {
 }
 
 /**
- * Releases every slot of `threadId`, a thread that has exited or died, plus the grace-period lock
- * and the callback-engine role if it held them. Returns the number of slots reaped.
+ * Releases every slot of `threadId`, a thread that has exited or died, plus the grace-period lock,
+ * the callback-engine role and the stall-handler role if it held them. Returns the number of slots reaped.
  * Call it only for a thread that no longer runs (e.g. from the Worker's "exit" event).
  */
 export function reapThread(sh: RcuShared, threadId: number): number {
@@ -80,5 +80,7 @@ export function reapThread(sh: RcuShared, threadId: number): number {
     Atomics.notify(ctl, Ctl.GP_COMPLETED);
   }
   Atomics.compareExchange(ctl, Ctl.ENGINE, owner, 0);
+  // A dead handler thread delivers nothing: reporters print again (stall.ts).
+  Atomics.compareExchange(ctl, Ctl.STALL_HANDLER, owner, 0);
   return reaped;
 }

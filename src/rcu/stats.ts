@@ -53,6 +53,7 @@ export function recordMs(stats: Float64Array, base: number, ms: number): void {
   stats[base + log2Bucket(ms * 1e6)] += 1;
 }
 
+/** A snapshot of a domain's statistics (`rcu.stats()`); counts are totals since creation. */
 export interface RcuStats {
   readonly flavor: string;
   /** Callbacks handed to call()/callHead() (summed over all slots). */

@@ -8,23 +8,28 @@
  *   barrier() inside a callback: they throw RcuUsageError instead of deadlocking.
  * - call() and callHead() never block and allocate nothing: call them anywhere, read-side sections
  *   included. Each queued callback runs exactly once (or in slices, see callbacks.ts), after a
- *   grace period that began after the call.
+ *   grace period that began after the call. Queue only kinds the callback worker defines.
+ * - callAndWait() and barrier() wait for the callback worker: never call them inside a section or a
+ *   callback, nor in a domain without a callback worker (they throw RcuUsageError).
  * - Cookies from startPoll() expire on their own: the callback worker drives the grace period.
+ *   Without a callback worker, take cookies with getState() and end them with synchronize() or
+ *   condSynchronize().
+ * - qsbr: every wait of this API (synchronize, trySynchronize, condSynchronize, barrier,
+ *   callAndWait) takes the thread offline while it waits and back online after. Never wait any
+ *   other way (spinning on pollState(), on a flag a callback sets) while online: the grace period
+ *   you wait for waits for you. Generic code can check `isOnline`.
  */
 import { Errno } from "../common/errno.js";
 import { RcuUsageError } from "./errors.js";
 import { cookieExpired, type GracePeriods } from "./grace-period.js";
+import { claimOwnHead, doneIndex, waitForEngine } from "./completion.js";
 import { Head, HeadKind, popFreeChunk, pushCallback } from "./heads.js";
-import { Ctl, NIL, Slot, StallWhat } from "./layout.js";
+import { Ctl, NIL, Slot } from "./layout.js";
 import { RcuRacePoint, rcuRaceHook } from "./race.js";
 import { releaseSlot } from "./registry.js";
 import type { RcuShared } from "./shared.js";
-import { reportStall } from "./stall.js";
 import { inCallbackEngine } from "./thread-state.js";
 import { wakeForWork, wakeUrgent } from "./wake.js";
-
-/** A word nobody changes: Atomics.wait on it is a plain timed sleep. */
-const nap = new Int32Array(new SharedArrayBuffer(4));
 
 /** Wakes a grace-period driver sleeping on GP_FUTEX. Slow path of readUnlock and quiescentState. */
 export function wakeWriter(ctl: Int32Array): void {
@@ -32,6 +37,10 @@ export function wakeWriter(ctl: Int32Array): void {
   Atomics.notify(ctl, Ctl.GP_FUTEX);
 }
 
+/**
+ * What both flavors' thread handles offer; write flavor-generic code against it. Obtain one with
+ * `rcu.register()`; use it only from the thread that registered it.
+ */
 export abstract class RcuThreadBase {
   /** worker_threads threadId of the owner. */
   readonly threadId: number;
@@ -49,6 +58,8 @@ export abstract class RcuThreadBase {
   private readonly slotsF64: Float64Array;
   private readonly link: Int32Array;
   private readonly args: Float64Array;
+  /** Defined callback kinds (RcuShared.kinds): 1 where the callback worker can run the kind. */
+  private readonly kinds: Uint8Array;
   private readonly cacheIndex: number;
   private readonly queuedIndex: number;
   private readonly maxKinds: number;
@@ -63,6 +74,7 @@ export abstract class RcuThreadBase {
     this.slotsF64 = sh.slotsF64;
     this.link = sh.link;
     this.args = sh.args;
+    this.kinds = sh.kinds;
     this.ctrIndex = slot * Slot.STRIDE + Slot.CTR;
     this.cacheIndex = slot * Slot.STRIDE + Slot.CACHE_TOP;
     this.queuedIndex = slot * Slot.F64_STRIDE + Slot.F64_QUEUED;
@@ -81,6 +93,14 @@ export abstract class RcuThreadBase {
   protected abstract pauseForWait(): boolean;
   protected abstract resumeAfterWait(wasOnline: boolean): void;
 
+  /**
+   * True while grace periods may wait for this thread outside its read-side sections: qsbr between
+   * online() and offline() (threads register online); mb never (false), since mb grace periods
+   * wait only for sections. A thread with isOnline true must not wait for a grace period, a
+   * cookie or a callback except through this API's own waits, which go offline for it.
+   */
+  abstract get isOnline(): boolean;
+
   /** False once unregister() ran. */
   get isRegistered(): boolean {
     return this.registered;
@@ -94,10 +114,12 @@ export abstract class RcuThreadBase {
   /**
    * Queues callback `kind` with three numeric arguments, to run once after a grace period.
    * Returns Errno.OK, Errno.NOMEM when the head pool is exhausted (counted), or Errno.INVAL for a
-   * kind outside 0..maxKinds-1.
+   * kind the callback worker does not define (outside 0..maxKinds-1, or no callback worker).
+   * @throws RcuUsageError after unregister().
    */
   call(kind: number, a0 = 0, a1 = 0, a2 = 0): number {
-    if (kind >>> 0 >= this.maxKinds) return Errno.INVAL;
+    // Plain load of the kinds map: published before any caller can hold the domain (callbacks.ts).
+    if (kind >>> 0 >= this.maxKinds || this.kinds[kind] !== 1) return Errno.INVAL;
     const slots = this.slots;
     let h = slots[this.cacheIndex] as number;
     if (h === NIL) {
@@ -111,19 +133,50 @@ export abstract class RcuThreadBase {
 
   /**
    * Queues callback `kind` on a head from reserveHeads() (an intrusive rcu_head: never NOMEM).
-   * Returns Errno.OK, Errno.BUSY if that head is still queued, Errno.INVAL for a bad head or kind.
+   * Returns Errno.OK, Errno.BUSY if that head is still queued, Errno.INVAL for a bad head or a kind
+   * the callback worker does not define. @throws RcuUsageError after unregister().
    * A head is idle again while its callback runs, so the callback (or another thread) may queue
    * it anew; a sliced callback whose head was queued anew must not return RCU_AGAIN (reported as a
    * callback error, and its remaining slices are dropped).
    */
   callHead(head: number, kind: number, a0 = 0, a1 = 0, a2 = 0): number {
-    if (kind >>> 0 >= this.maxKinds || !(head >= this.sh.staticBase && head < this.sh.totalHeads))
-      return Errno.INVAL;
+    if (!this.registered) this.unregisteredUse("callHead()");
+    if (kind >>> 0 >= this.maxKinds || this.kinds[kind] !== 1) return Errno.INVAL;
+    if (!(head >= this.sh.staticBase && head < this.sh.totalHeads)) return Errno.INVAL;
     // Claim the head: two threads queueing it at once must not both link it. Pairs with the
     // engine's Atomics.store of IDLE in runOne() and its compare-exchange in again().
     const at = head * Head.STRIDE + Head.KIND;
     if (Atomics.compareExchange(this.link, at, HeadKind.IDLE, kind) !== HeadKind.IDLE) return Errno.BUSY;
     this.enqueue(head, kind, a0, a1, a2);
+    return Errno.OK;
+  }
+
+  /**
+   * Queues callback `kind` like call(), then waits until it has run to completion (its last slice,
+   * if it returns RCU_AGAIN), whether it returned or threw (a throw counts in stats().errors). The
+   * callback worker skips its batching delay for it. qsbr: the thread is offline while it waits.
+   * Returns Errno.OK, or Errno.INVAL for a kind the callback worker does not define. Never NOMEM:
+   * each reader slot owns one head for this.
+   * @throws RcuUsageError inside a read-side section or a callback, after unregister(), in a domain
+   *   without a callback worker, or if the callback worker exits before the callback has run.
+   */
+  callAndWait(kind: number, a0 = 0, a1 = 0, a2 = 0): number {
+    if (kind >>> 0 >= this.maxKinds || this.kinds[kind] !== 1) return Errno.INVAL;
+    this.checkCanWaitForEngine("callAndWait()");
+    const head = this.sh.waitBase + this.slot;
+    const done = doneIndex(this.slot, Slot.CALL_DONE);
+    const wasOnline = this.pauseForWait();
+    try {
+      const target = claimOwnHead(this.sh, head, done);
+      this.link[head * Head.STRIDE + Head.AUX] = target; // published by the push's CAS
+      // Pairs with the engine's Atomics.sub in completeOwnHead(): no batching delay meanwhile.
+      Atomics.add(this.ctl, Ctl.URGENT, 1);
+      this.enqueue(head, kind, a0, a1, a2);
+      wakeUrgent(this.ctl);
+      waitForEngine(this.sh, done, target, "callAndWait()");
+    } finally {
+      this.resumeAfterWait(wasOnline);
+    }
     return Errno.OK;
   }
 
@@ -141,13 +194,18 @@ export abstract class RcuThreadBase {
     wakeForWork(this.ctl);
   }
 
+  /** Slow path of call(): the private cache is empty (always so after unregister()). */
   private refill(): number {
+    if (!this.registered) this.unregisteredUse("call()");
     const chunk = popFreeChunk(this.sh.ctl64, this.link);
     if (chunk === NIL) this.slotsF64[this.slot * Slot.F64_STRIDE + Slot.F64_NOMEM] += 1;
     return chunk;
   }
 
-  /** Waits for a grace period: every read-side section begun before the call has ended. */
+  /**
+   * Waits for a grace period: every read-side section begun before the call has ended.
+   * @throws RcuUsageError inside a read-side section or after unregister().
+   */
   synchronize(): void {
     this.checkCanWait("synchronize()");
     const wasOnline = this.pauseForWait();
@@ -158,7 +216,10 @@ export abstract class RcuThreadBase {
     }
   }
 
-  /** synchronize() that gives up after `timeoutMs`: Errno.OK or Errno.TIMEDOUT. */
+  /**
+   * synchronize() that gives up after `timeoutMs`: returns Errno.OK or Errno.TIMEDOUT.
+   * @throws RcuUsageError inside a read-side section or after unregister().
+   */
   trySynchronize(timeoutMs: number): number {
     this.checkCanWait("trySynchronize()");
     const wasOnline = this.pauseForWait();
@@ -169,65 +230,78 @@ export abstract class RcuThreadBase {
     }
   }
 
-  /** Returns a cookie for pollState(); the grace period it names will be driven without help. */
+  /**
+   * Returns a cookie for pollState() and asks the callback worker to drive the grace period it
+   * names, so that it expires with nobody calling synchronize().
+   * @throws RcuUsageError in a domain without a callback worker: use getState() there.
+   */
   startPoll(): number {
     return this.gps.startPoll();
   }
 
-  /** True once the grace period named by `cookie` has ended. Never blocks. */
+  /**
+   * Returns a cookie for pollState() and condSynchronize() naming the next grace period, without
+   * asking anybody to drive it (Linux get_state_synchronize_rcu()): it expires once some thread's
+   * synchronize() or the callback worker has run that period.
+   */
+  getState(): number {
+    return this.gps.cookie();
+  }
+
+  /**
+   * True once the grace period named by `cookie` has ended. Never blocks. qsbr: an online thread
+   * that polls in a loop must report quiescent states between polls, or use condSynchronize().
+   */
   pollState(cookie: number): boolean {
     return cookieExpired(Atomics.load(this.ctl, Ctl.GP_COMPLETED), cookie);
   }
 
-  /** Waits until every callback queued before this call, by any thread, has run to completion. */
-  barrier(): void {
-    this.checkCanWait("barrier()");
-    if (inCallbackEngine)
-      throw new RcuUsageError("Cannot call barrier() inside an RCU callback: it would wait for itself");
-    if (Atomics.load(this.ctl, Ctl.ENGINE) === 0) {
-      throw new RcuUsageError("Cannot call barrier(): no callback worker runs for this RCU domain");
-    }
+  /**
+   * Waits until the grace period named by `cookie` has ended; returns at once if it has (Linux
+   * cond_synchronize_rcu()). qsbr: the thread is offline while it waits.
+   * @throws RcuUsageError inside a read-side section or after unregister().
+   */
+  condSynchronize(cookie: number): void {
+    if (this.pollState(cookie)) return;
+    this.checkCanWait("condSynchronize()");
     const wasOnline = this.pauseForWait();
     try {
-      this.runBarrier();
+      this.gps.waitFor(cookie);
     } finally {
       this.resumeAfterWait(wasOnline);
     }
   }
 
-  private runBarrier(): void {
-    const { ctl, slots, link } = this;
+  /**
+   * Waits until every callback queued before this call, by any thread, has run to completion.
+   * qsbr: the thread is offline while it waits.
+   * @throws RcuUsageError inside a read-side section or a callback, after unregister(), in a domain
+   *   without a callback worker, or if the callback worker exits first.
+   */
+  barrier(): void {
+    this.checkCanWaitForEngine("barrier()");
+    const { ctl, link } = this;
     const marker = this.sh.markerBase + this.slot;
-    const doneIndex = this.slot * Slot.STRIDE + Slot.BARRIER_DONE;
-    // A marker left queued by a previous owner of this slot must complete before we reuse it.
-    while (link[marker * Head.STRIDE + Head.KIND] !== HeadKind.IDLE) Atomics.wait(nap, 0, 0, 0.1);
-    const target = (Atomics.load(slots, doneIndex) + 1) | 0;
-    this.args[marker * Head.ARGS] = target;
-    link[marker * Head.STRIDE + Head.KIND] = HeadKind.MARKER;
-    Atomics.add(ctl, Ctl.URGENT, 1);
-    pushCallback(ctl, link, marker);
-    wakeUrgent(ctl);
-    const start = performance.now();
-    let nextStall = this.sh.options.stallTimeoutMs;
-    for (let spins = 0; ; spins++) {
-      const done = Atomics.load(slots, doneIndex);
-      if (done === target) return;
-      if (spins < this.sh.options.spinLimit) continue;
-      // Pairs with the engine's store + notify of BARRIER_DONE when it reaches the marker.
-      Atomics.wait(slots, doneIndex, done, this.sh.options.maxSleepMs);
-      const engine = Atomics.load(ctl, Ctl.ENGINE) - 1;
-      if (engine < 0 && Atomics.load(slots, doneIndex) !== target) {
-        throw new RcuUsageError("Cannot finish barrier(): the callback worker has exited");
-      }
-      const ms = performance.now() - start;
-      if (ms >= nextStall) {
-        reportStall(ctl, StallWhat.CALLBACKS, engine, Atomics.load(ctl, Ctl.RUNNING_KIND), ms, 0);
-        nextStall *= 2;
-      }
+    const done = doneIndex(this.slot, Slot.BARRIER_DONE);
+    const wasOnline = this.pauseForWait();
+    try {
+      const target = claimOwnHead(this.sh, marker, done);
+      this.args[marker * Head.ARGS] = target;
+      link[marker * Head.STRIDE + Head.KIND] = HeadKind.MARKER;
+      // Pairs with the engine's Atomics.sub in completeOwnHead(): no batching delay meanwhile.
+      Atomics.add(ctl, Ctl.URGENT, 1);
+      pushCallback(ctl, link, marker);
+      wakeUrgent(ctl);
+      waitForEngine(this.sh, done, target, "barrier()");
+    } finally {
+      this.resumeAfterWait(wasOnline);
     }
   }
 
-  /** Gives the slot back. Call it before the thread exits, outside any read-side section. */
+  /**
+   * Gives the slot back. Call it before the thread exits, outside any read-side section; afterwards
+   * every call on this handle that would touch shared state throws RcuUsageError.
+   */
   unregister(): void {
     if (!this.registered) return;
     if (this.nest !== 0) {
@@ -238,7 +312,10 @@ export abstract class RcuThreadBase {
     this.registered = false;
     releaseSlot(this.sh, this.slot);
     // The slot may be claimed by another thread now: writes through this handle must not reach it.
-    this.slots = new Int32Array(this.slots.length);
+    // The dummy's cache is empty, so call() takes its slow path (refill), which throws.
+    const dummy = new Int32Array(this.slots.length);
+    dummy[this.cacheIndex] = NIL;
+    this.slots = dummy;
   }
 
   protected unregisteredUse(what: string): never {
@@ -254,6 +331,14 @@ export abstract class RcuThreadBase {
     }
     if (!this.registered)
       throw new RcuUsageError(`Cannot call ${what}: thread ${this.threadId} is unregistered`);
+  }
+
+  private checkCanWaitForEngine(what: string): void {
+    this.checkCanWait(what);
+    if (inCallbackEngine)
+      throw new RcuUsageError(`Cannot call ${what} inside an RCU callback: it would wait for itself`);
+    if (Atomics.load(this.ctl, Ctl.ENGINE) === 0)
+      throw new RcuUsageError(`Cannot call ${what}: no callback worker runs for this RCU domain`);
   }
 
   protected unbalancedUnlock(): never {

@@ -4,7 +4,8 @@
  * The engine stores IDLE or DELAY in WORKER_SLEEP, re-checks for work, then waits on the word. A
  * waker that finds the engine asleep swaps the word to AWAKE and notifies; only the waker that won
  * the swap pays for the notify. New callbacks wake an IDLE engine only: during its batching delay
- * the engine is meant to let callbacks pile up. barrier(), startPoll() and close() wake it always.
+ * the engine is meant to let callbacks pile up. barrier(), callAndWait(), startPoll() and close()
+ * wake it always.
  *
  *   engine                              waker
  *   store(SLEEP, IDLE)                  push work (CAS, full fence)
@@ -34,7 +35,7 @@ export function wakeForWork(ctl: Int32Array): void {
   }
 }
 
-/** For barrier(), startPoll(), close(): wakes the engine from any sleep. */
+/** For barrier(), callAndWait(), startPoll(), close(): wakes the engine from any sleep. */
 export function wakeUrgent(ctl: Int32Array): void {
   if (Atomics.exchange(ctl, Ctl.WORKER_SLEEP, Sleep.AWAKE) !== Sleep.AWAKE)
     Atomics.notify(ctl, Ctl.WORKER_SLEEP);

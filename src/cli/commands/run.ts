@@ -177,4 +177,3 @@ export const runCommand: Command = {
     }
   },
 };
-
