@@ -250,7 +250,10 @@ describe("messages", () => {
     assert.ok(line.length < 200, `${line.length} characters`);
   });
   test("stage2 with no command: one line on stderr, exit 2", () => {
-    badInput(cli([]), /^stage2: missing command: one of geometry, decode, script, faults, bench/);
+    badInput(
+      cli([]),
+      /^stage2: missing command: one of run, compare, report, geometry, decode, script, faults, bench/,
+    );
   });
   test("stage2 --help still prints usage on stdout with exit 0", () => {
     const r = cli(["--help"]);

@@ -10,7 +10,9 @@ import { ConfigError, shown } from "./errors.js";
 import { WORKLOADS, type WorkloadName } from "./result.js";
 import { WORKLOAD_TABLE } from "./workloads/index.js";
 
+/** Fault modes: faults under the read lock in parallel, or under the write lock. */
 export const MODES: readonly FaultMode[] = ["shared", "exclusive"];
+/** RCU flavors a run can use. */
 export const RCU_FLAVORS: readonly RcuFlavor[] = ["mb", "qsbr"];
 
 /** One run, fully specified. */

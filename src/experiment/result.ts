@@ -10,6 +10,7 @@
 /** Version of the JSON shape below; `stage2 report` refuses other versions. */
 export const RESULT_SCHEMA_VERSION = 1;
 
+/** The workloads `stage2 run` offers. */
 export type WorkloadName =
   | "dirty-log-perf"
   | "access-tracking"
@@ -17,6 +18,7 @@ export type WorkloadName =
   | "page-table-stress"
   | "collapse-storm";
 
+/** Every workload name, in the order help lists them. */
 export const WORKLOADS: readonly WorkloadName[] = [
   "dirty-log-perf",
   "access-tracking",
@@ -74,6 +76,7 @@ export interface VcpuFigures {
   faultsPerSec: number;
 }
 
+/** What the run checked and found: a run passes only when every check is clean. */
 export interface CheckFigures {
   /** Table pages entered after they were freed (debug pool poison/generation). */
   uaf: number;
@@ -84,6 +87,7 @@ export interface CheckFigures {
   passed: boolean;
 }
 
+/** One run of one workload under one configuration: the `--json` object. */
 export interface RunResult {
   schemaVersion: typeof RESULT_SCHEMA_VERSION;
   workload: WorkloadName;

@@ -70,6 +70,7 @@ export interface Workload<P> {
   run(ctx: RunContext, p: P): Promise<void>;
 }
 
+/** What a front end observes while a run goes: its lines, its progress, its trace. */
 export interface RunHooks {
   /** Each selftest line as it is printed (streamed text output). */
   onLine?(line: string): void;

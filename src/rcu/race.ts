@@ -7,6 +7,7 @@
  */
 import { xorshift32, xorshiftSeed } from "../common/rng.js";
 
+/** Labelled race points inside the RCU (see `setRcuRaceHook`). */
 export const enum RcuRacePoint {
   /** mb readLock: between reading GP_CTR and publishing it in the reader's slot. */
   READER_LOCK_GAP = 0,

@@ -18,6 +18,7 @@ export interface Figure {
   value(r: RunResult): number | undefined;
 }
 
+/** One column of a comparison table: a configuration (strategy, mode, RCU flavor, vCPUs). */
 export interface ConfigColumn {
   strategy: string;
   mode: RunResult["mode"];
@@ -28,6 +29,7 @@ export interface ConfigColumn {
   runs: RunResult[];
 }
 
+/** One figure across the configurations, with the best column marked. */
 export interface ComparisonRow {
   label: string;
   unit: string;
@@ -38,6 +40,7 @@ export interface ComparisonRow {
   best: number[];
 }
 
+/** The comparison table of one workload: its configurations and figures. */
 export interface Comparison {
   workload: WorkloadName;
   /** The dimensions shared by every column, e.g. "shared, mb, 2 vCPUs". */

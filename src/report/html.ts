@@ -14,6 +14,7 @@ import { answers } from "./answers.js";
 import { type Comparison, type ConfigColumn, compare, formatNumber, median } from "./compare.js";
 import { CLIENT_SCRIPT } from "./html-client.js";
 
+/** Options of the HTML report. */
 export interface HtmlOptions {
   /** Page title; default "stage2 report". */
   title?: string;

@@ -33,6 +33,7 @@ export interface ChromeTraceEvent {
   args?: Record<string, number | string>;
 }
 
+/** A Chrome/Perfetto JSON trace, with the repairs and drops counted in `otherData`. */
 export interface ChromeTrace {
   traceEvents: ChromeTraceEvent[];
   displayTimeUnit: "ms";
@@ -47,6 +48,7 @@ export interface ChromeTrace {
   };
 }
 
+/** How trace rings become a trace: the process name and the names of PHASE slices. */
 export interface PerfettoOptions {
   /** Process track name; default "stage2". */
   processName?: string;
@@ -197,6 +199,7 @@ export function toChromeTrace(trace: TraceCollection, opts: PerfettoOptions = {}
   };
 }
 
+/** What `chromeTraceProblems` requires of a trace: thread names and counter tracks. */
 export interface TraceExpectations {
   /** Thread names that must have a track. */
   threads?: readonly string[];

@@ -55,6 +55,9 @@ function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(2)} MiB`;
 }
 
+/** A run that could not finish (a vCPU or the callback worker died): a FAIL, exit 1. */
+export class RunDiedError extends Error {}
+
 /** The stage2 figures after the selftest's lines, and the verdict. */
 export function summaryLines(r: RunResult): string[] {
   const c = r.reclaim;
@@ -99,11 +102,20 @@ export async function runSpecs(
       );
     }
     try {
-      const r = await executeSpec(spec, {
-        onLine: opts.stream ? (l) => io.out(l) : undefined,
-        onProgress: (what, done, total) => progress.update(done / total, `${what} ${done}/${total}`),
-        trace: opts.trace ?? undefined,
-      });
+      let r: RunResult;
+      try {
+        r = await executeSpec(spec, {
+          onLine: opts.stream ? (l) => io.out(l) : undefined,
+          onProgress: (what, done, total) => progress.update(done / total, `${what} ${done}/${total}`),
+          trace: opts.trace ?? undefined,
+        });
+      } catch (e) {
+        if (e instanceof ConfigError) throw e;
+        // A vCPU or the RCU worker died: the design under test (or a user strategy) broke.
+        throw new RunDiedError(
+          `${spec.workload} --strategy ${spec.strategy}: ${String((e as Error)?.message ?? e).split("\n")[0]}`,
+        );
+      }
       results.push(r);
       each(r, i);
     } finally {
@@ -173,6 +185,10 @@ export const runCommand: Command = {
       return results.every((r) => r.checks.passed) ? 0 : 1;
     } catch (e) {
       if (e instanceof ConfigError) throw new UsageError(e.message);
+      if (e instanceof RunDiedError) {
+        io.out(`FAIL: the run died: ${e.message}`);
+        return 1;
+      }
       throw e;
     }
   },

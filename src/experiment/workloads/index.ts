@@ -8,6 +8,7 @@ import { memslotPerf } from "./memslot-perf.js";
 import { pageTableStress } from "./page-table-stress.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: each workload has its own parameter type
+/** Every workload `stage2 run` offers, by name. */
 export const WORKLOAD_TABLE: ReadonlyMap<WorkloadName, Workload<any>> = new Map<WorkloadName, Workload<any>>([
   ["dirty-log-perf", dirtyLogPerf],
   ["access-tracking", accessTracking],

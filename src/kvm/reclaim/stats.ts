@@ -25,6 +25,7 @@
  */
 import { log2Bucket, summarizeLog2 } from "../../common/log2-histogram.js";
 
+/** Slots of the reclaim statistics array (see the layout above). */
 export const enum RStat {
   CALLBACKS_QUEUED = 0,
   CALLBACKS_RUN = 1,
