@@ -18,7 +18,6 @@ export async function writeTraceFile(req: TraceRequest): Promise<void> {
   for (const [i, run] of req.runs.entries()) {
     const t = toChromeTrace(run.trace, { processName: run.label, phaseNames: run.phaseNames });
     for (const e of t.traceEvents) traceEvents.push({ ...e, pid: i + 1 });
-    traceEvents.push({ name: "process_sort_index", ph: "M", pid: i + 1, tid: 0, args: { sort_index: i } });
     dropped += t.otherData.droppedEvents;
   }
   await writeAtomic(

@@ -19,7 +19,7 @@ export function checkSpec(spec: RunSpec): void {
 function parseSpec(spec: RunSpec) {
   const w = WORKLOAD_TABLE.get(spec.workload);
   if (!w) throw new ConfigError(`unknown workload "${spec.workload}"`);
-  const parsed = parseArgs(spec.workloadArgs, w.getopt, new Map(), `run ${spec.workload}`);
+  const parsed = parseArgs(spec.workloadArgs, w.getopt, new Map(), spec.workload);
   return { w, p: w.parse(parsed.short) };
 }
 
@@ -47,6 +47,7 @@ export async function executeSpec(spec: RunSpec, hooks: RunHooks = {}): Promise<
  *    (`-e`): their write faults map 2 MiB blocks again, unlinking every split 4K table under a
  *    shared walk (one small subtree each);
  *  - collapse-storm: 2 MiB and 1 GiB collapses (many small subtrees, then deep ones).
+ * 1 GiB per vCPU, as the selftests' default: about ten seconds on a 2-core machine.
  */
 export function defaultSpecs(): RunSpec[] {
   const base = { mode: "shared" as const, rcu: "mb" as const, seed: 1, check: true };
@@ -55,7 +56,7 @@ export function defaultSpecs(): RunSpec[] {
     specs.push({
       ...base,
       workload: "dirty-log-perf",
-      workloadArgs: ["-v", "2", "-b", "128M", "-s", "anonymous_thp", "-e"],
+      workloadArgs: ["-v", "2", "-b", "1G", "-s", "anonymous_thp", "-e"],
       strategy,
     });
   }
@@ -63,7 +64,7 @@ export function defaultSpecs(): RunSpec[] {
     specs.push({
       ...base,
       workload: "collapse-storm",
-      workloadArgs: ["-v", "2", "-b", "128M", "-i", "2"],
+      workloadArgs: ["-v", "2", "-b", "1G", "-i", "3"],
       strategy,
     });
   }

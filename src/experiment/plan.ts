@@ -82,11 +82,11 @@ export function parseRunRequest(
   const w = WORKLOAD_TABLE.get(workload);
   if (!w) throw new ConfigError(`unknown workload "${shown(workload)}"`);
   const longs = new Map([...RUN_OPTIONS, ...(extra ?? [])]);
-  const parsed = parseArgs(argv.slice(1), w.getopt, longs, `run ${workload}`);
+  const parsed = parseArgs(argv.slice(1), w.getopt, longs, workload);
   if (parsed.positionals.length > 0) {
-    throw new ConfigError(`run ${workload}: unexpected argument "${shown(parsed.positionals[0] as string)}"`);
+    throw new ConfigError(`${workload}: unexpected argument "${shown(parsed.positionals[0] as string)}"`);
   }
-  if (parsed.short.has("h")) throw new ConfigError(`run ${workload}: -h: use --help for the flags`);
+  if (parsed.short.has("h")) throw new ConfigError(`${workload}: -h: use --help for the flags`);
   w.parse(parsed.short);
   const one = (k: string) => parsed.long.get(k)?.[0];
   const strategies = parseList(parsed.long.get("strategy") ?? ["per-subtree"], "--strategy", STRATEGIES);

@@ -211,7 +211,10 @@ export async function runWorkload<P>(
   const seed = workload.seed?.(p) ?? common.seed;
   const startedAt = new Date();
   const t0 = performance.now();
+  // Trace slots: one per vCPU, then the host, then the RCU callback worker.
+  const traceBuf = hooks.trace ? TraceBuffer.create({ threads: vcpus + 2 }) : null;
   const vm = await Vm.create({
+    trace: traceBuf ? { handle: traceBuf.handle, slot: vcpus + 1 } : null,
     granule: layout.granule,
     iaBits: layout.iaBits,
     poolPages: layout.poolPages,
@@ -222,8 +225,6 @@ export async function runWorkload<P>(
     rcuFlavor: common.rcu,
     reclaim: { strategy: common.strategy },
   });
-  // Trace slots: one per vCPU, then the host, then the RCU callback worker.
-  const traceBuf = hooks.trace ? TraceBuffer.create({ threads: vcpus + 2 }) : null;
   const hostTrace = traceBuf?.writer(vcpus, "host") ?? null;
   const pool = new VcpuPool(vm, traceBuf?.handle ?? null);
   const ctx = new RunContext(vm, pool, geo, seed, hooks, hostTrace);

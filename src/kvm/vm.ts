@@ -8,6 +8,7 @@
  * mmu_lock and walk exclusively, so they free tables at once; faults take the read side (shared
  * mode) and defer frees through the reclaim strategy.
  */
+import type { TraceBufferHandle } from "../common/trace.js";
 import { computeGeometry, type Granule } from "../arch/geometry.js";
 import { Errno, Stage2Error } from "../common/errno.js";
 import { MemCache, PagePool } from "../mem/mod.js";
@@ -82,6 +83,8 @@ export interface VmOptions {
   rcuFlavor?: RcuFlavor;
   /** Test only: every reclaim callback spins this long (slow-callback injection). */
   slowCallbackUs?: number;
+  /** Trace rings (`--trace`): the RCU callback worker records its grace periods and callbacks in `slot`. */
+  trace?: { handle: TraceBufferHandle; slot: number } | null;
   /** Test only: deliberate bugs for negative controls. */
   testOnly?: VmTestOnly;
 }
@@ -190,6 +193,7 @@ export class Vm {
       reclaimStats: reclaimStats.handle,
       sliceBudgetPages: reclaimOptions.sliceBudgetPages,
       slowCallbackUs: options.slowCallbackUs ?? 0,
+      trace: options.trace ?? null,
     });
     const vm = new Vm({ options, reclaimOptions, pool, pgt, memslots, reclaimStats, rcu });
     try {

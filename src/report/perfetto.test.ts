@@ -89,9 +89,14 @@ test("chromeTraceProblems() catches overlapping slices, unnamed threads and miss
   const ok = { traceEvents: [name, x(0, 10), x(2, 3), x(10, 5), ...counters] };
   assert.deepEqual(chromeTraceProblems(ok, { threads: ["host"] }), []);
   const overlap = chromeTraceProblems({ traceEvents: [name, x(0, 10), x(5, 10), ...counters] });
-  assert.deepEqual(overlap, ['tid 1: "s" at 5 µs outlives "s" at 0 µs']);
+  assert.deepEqual(overlap, ['pid/tid 1/1: "s" at 5 µs outlives "s" at 0 µs']);
+  // The same tid in two processes (two runs in one trace) is two threads: no overlap.
+  const twoRuns = {
+    traceEvents: [name, { ...name, pid: 2 }, x(0, 10), { ...x(5, 10), pid: 2 }, ...counters],
+  };
+  assert.deepEqual(chromeTraceProblems(twoRuns), []);
   assert.deepEqual(chromeTraceProblems({ traceEvents: [name, x(0, 1, 2), ...counters] }), [
-    'tid 2 ("s") has no thread name',
+    'pid/tid 1/2 ("s") has no thread name',
   ]);
   assert.deepEqual(
     chromeTraceProblems({ traceEvents: [name, c("pending pages")] }, { threads: ["vcpu 0"] }),

@@ -209,17 +209,24 @@ export interface TraceExpectations {
 
 /** Slices on one tid must be disjoint or nested (1 ps of float slack). */
 function nestingProblems(events: readonly ChromeTraceEvent[]): string[] {
-  const byTid = new Map<number, ChromeTraceEvent[]>();
-  for (const e of events) if (e.ph === "X") byTid.set(e.tid, [...(byTid.get(e.tid) ?? []), e]);
+  // A thread is (pid, tid): a trace of several runs holds one process per run.
+  const byThread = new Map<string, ChromeTraceEvent[]>();
+  for (const e of events) {
+    if (e.ph !== "X") continue;
+    const key = `${e.pid}/${e.tid}`;
+    const list = byThread.get(key);
+    if (list) list.push(e);
+    else byThread.set(key, [e]);
+  }
   const problems: string[] = [];
-  for (const [tid, xs] of byTid) {
+  for (const [thread, xs] of byThread) {
     xs.sort((a, b) => a.ts! - b.ts! || b.dur! - a.dur!);
     const stack: ChromeTraceEvent[] = [];
     for (const x of xs) {
       while (stack.length > 0 && stack.at(-1)!.ts! + stack.at(-1)!.dur! <= x.ts!) stack.pop();
       const p = stack.at(-1);
       if (p !== undefined && x.ts! + x.dur! > p.ts! + p.dur! + 1e-6)
-        problems.push(`tid ${tid}: "${x.name}" at ${x.ts} µs outlives "${p.name}" at ${p.ts} µs`);
+        problems.push(`pid/tid ${thread}: "${x.name}" at ${x.ts} µs outlives "${p.name}" at ${p.ts} µs`);
       stack.push(x);
     }
   }
@@ -235,16 +242,17 @@ export function chromeTraceProblems(trace: unknown, expect: TraceExpectations = 
   const events = (trace as ChromeTrace | null)?.traceEvents;
   if (!Array.isArray(events)) return ["not a Chrome JSON trace: no traceEvents array"];
   const problems: string[] = [];
-  const named = new Map<number, string>();
+  const named = new Map<string, string>();
   for (const e of events)
     if (e.ph === "M" && e.name === "thread_name" && typeof e.args?.name === "string" && e.args.name !== "")
-      named.set(e.tid, e.args.name);
+      named.set(`${e.pid}/${e.tid}`, e.args.name);
   for (const e of events) {
     if (e.ph === "M") continue;
     if (typeof e.ts !== "number" || !Number.isFinite(e.ts)) problems.push(`"${e.name}" has no timestamp`);
     if (e.ph === "X" && !(typeof e.dur === "number" && e.dur >= 0))
       problems.push(`"${e.name}" has no duration`);
-    if (!named.has(e.tid)) problems.push(`tid ${e.tid} ("${e.name}") has no thread name`);
+    if (!named.has(`${e.pid}/${e.tid}`))
+      problems.push(`pid/tid ${e.pid}/${e.tid} ("${e.name}") has no thread name`);
   }
   problems.push(...nestingProblems(events));
   const names = new Set(named.values());

@@ -62,7 +62,7 @@ export function matrixSpecs(argv: readonly string[]): {
   const base = request.specs[0] as RunSpec;
   if (long.has("strategy") || long.has("mode") || long.has("rcu")) {
     throw new ConfigError(
-      "compare: use --strategies, --modes and --rcus (lists) instead of --strategy, --mode, --rcu",
+      "use --strategies, --modes and --rcus (lists) instead of --strategy, --mode, --rcu",
     );
   }
   const strategies = parseList(long.get("strategies") ?? ["all"], "--strategies", STRATEGIES);

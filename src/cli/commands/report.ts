@@ -27,9 +27,8 @@ export const reportCommand: Command = {
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
     try {
-      const parsed = parseArgs(argv, "", new Map([["out", { value: true }]]), "report");
-      if (parsed.positionals.length === 0)
-        throw new ConfigError("report: name at least one FILE of JSON lines");
+      const parsed = parseArgs(argv, "", new Map([["out", { value: true }]]), "options");
+      if (parsed.positionals.length === 0) throw new ConfigError("name at least one FILE of JSON lines");
       const results: RunResult[] = [];
       for (const file of parsed.positionals) {
         let text: string;
@@ -37,16 +36,16 @@ export const reportCommand: Command = {
           text = await io.readInput(file);
         } catch (e) {
           throw new ConfigError(
-            `report: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+            `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
           );
         }
         try {
           results.push(...parseRunResults(text, file));
         } catch (e) {
-          throw new ConfigError(`report: ${(e as Error).message}`);
+          throw new ConfigError((e as Error).message);
         }
       }
-      if (results.length === 0) throw new ConfigError("report: the files hold no run results");
+      if (results.length === 0) throw new ConfigError("the files hold no run results");
       io.out(renderText(results));
       const out = parsed.long.get("out")?.[0];
       if (out !== undefined) {

@@ -131,9 +131,8 @@ async function defaultRun(argv: string[], io: CliIo): Promise<number> {
     ["trace", { value: true }],
     ["json", { value: false }],
   ]);
-  const parsed = parseArgs(argv, "", longs, "run");
-  if (parsed.positionals.length > 0)
-    throw new ConfigError(`run: unexpected argument "${parsed.positionals[0]}"`);
+  const parsed = parseArgs(argv, "", longs, "options");
+  if (parsed.positionals.length > 0) throw new ConfigError(`unexpected argument "${parsed.positionals[0]}"`);
   const json = parsed.long.has("json");
   const outDir = parsed.long.get("out")?.[0] ?? defaultOutDir();
   const tracePath = parsed.long.get("trace")?.[0] ?? `${outDir}/trace.json`;

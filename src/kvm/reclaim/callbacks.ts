@@ -7,6 +7,7 @@
  * of the subtree (the reviewers' worry about long callbacks).
  */
 import { RacePoint, racePoint } from "../../common/race-points.js";
+import { TraceEvent, type TraceWriter } from "../../common/trace.js";
 import { freeQuiescentSlice } from "../../pgtable/ops/unlinked.js";
 import type { Stage2 } from "../../pgtable/stage2.js";
 import { RStat, type ReclaimStats } from "./stats.js";
@@ -18,6 +19,8 @@ export interface ReclaimCallbackContext {
   sliceBudgetPages: number;
   /** Test-only: spin this many microseconds in every callback (slow-callback injection). */
   slowCallbackUs: number;
+  /** The callback worker's trace slot (`--trace`): each callback is a slice. */
+  trace?: TraceWriter | null;
 }
 
 const sliceDone = { value: false };
@@ -27,6 +30,18 @@ function spinUs(us: number): void {
   while (performance.now() < until) {
     // busy: a slow callback on purpose
   }
+}
+
+/** A callback's duration into the statistics, and into the trace as a slice (arg: pages freed). */
+function recordCallback(ctx: ReclaimCallbackContext, t0: number, pages: number): void {
+  const t1 = performance.now();
+  ctx.stats.recordCallback((t1 - t0) * 1e6);
+  ctx.trace?.complete(
+    TraceEvent.CALLBACK_BATCH,
+    (performance.timeOrigin + t0) * 1000,
+    (t1 - t0) * 1000,
+    pages,
+  );
 }
 
 /** FREE_PAGE: one table page of a frozen subtree. Always completes. */
@@ -40,7 +55,7 @@ export function runFreePage(ctx: ReclaimCallbackContext, page: number): boolean 
   s.add(RStat.PENDING_PAGES, -1);
   s.add(RStat.PENDING_CALLBACKS, -1);
   s.add(RStat.CALLBACKS_RUN);
-  s.recordCallback((performance.now() - t0) * 1e6);
+  recordCallback(ctx, t0, 1);
   return true;
 }
 
@@ -64,6 +79,6 @@ export function runFreeSubtree(
   } else {
     s.add(RStat.SLICES_REQUEUED);
   }
-  s.recordCallback((performance.now() - t0) * 1e6);
+  recordCallback(ctx, t0, freed);
   return sliceDone.value;
 }

@@ -7,6 +7,7 @@
  * attaches its own Stage2 view of the page pool from the plugin data.
  */
 import type { Worker } from "node:worker_threads";
+import type { TraceBufferHandle } from "../../common/trace.js";
 import { Rcu, type RcuHandle, type RcuStats, type RcuThread } from "../../rcu/mod.js";
 import type { Stage2Handle, WalkGuard } from "../../pgtable/stage2.js";
 import type { ReclaimRcu } from "./strategy.js";
@@ -20,6 +21,8 @@ export interface ReclaimPluginData {
   reclaimStats: SharedArrayBuffer;
   sliceBudgetPages: number;
   slowCallbackUs: number;
+  /** Trace rings and the slot the callback worker writes (`--trace`), or null. */
+  trace: { handle: TraceBufferHandle; slot: number } | null;
 }
 
 /** Structured-cloneable description of a VM's RCU domain, part of the VmHandle. */

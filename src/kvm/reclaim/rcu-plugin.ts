@@ -2,7 +2,8 @@
  * RCU callback worker plugin: defines the reclaim callback kinds on a Stage2 view of the VM's
  * page pool (attached from the plugin data in the callback worker's thread).
  */
-import type { RcuCallbackRegistry } from "../../rcu/mod.js";
+import { TraceBuffer, TraceEvent } from "../../common/trace.js";
+import { RcuRacePoint, type RcuCallbackRegistry, setRcuRaceHook } from "../../rcu/mod.js";
 import { RCU_AGAIN } from "../../rcu/mod.js";
 import { Stage2 } from "../../pgtable/stage2.js";
 import { type ReclaimCallbackContext, runFreePage, runFreeSubtree } from "./callbacks.js";
@@ -18,7 +19,16 @@ export function registerRcuCallbacks(registry: RcuCallbackRegistry, data: unknow
     stats: new ReclaimStats(d.reclaimStats),
     sliceBudgetPages: d.sliceBudgetPages,
     slowCallbackUs: d.slowCallbackUs,
+    trace: d.trace ? TraceBuffer.attach(d.trace.handle).writer(d.trace.slot, "RCU callback worker") : null,
   };
+  const t = ctx.trace;
+  if (t) {
+    // Grace periods this worker drives, as slices of its track (hooks are per thread).
+    setRcuRaceHook((point) => {
+      if (point === RcuRacePoint.GP_STARTED) t.begin(TraceEvent.GRACE_PERIOD);
+      else if (point === RcuRacePoint.GP_BEFORE_COMPLETE) t.end(TraceEvent.GRACE_PERIOD);
+    });
+  }
   registry.define(ReclaimKind.FREE_PAGE, (page) => {
     runFreePage(ctx, page);
     ctx.pgt.flushStats();
