@@ -110,6 +110,13 @@ describe("stage2 run WORKLOAD", () => {
     assert.match(r.out, /^PASS: /m);
   });
 
+  test("-v 64, the most vCPUs a VM takes, each a worker thread with its own RCU reader slot", () => {
+    const r = cli(["run", "dirty-log-perf", "-v", "64", "-b", "1M"]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /vcpus=64/);
+    assert.match(r.out, /^PASS: /m);
+  });
+
   test("--help for a workload lists its own flags", () => {
     const r = cli(["run", "memslot-perf", "--help"]);
     assert.equal(r.code, 0);

@@ -14,6 +14,8 @@ import { type Browser, chromium } from "playwright-core";
 import type { RunResult } from "../src/experiment/result.js";
 import { syntheticRun } from "../src/report/fixture.js";
 import { renderHtml } from "../src/report/html.js";
+import { executeSpec } from "../src/experiment/execute.js";
+import { STRATEGIES } from "../src/kvm/reclaim/strategy.js";
 
 const CHROMIUM = process.env.STAGE2_CHROMIUM || "/usr/bin/chromium";
 const INSTALL =
@@ -175,6 +177,37 @@ test("HTML report in headless Chromium: every chart draws, no console error, no 
       problems(fetching).some((p) => p.includes("example.invalid")),
       `an external resource is caught: ${problems(fetching).join("; ")}`,
     );
+  } finally {
+    await browser.close();
+  }
+});
+
+test("HTML report of real runs (both default workloads, every strategy) draws every chart in Chromium", async () => {
+  if (!existsSync(CHROMIUM)) assert.fail(`Chromium is missing at ${CHROMIUM}: ${INSTALL}.`);
+  const real: RunResult[] = [];
+  for (const strategy of STRATEGIES) {
+    const base = { mode: "shared" as const, rcu: "mb" as const, seed: 1, check: true, strategy };
+    real.push(
+      await executeSpec({
+        ...base,
+        workload: "dirty-log-perf",
+        workloadArgs: ["-v", "2", "-b", "8M", "-s", "anonymous_thp", "-e"],
+      }),
+    );
+    real.push(
+      await executeSpec({
+        ...base,
+        workload: "collapse-storm",
+        workloadArgs: ["-v", "2", "-b", "8M", "-i", "1"],
+      }),
+    );
+  }
+  const browser = await chromium.launch({ executablePath: CHROMIUM });
+  try {
+    const page = await inspect(browser, renderHtml(real));
+    assert.deepEqual(problems(page), []);
+    assert.equal(page.charts.length, 10);
+    assert.equal(page.answers, 4);
   } finally {
     await browser.close();
   }

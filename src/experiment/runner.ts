@@ -25,6 +25,7 @@ import { auditTable } from "../pgtable/audit.js";
 import { VcpuPool } from "../sim/host.js";
 import { createMemstress, MemstressHost, type MemstressSlice, MsFig } from "../sim/memstress.js";
 import type { VcpuCommand } from "../sim/protocol.js";
+import { ConfigError } from "./errors.js";
 import { RESULT_SCHEMA_VERSION, type RunResult, type Sample, type WorkloadName } from "./result.js";
 import { formatTs } from "./timespec.js";
 
@@ -81,6 +82,8 @@ export interface RunHooks {
 }
 
 const SAMPLE_MS = 10;
+/** Largest page-table pool a run may allocate (shared memory is not swappable). */
+export const MAX_POOL_BYTES = 4 * 2 ** 30;
 const MAX_SAMPLES = 2000;
 
 /** What a running workload sees: the VM, its vCPUs, and the recorders. */
@@ -206,6 +209,12 @@ export async function runWorkload<P>(
   hooks: RunHooks = {},
 ): Promise<RunResult> {
   const layout = workload.layout(p);
+  if (layout.poolPages * layout.granule > MAX_POOL_BYTES) {
+    throw new ConfigError(
+      `${workload.name}: needs ${Math.ceil((layout.poolPages * layout.granule) / 2 ** 20)} MiB of page-table pages, ` +
+        `more than the ${MAX_POOL_BYTES / 2 ** 20} MiB a run may take: use a smaller -b or fewer vCPUs`,
+    );
+  }
   const geo = computeGeometry(layout.granule, layout.iaBits, 48);
   const vcpus = workload.vcpus(p);
   const seed = workload.seed?.(p) ?? common.seed;

@@ -188,13 +188,17 @@ export class Vm {
       paBits: options.paBits ?? 48,
     });
     const reclaimStats = new ReclaimStats();
-    const rcu = await createVmRcu(options.rcuFlavor ?? "mb", {
-      pgt: pgt.handle,
-      reclaimStats: reclaimStats.handle,
-      sliceBudgetPages: reclaimOptions.sliceBudgetPages,
-      slowCallbackUs: options.slowCallbackUs ?? 0,
-      trace: options.trace ?? null,
-    });
+    const rcu = await createVmRcu(
+      options.rcuFlavor ?? "mb",
+      {
+        pgt: pgt.handle,
+        reclaimStats: reclaimStats.handle,
+        sliceBudgetPages: reclaimOptions.sliceBudgetPages,
+        slowCallbackUs: options.slowCallbackUs ?? 0,
+        trace: options.trace ?? null,
+      },
+      options.vcpus,
+    );
     const vm = new Vm({ options, reclaimOptions, pool, pgt, memslots, reclaimStats, rcu });
     try {
       for (const m of initial) vm.createMemslot(m);

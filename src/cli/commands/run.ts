@@ -106,7 +106,7 @@ export async function runSpecs(
       try {
         r = await executeSpec(spec, {
           onLine: opts.stream ? (l) => io.out(l) : undefined,
-          onProgress: (what, done, total) => progress.update(done / total, `${what} ${done}/${total}`),
+          onProgress: (what, done, total) => progress.update(done, `${what} ${done}/${total}`, total),
           trace: opts.trace ?? undefined,
         });
       } catch (e) {

@@ -45,6 +45,9 @@ export const collapseStorm: Workload<CollapseStormParams> = {
     if (bytesPerVcpu <= 0 || bytesPerVcpu % (2 * MIB) !== 0 || bytesPerVcpu > 64 * GIB) {
       throw new ConfigError(`-b: ${bytesPerVcpu} bytes is not a multiple of 2M from 2M to 64G`);
     }
+    if (vcpus * bytesPerVcpu > 256 * GIB) {
+      throw new ConfigError(`-b: ${vcpus} vCPUs x ${bytesPerVcpu} bytes exceeds the 256 GiB a run may map`);
+    }
     const rounds = short.has("i") ? parseInt32(short.get("i") as string, "-i", 1, 1000) : 2;
     return { vcpus, bytesPerVcpu, rounds };
   },

@@ -47,7 +47,7 @@ export interface MemstressLayout {
 }
 
 /** Most memory a run may ask for (every guest page is only a descriptor here, but tables are not). */
-export const MAX_TEST_BYTES = 1024 * GIB;
+export const MAX_TEST_BYTES = 256 * GIB;
 
 /**
  * memstress_create_vm(): places `vcpus * bytesPerVcpu` at the top of the IPA space, aligned down

@@ -48,9 +48,11 @@ export interface VmRcu {
  * Creates a VM's RCU domain with the reclaim callbacks loaded as a plugin of its callback worker,
  * and registers the calling (host) thread. Call `close()` when the VM is destroyed.
  */
-export async function createVmRcu(flavor: RcuFlavor, data: ReclaimPluginData): Promise<VmRcu> {
+export async function createVmRcu(flavor: RcuFlavor, data: ReclaimPluginData, vcpus = 56): Promise<VmRcu> {
   const rcu = await Rcu.create({
     flavor,
+    // Every vCPU, the host, the callback worker, and room for host threads and tests.
+    maxThreads: Math.max(64, vcpus + 8),
     poolHeads: 1 << 18,
     plugins: [{ url: new URL("./rcu-plugin.js", import.meta.url).href, data }],
   });
