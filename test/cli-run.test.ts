@@ -60,8 +60,12 @@ describe("stage2 run: bad input is one line and exit 2", () => {
     ],
     [["run", "dirty-log-perf", "-b", "1.5G"], /-b \(bytes per vCPU\): "1.5G" is not a size/],
     [
-      ["run", "dirty-log-perf", "-v", "64", "-b", "32G"],
-      /-b: 64 vCPUs x 34359738368 bytes exceeds the 1024 GiB a run may map/,
+      ["run", "dirty-log-perf", "-v", "64", "-b", "8G"],
+      /-b: 64 vCPUs x 8589934592 bytes exceeds the 256 GiB a run may map/,
+    ],
+    [
+      ["run", "collapse-storm", "-v", "64", "-b", "64G"],
+      /-b: 64 vCPUs x 68719476736 bytes exceeds the 256 GiB/,
     ],
     [["run", "dirty-log-perf", "-i", "1"], /-i \(iterations\): 1 is out of range \(valid: 2..100000\)/],
     [["run", "dirty-log-perf", "-w", "101"], /-w \(write percentage\): 101 is out of range/],
@@ -83,7 +87,7 @@ describe("stage2 run: bad input is one line and exit 2", () => {
     [["run", "memslot-perf", "-s", "1"], /-s: slot count cap must be larger than 1 or -1/],
     [["run", "memslot-perf", "-f", "3", "-e", "1"], /-f: first test to run cannot be greater than the last/],
     [["run", "page-table-stress", "-b", "512G"], /-b: 549755813888 bytes is not in 1..256G/],
-    [["run", `\u001b[31m${"x".repeat(500)}`], /unknown workload "\?\[31mx+…"/],
+    [["run", `\u001b[31m${"x".repeat(500)}`], /unknown workload "\\x1b\[31mx+…"/],
     [["compare", "dirty-log-perf", "--vcpus", "0"], /--vcpus: 0 is out of range/],
     [["compare", "dirty-log-perf", "--strategy", "per-table"], /use --strategies, --modes and --rcus/],
     [["report"], /name at least one FILE/],

@@ -11,28 +11,10 @@ import { UsageError } from "./command.js";
 
 export type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
 
-/** Longest piece of user text echoed in a message, in characters (then "…"). */
-export const ECHO_MAX = 64;
-
-/**
- * User text made safe for a one-line message: C0/C1 control characters, DEL, and the bidi
- * override/isolate marks are shown as `\xNN` / `\uNNNN` escapes (ESC, NUL and newlines included),
- * and the result is cut to `max` characters with an ellipsis.
- */
-export function sanitize(text: string, max = ECHO_MAX): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly what we escape
-  const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
-    const code = c.charCodeAt(0);
-    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16)}`;
-  });
-  const chars = Array.from(escaped); // by code point, so a surrogate pair is never cut in half
-  return chars.length <= max ? escaped : `${chars.slice(0, max - 1).join("")}…`;
-}
-
-/** `"text"`, sanitized: the form every message uses to echo what the user typed. */
-export function quote(text: string, max = ECHO_MAX): string {
-  return `"${sanitize(text, max)}"`;
-}
+export { SEED_MAX } from "../common/rng.js";
+export { ECHO_MAX, quote, sanitize } from "../common/text.js";
+import { parseSeedText, SEED_MAX } from "../common/rng.js";
+import { quote, sanitize } from "../common/text.js";
 
 /**
  * parseArgs rejects `--vcpus -5` as "ambiguous" (the value starts with a dash). A negative number
@@ -140,21 +122,17 @@ export function parseIntIn(text: string, what: string, min: number, max: number,
   return value;
 }
 
-/** Largest seed: seeds are 32-bit, as the generators that take them. */
-export const SEED_MAX = 0xffff_ffff;
-
 /**
  * A seed: decimal or 0x hex, 0..2^32-1. Anything else (empty, negative, fractional, larger, words)
  * is refused with the range, never wrapped or rounded: a replayed seed must be the seed printed.
  */
 export function parseSeed(text: string, what: string): number {
-  const t = text.trim();
-  const ok = /^(\d+|0[xX][0-9a-fA-F]+)$/.test(t) && BigInt(t) <= BigInt(SEED_MAX);
-  if (!ok)
+  const v = parseSeedText(text);
+  if (v === null)
     throw new UsageError(
       `${what}: ${quote(text)} is not a seed: use a whole number 0..${SEED_MAX} (decimal or 0x hex)`,
     );
-  return Number(BigInt(t));
+  return v;
 }
 
 /** The seed for a run: `--seed` when given, else STAGE2_SEED when set and not empty, else random. */

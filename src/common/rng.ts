@@ -14,6 +14,7 @@
  * Neither is cryptographic. Module state is thread-local in worker_threads, so each worker seeds
  * its own generator (derive per-thread seeds from the run's seed, never share one generator).
  */
+import { quote } from "./text.js";
 
 /** A small seeded PRNG (mulberry32). Every randomized run can be replayed from its seed. */
 export class Rng {
@@ -73,10 +74,24 @@ export function xorshift32(state: number): number {
 export function seedFromEnv(): number {
   const env = process.env.STAGE2_SEED;
   if (env !== undefined && env !== "") {
-    const v = Number(env);
-    if (!Number.isInteger(v) || v < 0)
-      throw new RangeError(`STAGE2_SEED="${env}" is not a non-negative integer`);
-    return v >>> 0;
+    const v = parseSeedText(env);
+    if (v === null)
+      throw new RangeError(`STAGE2_SEED=${quote(env)} is not a seed (0..${SEED_MAX}, decimal or 0x hex)`);
+    return v;
   }
   return (Math.random() * 0x100000000) >>> 0;
+}
+
+/** Largest seed: seeds are 32-bit, as every generator here and the selftests' `-r` take them. */
+export const SEED_MAX = 0xffffffff;
+
+/**
+ * A seed typed by a user: a whole number 0..2^32-1 in decimal or 0x hex, or null. Nothing is
+ * wrapped, rounded or trimmed silently (`-5`, `1.5`, `abc` and 2^32 are all null).
+ */
+export function parseSeedText(text: string): number | null {
+  const t = text.trim();
+  if (!/^(\d+|0[xX][0-9a-fA-F]+)$/.test(t)) return null;
+  const v = BigInt(t);
+  return v <= BigInt(SEED_MAX) ? Number(v) : null;
 }

@@ -48,7 +48,7 @@ describe("parseArgs", () => {
       assert.ok(!e.message.includes("\u001b"), e.message);
       assert.ok(e.message.length < 300, e.message);
     }
-    assert.equal(shown("a\u0000b"), "a?b");
+    assert.equal(shown("a\u0000b"), "a\\x00b");
   });
 });
 

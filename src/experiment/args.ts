@@ -7,6 +7,7 @@
  * node:util parseArgs refuses in strict mode). Long options take `--name value` or `--name=value`.
  * Every error is a ConfigError naming the flag and what it accepts.
  */
+import { parseSeedText, SEED_MAX } from "../common/rng.js";
 import { ConfigError, shown } from "./errors.js";
 
 export interface LongOption {
@@ -127,12 +128,10 @@ export function parseInt32(text: string, what: string, min: number, max: number)
 
 /** A seed: decimal or 0x hex, 0..2^32-1 (the selftests' `-r` takes a 32-bit seed). */
 export function parseSeed(text: string, what: string): number {
-  const t = text.trim().toLowerCase();
-  const ok = /^(0x[0-9a-f]{1,8}|[0-9]{1,10})$/.test(t);
-  const v = ok ? Number(t) : Number.NaN;
-  if (!ok || v > 0xffffffff) {
+  const v = parseSeedText(text);
+  if (v === null) {
     throw new ConfigError(
-      `${what}: "${shown(text)}" is not a seed (valid: 0..4294967295, decimal or 0x hex)`,
+      `${what}: "${shown(text)}" is not a seed (valid: 0..${SEED_MAX}, decimal or 0x hex)`,
     );
   }
   return v;

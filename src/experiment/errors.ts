@@ -10,14 +10,5 @@ export class ConfigError extends RangeError {
   }
 }
 
-const MAX_SHOWN = 60;
-
-/**
- * User text made safe to echo in a one-line message: control characters (escape codes, NUL,
- * newlines) become `?` and anything past 60 characters is cut with an ellipsis.
- */
-export function shown(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping them is the point
-  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
-  return clean.length > MAX_SHOWN ? `${clean.slice(0, MAX_SHOWN)}…` : clean;
-}
+/** User text made safe to echo in a one-line message (see common/text.ts). */
+export { sanitize as shown } from "../common/text.js";
