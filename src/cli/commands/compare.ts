@@ -20,7 +20,7 @@ import {
 import { renderText } from "../../report/text.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
 import { writeReport } from "../report-files.js";
-import { runSpecs } from "./run.js";
+import { RunDiedError, runSpecs } from "./run.js";
 
 const USAGE = `Usage: stage2 compare WORKLOAD [workload flags] [matrix options] [--plan] [--out DIR] [--json]
 
@@ -133,6 +133,10 @@ export const compareCommand: Command = {
       return results.every((r) => r.checks.passed) ? 0 : 1;
     } catch (e) {
       if (e instanceof ConfigError) throw new UsageError(e.message);
+      if (e instanceof RunDiedError) {
+        io.out(`FAIL: the run died: ${e.message}`);
+        return 1;
+      }
       throw e;
     }
   },
