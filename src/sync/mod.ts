@@ -13,5 +13,11 @@ export {
   waitWhile,
   wakeSleepers,
 } from "./backoff.js";
-export { RwLock, type RwLockHandle, type RwLockOptions, type RwLockSnapshot } from "./rwlock.js";
+export {
+  RwLock,
+  type RwLockHandle,
+  type RwLockOptions,
+  type RwLockSnapshot,
+  RwLockUsageError,
+} from "./rwlock.js";
 export type { RwLockStats } from "./rwlock-stats.js";

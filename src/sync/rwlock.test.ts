@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { RwLock, type RwLockHandle } from "./rwlock.js";
+import { RwLock, type RwLockHandle, RwLockUsageError } from "./rwlock.js";
 
 test("readLock() admits several readers and keeps writers out", () => {
   const a = RwLock.create();
@@ -93,6 +93,8 @@ test("readUnlock() and writeUnlock() without the lock throw and leave the state 
   const a = RwLock.create({ name: "mmu_lock" });
   assert.throws(() => a.readUnlock(), /Cannot release mmu_lock for read: no reader holds it/);
   assert.throws(() => a.writeUnlock(), /Cannot release mmu_lock for write: no writer holds it/);
+  // Misuse is a typed error, distinct from the RangeError/TypeError of bad options.
+  assert.throws(() => a.readUnlock(), RwLockUsageError);
   assert.equal(a.tryWriteLock(), true, "the failed unlocks did not corrupt the lock word");
   assert.throws(() => a.readUnlock(), /no reader holds it/);
   a.writeUnlock();

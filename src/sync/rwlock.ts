@@ -104,6 +104,18 @@ const enum Held {
 const HELD_NAMES = ["nothing", "read", "write"];
 
 /** Options of `RwLock.create`. */
+/**
+ * Misuse of a lock: releasing what this thread does not hold, a lock held in the wrong mode where
+ * an assertion requires it, or a state word that no correct sequence of operations produces. It
+ * is a bug in the caller (or memory corruption), never a condition to retry.
+ */
+export class RwLockUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RwLockUsageError";
+  }
+}
+
 export interface RwLockOptions {
   /** Name used in error messages, e.g. "mmu_lock". Default "rwlock". */
   name?: string;
@@ -267,7 +279,7 @@ export class RwLock {
   private readUnlockSlow(old: number): void {
     if ((old & S.R_MASK) === 0) {
       Atomics.add(this.ctl, Ctl.STATE, 1); // undo the borrow from RW
-      throw new Error(`Cannot release ${this.name} for read: no reader holds it`);
+      throw new RwLockUsageError(`Cannot release ${this.name} for read: no reader holds it`);
     }
     this.readerLeft(old);
   }
@@ -335,7 +347,8 @@ export class RwLock {
   private writeUnlockSlow(): void {
     for (;;) {
       const s = Atomics.load(this.ctl, Ctl.STATE);
-      if ((s & S.ACTIVE) === 0) throw new Error(`Cannot release ${this.name} for write: no writer holds it`);
+      if ((s & S.ACTIVE) === 0)
+        throw new RwLockUsageError(`Cannot release ${this.name} for write: no writer holds it`);
       // DRAIN_SLEEP may linger from our own drain (the last reader clears it a moment later).
       let next = s & ~(S.OWNED | S.ACTIVE | S.R_SLEEP | S.DRAIN_SLEEP);
       // With readers waiting, writers stay asleep: the last of those readers wakes them.
@@ -420,25 +433,25 @@ export class RwLock {
    */
   assertWriteHeld(): void {
     const ok = this.debug ? this.held === Held.WRITE : this.isWriteLocked();
-    if (!ok) throw new Error(`${this.name} must be held for write here, but ${this.holderText()}`);
+    if (!ok) throw new RwLockUsageError(`${this.name} must be held for write here, but ${this.holderText()}`);
   }
 
   /** Throws unless the lock is held for read: by this thread in debug mode, by anyone otherwise. */
   assertReadHeld(): void {
     const ok = this.debug ? this.held === Held.READ : this.readerCount() !== 0 && !this.isWriteLocked();
-    if (!ok) throw new Error(`${this.name} must be held for read here, but ${this.holderText()}`);
+    if (!ok) throw new RwLockUsageError(`${this.name} must be held for read here, but ${this.holderText()}`);
   }
 
   /** Throws unless the lock is held for read or write (by this thread in debug mode). */
   assertHeld(): void {
     const ok = this.debug ? this.held !== Held.NONE : this.readerCount() !== 0 || this.isWriteLocked();
-    if (!ok) throw new Error(`${this.name} must be held here, but ${this.holderText()}`);
+    if (!ok) throw new RwLockUsageError(`${this.name} must be held here, but ${this.holderText()}`);
   }
 
   /** Debug mode: throws if this thread holds the lock (e.g. before sleeping or allocating). */
   assertNotHeld(): void {
     if (this.debug && this.held !== Held.NONE) {
-      throw new Error(
+      throw new RwLockUsageError(
         `${this.name} must not be held here, but this thread holds it for ${HELD_NAMES[this.held]}`,
       );
     }
@@ -459,7 +472,7 @@ export class RwLock {
 
   private checkCanLock(kind: string): void {
     if (this.held !== Held.NONE) {
-      throw new Error(
+      throw new RwLockUsageError(
         `Cannot take ${this.name} for ${kind}: this thread already holds it for ${HELD_NAMES[this.held]} ` +
           "(the lock is not recursive; nesting deadlocks against a waiting writer)",
       );
@@ -469,12 +482,16 @@ export class RwLock {
   private checkUnlock(kind: Held): void {
     const what = HELD_NAMES[kind];
     if (this.held !== kind) {
-      throw new Error(`Cannot release ${this.name} for ${what}: this thread holds ${HELD_NAMES[this.held]}`);
+      throw new RwLockUsageError(
+        `Cannot release ${this.name} for ${what}: this thread holds ${HELD_NAMES[this.held]}`,
+      );
     }
     if (kind === Held.WRITE) {
       const owner = Atomics.load(this.ctl, Ctl.OWNER);
       if (owner !== this.id) {
-        throw new Error(`Cannot release ${this.name} for write: the lock records view ${owner} as holder`);
+        throw new RwLockUsageError(
+          `Cannot release ${this.name} for write: the lock records view ${owner} as holder`,
+        );
       }
       Atomics.store(this.ctl, Ctl.OWNER, 0); // before the release RMW, so the next holder's id sticks
     }
@@ -484,7 +501,7 @@ export class RwLock {
   private noteWriteHeld(): void {
     const s = Atomics.load(this.ctl, Ctl.STATE);
     if ((s & (S.OWNED | S.ACTIVE)) !== (S.OWNED | S.ACTIVE) || Atomics.load(this.ctl, Ctl.OWNER) !== 0) {
-      throw new Error(`${this.name} is corrupt: write acquired with state 0x${s.toString(16)}`);
+      throw new RwLockUsageError(`${this.name} is corrupt: write acquired with state 0x${s.toString(16)}`);
     }
     Atomics.store(this.ctl, Ctl.OWNER, this.id);
     this.held = Held.WRITE;
