@@ -181,6 +181,41 @@ describe("stage2 run WORKLOAD", () => {
   });
 });
 
+describe("user-written strategies in run and compare", () => {
+  const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+  const EXAMPLE = join(ROOT, "examples", "polled-strategy.mjs");
+
+  test("run --strategy PATH runs the module's strategy and names it", () => {
+    const r = cli(["run", "collapse-storm", "-v", "2", "-b", "8M", "-i", "1", "--strategy", EXAMPLE]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /strategy=polled /);
+    assert.match(r.out, /^PASS: /m);
+  });
+
+  test("compare --plan replays a user strategy by its absolute path", () => {
+    const r = cli([
+      "compare",
+      "collapse-storm",
+      "-b",
+      "4M",
+      "--strategies",
+      `per-table,${EXAMPLE}`,
+      "--plan",
+    ]);
+    assert.equal(r.code, 0, r.err);
+    const lines = r.out.trimEnd().split("\n");
+    assert.equal(lines.length, 2);
+    assert.ok((lines[1] as string).includes(`--strategy ${EXAMPLE} `), lines[1]);
+  });
+
+  test("a missing module is bad input", () => {
+    badInput(
+      cli(["run", "collapse-storm", "--strategy", "./nope/missing.mjs"]),
+      /^stage2 run: --strategy: Cannot load reclaim strategy/,
+    );
+  });
+});
+
 describe("stage2 compare --plan | batch | stage2 report", () => {
   test("every planned line replays on its own, and report merges their JSON lines", async () => {
     const plan = cli([

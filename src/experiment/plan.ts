@@ -4,7 +4,9 @@
  */
 import type { FaultMode } from "../kvm/fault.js";
 import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
-import { STRATEGIES, type StrategyName } from "../kvm/reclaim/strategy.js";
+import { fileURLToPath } from "node:url";
+import { STRATEGIES, type StrategySpec } from "../kvm/reclaim/strategy.js";
+import { isBuiltinStrategy, resolveStrategy, StrategyLoadError } from "../kvm/reclaim/user-strategy.js";
 import { type LongOption, parseArgs, parseChoice, parseSeed } from "./args.js";
 import { ConfigError, shown } from "./errors.js";
 import { WORKLOADS, type WorkloadName } from "./result.js";
@@ -20,7 +22,8 @@ export interface RunSpec {
   workload: WorkloadName;
   /** The workload's own (selftest) flags, as typed. */
   workloadArgs: string[];
-  strategy: StrategyName;
+  /** A built-in strategy, or a user strategy module resolved by `parseStrategies`. */
+  strategy: StrategySpec;
   mode: FaultMode;
   rcu: RcuFlavor;
   seed: number;
@@ -59,6 +62,40 @@ export function parseList<T extends string>(values: string[], what: string, choi
   return out;
 }
 
+/**
+ * `--strategy` words, comma-separated or repeated: built-in names (a Map lookup), `all`, or the
+ * path of a user strategy module (imported and checked here, on the host).
+ */
+export async function parseStrategies(values: string[]): Promise<StrategySpec[]> {
+  const out: StrategySpec[] = [];
+  for (const word of values.flatMap((x) => x.split(","))) {
+    if (word === "all") {
+      for (const s of STRATEGIES) if (!out.includes(s)) out.push(s);
+    } else if (isBuiltinStrategy(word) && word !== "unsafe-sync") {
+      if (!out.includes(word)) out.push(word);
+    } else if (/[/\\.]/.test(word) && word !== "unsafe-sync") {
+      try {
+        out.push(await resolveStrategy(word));
+      } catch (e) {
+        if (e instanceof StrategyLoadError) throw new ConfigError(`--strategy: ${e.message}`);
+        throw e;
+      }
+    } else {
+      throw new ConfigError(
+        `--strategy: "${shown(word)}" is not one of ${[...STRATEGIES, "all"].join(", ")} nor a module path`,
+      );
+    }
+  }
+  if (out.length === 0)
+    throw new ConfigError(`--strategy: empty list (valid: ${STRATEGIES.join(", ")}, all)`);
+  return out;
+}
+
+/** The `--strategy` word that selects `spec` again: its name, or its module's file path. */
+export function strategyWord(spec: StrategySpec): string {
+  return typeof spec === "string" ? spec : fileURLToPath(spec.url);
+}
+
 /** The workload a user named, or a ConfigError listing the valid ones. */
 export function workloadNamed(name: string | undefined): WorkloadName {
   if (name === undefined) throw new ConfigError(`a workload is required (valid: ${WORKLOADS.join(", ")})`);
@@ -71,13 +108,13 @@ export function workloadNamed(name: string | undefined): WorkloadName {
  * Parses `WORKLOAD [flags]` (without the leading `run`). Every flag is checked here, workload flags
  * included (by parsing them once), so a bad run is refused before anything starts.
  */
-export function parseRunRequest(
+export async function parseRunRequest(
   argv: readonly string[],
   extra?: ReadonlyMap<string, LongOption>,
-): {
+): Promise<{
   request: RunRequest;
   long: Map<string, string[]>;
-} {
+}> {
   const workload = workloadNamed(argv[0]);
   const w = WORKLOAD_TABLE.get(workload);
   if (!w) throw new ConfigError(`unknown workload "${shown(workload)}"`);
@@ -89,7 +126,7 @@ export function parseRunRequest(
   if (parsed.short.has("h")) throw new ConfigError(`${workload}: -h: use --help for the flags`);
   w.parse(parsed.short);
   const one = (k: string) => parsed.long.get(k)?.[0];
-  const strategies = parseList(parsed.long.get("strategy") ?? ["per-subtree"], "--strategy", STRATEGIES);
+  const strategies = await parseStrategies(parsed.long.get("strategy") ?? ["per-subtree"]);
   const mode = one("mode") === undefined ? "shared" : parseChoice(one("mode") as string, "--mode", MODES);
   const rcu = one("rcu") === undefined ? "mb" : parseChoice(one("rcu") as string, "--rcu", RCU_FLAVORS);
   const seed = one("seed") === undefined ? 1 : parseSeed(one("seed") as string, "--seed");
@@ -142,7 +179,7 @@ export function replayArgs(spec: RunSpec): string[] {
     spec.workload,
     ...spec.workloadArgs,
     "--strategy",
-    spec.strategy,
+    strategyWord(spec.strategy),
     "--mode",
     spec.mode,
     "--rcu",

@@ -19,7 +19,7 @@ import type { FaultMode } from "../kvm/fault.js";
 import type { MemslotSpec } from "../kvm/memslot.js";
 import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
 import { RStat } from "../kvm/reclaim/stats.js";
-import type { StrategyName } from "../kvm/reclaim/strategy.js";
+import { type StrategySpec, strategyLabel } from "../kvm/reclaim/strategy.js";
 import { Vm } from "../kvm/vm.js";
 import { auditTable } from "../pgtable/audit.js";
 import { VcpuPool } from "../sim/host.js";
@@ -31,7 +31,7 @@ import { formatTs } from "./timespec.js";
 
 /** The part of a run's configuration every workload shares. */
 export interface CommonConfig {
-  strategy: StrategyName;
+  strategy: StrategySpec;
   mode: FaultMode;
   rcu: RcuFlavor;
   /** Debug pool: poison freed tables and check every walk (use-after-free detection). */
@@ -286,7 +286,7 @@ export async function runWorkload<P>(
       dropped: collection.dropped,
     };
     hooks.trace.runs.push({
-      label: `${workload.name} ${common.strategy} ${common.mode} ${common.rcu}`,
+      label: `${workload.name} ${strategyLabel(common.strategy)} ${common.mode} ${common.rcu}`,
       trace: collection,
       phaseNames: ctx.phases.map((x) => x.name),
     });
@@ -312,7 +312,7 @@ export async function runWorkload<P>(
   return {
     schemaVersion: RESULT_SCHEMA_VERSION,
     workload: workload.name,
-    strategy: common.strategy,
+    strategy: strategyLabel(common.strategy),
     mode: common.mode,
     rcu: common.rcu,
     vcpus,

@@ -4,7 +4,6 @@
  * every run of the matrix as a self-contained `stage2 run ... --json` line for GNU parallel, a
  * Slurm job array or any batch scheduler (merge their output with `stage2 report`).
  */
-import { STRATEGIES } from "../../kvm/reclaim/strategy.js";
 import { parseInt32 } from "../../experiment/args.js";
 import { ConfigError } from "../../experiment/errors.js";
 import { checkSpec } from "../../experiment/execute.js";
@@ -12,6 +11,7 @@ import {
   MODES,
   parseList,
   parseRunRequest,
+  parseStrategies,
   RCU_FLAVORS,
   replayArgs,
   type RunSpec,
@@ -52,20 +52,17 @@ const MATRIX = new Map([
 ]);
 
 /** Every cell of the matrix as a RunSpec (vCPU counts rewrite the workload's -v). */
-export function matrixSpecs(argv: readonly string[]): {
-  specs: RunSpec[];
-  json: boolean;
-  outDir: string | null;
-  plan: boolean;
-} {
-  const { request, long } = parseRunRequest(argv, MATRIX);
+export async function matrixSpecs(
+  argv: readonly string[],
+): Promise<{ specs: RunSpec[]; json: boolean; outDir: string | null; plan: boolean }> {
+  const { request, long } = await parseRunRequest(argv, MATRIX);
   const base = request.specs[0] as RunSpec;
   if (long.has("strategy") || long.has("mode") || long.has("rcu")) {
     throw new ConfigError(
       "use --strategies, --modes and --rcus (lists) instead of --strategy, --mode, --rcu",
     );
   }
-  const strategies = parseList(long.get("strategies") ?? ["all"], "--strategies", STRATEGIES);
+  const strategies = await parseStrategies(long.get("strategies") ?? ["all"]);
   const modes = parseList(long.get("modes") ?? ["shared"], "--modes", MODES);
   const rcus = parseList(long.get("rcus") ?? ["mb"], "--rcus", RCU_FLAVORS);
   const vcpus = (long.get("vcpus") ?? [])
@@ -110,7 +107,7 @@ export const compareCommand: Command = {
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
     try {
-      const m = matrixSpecs(argv);
+      const m = await matrixSpecs(argv);
       if (m.plan) {
         for (const s of m.specs) io.out(shellJoin(["stage2", ...replayArgs(s)]));
         return 0;

@@ -170,7 +170,7 @@ export const runCommand: Command = {
   async run(argv: string[], io: CliIo): Promise<number> {
     try {
       if (argv.length === 0 || (argv[0] as string).startsWith("--")) return await defaultRun(argv, io);
-      const { request } = parseRunRequest(argv);
+      const { request } = await parseRunRequest(argv);
       const trace: TraceRequest | null = request.tracePath ? { path: request.tracePath, runs: [] } : null;
       const results = await runSpecs(request.specs, io, { stream: !request.json, trace }, (r) => {
         if (request.json) io.out(JSON.stringify(r));
