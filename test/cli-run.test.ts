@@ -208,6 +208,31 @@ describe("user-written strategies in run and compare", () => {
     assert.ok((lines[1] as string).includes(`--strategy ${EXAMPLE} `), lines[1]);
   });
 
+  test("a strategy that crashes its vCPU fails the run by name, exit 1, no stack", async () => {
+    const path = join(dir, "crashing-strategy.mjs");
+    await writeFile(
+      path,
+      `export const name = "crashes";
+export default () => ({
+  name: "crashes",
+  freeUnlinked() { throw new Error("deliberate crash in freeUnlinked"); },
+  afterUnlock() {},
+  drain() {},
+  hasEpilogueWork: () => false,
+});
+`,
+    );
+    for (const workload of [
+      ["collapse-storm", "-i", "1"],
+      ["dirty-log-perf", "-s", "anonymous_thp", "-e"],
+    ]) {
+      const r = cli(["run", ...workload, "-v", "2", "-b", "8M", "--strategy", path]);
+      assert.equal(r.code, 1, `${r.out}\n${r.err}`);
+      assert.match(r.out, /^FAIL: the run died: .*--strategy crashes: .*deliberate crash in freeUnlinked/m);
+      assert.doesNotMatch(r.err, /internal error/);
+    }
+  });
+
   test("a missing module is bad input", () => {
     badInput(
       cli(["run", "collapse-storm", "--strategy", "./nope/missing.mjs"]),

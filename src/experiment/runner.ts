@@ -157,6 +157,9 @@ export class RunContext {
     const finished = done.then(() => {
       for (let v = 0; v < this.vcpus; v++) (this.busyMs[v] as number) += host.fig(v, MsFig.BUSY_NS) / 1e6;
     });
+    // A vCPU failure reaches the workload through waitAll(); a workload that throws before it
+    // awaits `finished` must not leave that rejection unhandled (the process would die).
+    finished.catch(() => {});
     return { host, releasedNs, finished };
   }
 

@@ -15,7 +15,12 @@ import { WalkFlag } from "../pgtable/walk.js";
 import { Rng } from "../common/rng.js";
 
 const leaf = new LeafResult();
-const MAX_RETRIES = 1000;
+/**
+ * Faults one access may take before it is reported as a livelock. High: a host that invalidates
+ * back to back (memslot_perf_test's unmap loop) makes every fault in that window retry, as
+ * mmu_invalidate_retry() does in KVM, and each retry costs about a microsecond.
+ */
+const MAX_RETRIES = 10_000_000;
 
 /**
  * A guest access: translate `ipa` with a software walk (the RCU read side in shared mode) and take

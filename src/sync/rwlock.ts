@@ -103,7 +103,6 @@ const enum Held {
 }
 const HELD_NAMES = ["nothing", "read", "write"];
 
-/** Options of `RwLock.create`. */
 /**
  * Misuse of a lock: releasing what this thread does not hold, a lock held in the wrong mode where
  * an assertion requires it, or a state word that no correct sequence of operations produces. It
@@ -116,6 +115,7 @@ export class RwLockUsageError extends Error {
   }
 }
 
+/** Options of `RwLock.create`. */
 export interface RwLockOptions {
   /** Name used in error messages, e.g. "mmu_lock". Default "rwlock". */
   name?: string;

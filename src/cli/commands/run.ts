@@ -5,6 +5,7 @@
  *  - `stage2 run WORKLOAD [selftest flags] [--strategy S[,S...]] ...` runs one workload and prints
  *    the selftest's lines (or, with --json, one RunResult per line).
  */
+import { strategyLabel } from "../../kvm/reclaim/strategy.js";
 import { ConfigError } from "../../experiment/errors.js";
 import { defaultSpecs, executeSpec } from "../../experiment/execute.js";
 import { parseRunRequest, type RunSpec } from "../../experiment/plan.js";
@@ -94,11 +95,13 @@ export async function runSpecs(
   const results: RunResult[] = [];
   for (const [i, spec] of specs.entries()) {
     const label =
-      specs.length > 1 ? `run ${i + 1}/${specs.length} ${spec.workload} ${spec.strategy}` : spec.workload;
+      specs.length > 1
+        ? `run ${i + 1}/${specs.length} ${spec.workload} ${strategyLabel(spec.strategy)}`
+        : spec.workload;
     const progress = startProgress(label);
     if (opts.stream && specs.length > 1) {
       io.out(
-        `==> ${spec.workload} ${spec.workloadArgs.join(" ")} --strategy ${spec.strategy} --mode ${spec.mode} --rcu ${spec.rcu} <==`,
+        `==> ${spec.workload} ${spec.workloadArgs.join(" ")} --strategy ${strategyLabel(spec.strategy)} --mode ${spec.mode} --rcu ${spec.rcu} <==`,
       );
     }
     try {
@@ -113,7 +116,7 @@ export async function runSpecs(
         if (e instanceof ConfigError) throw e;
         // A vCPU or the RCU worker died: the design under test (or a user strategy) broke.
         throw new RunDiedError(
-          `${spec.workload} --strategy ${spec.strategy}: ${String((e as Error)?.message ?? e).split("\n")[0]}`,
+          `${spec.workload} --strategy ${strategyLabel(spec.strategy)}: ${String((e as Error)?.message ?? e).split("\n")[0]}`,
         );
       }
       results.push(r);
