@@ -122,6 +122,20 @@ describe("dirty-log-perf: the log matches what the guest wrote", () => {
   });
 });
 
+describe("every workload in exclusive mode and with qsbr readers", () => {
+  for (const [workload, args] of SMALL) {
+    test(`${workload} --mode exclusive --rcu qsbr`, async () => {
+      const r = await executeSpec({ ...spec(workload, args), mode: "exclusive", rcu: "qsbr" });
+      passed(r);
+      assert.equal(r.mode, "exclusive");
+      assert.equal(r.reclaim.subtrees, 0, "exclusive walks free at once: nothing is deferred");
+    });
+    test(`${workload} --mode shared --rcu qsbr`, async () => {
+      passed(await executeSpec({ ...spec(workload, args, "batched"), rcu: "qsbr" }));
+    });
+  }
+});
+
 describe("collapse storms reach the reclaim strategies", () => {
   test("shared collapses unlink subtrees and every page comes back", async () => {
     const r = await executeSpec(spec("collapse-storm", ["-v", "2", "-b", "16M", "-i", "1"], "per-table"));
