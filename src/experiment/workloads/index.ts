@@ -7,9 +7,14 @@ import { dirtyLogPerf } from "./dirty-log-perf.js";
 import { memslotPerf } from "./memslot-perf.js";
 import { pageTableStress } from "./page-table-stress.js";
 
-// biome-ignore lint/suspicious/noExplicitAny: each workload has its own parameter type
-/** Every workload `stage2 run` offers, by name. */
-export const WORKLOAD_TABLE: ReadonlyMap<WorkloadName, Workload<any>> = new Map<WorkloadName, Workload<any>>([
+/**
+ * Every workload `stage2 run` offers, by name. Each has its own parameter type; callers only pass
+ * a workload the parameters its own `parse()` returned.
+ */
+export const WORKLOAD_TABLE: ReadonlyMap<WorkloadName, Workload<unknown>> = new Map<
+  WorkloadName,
+  Workload<unknown>
+>([
   ["dirty-log-perf", dirtyLogPerf],
   ["access-tracking", accessTracking],
   ["memslot-perf", memslotPerf],
