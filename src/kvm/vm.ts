@@ -12,7 +12,8 @@ import { computeGeometry, type Granule } from "../arch/geometry.js";
 import { Errno, Stage2Error } from "../common/errno.js";
 import { MemCache, PagePool } from "../mem/mod.js";
 import { freeQuiescentSlice } from "../pgtable/ops/unlinked.js";
-import { Ctl, Stage2, type Stage2Handle } from "../pgtable/stage2.js";
+import { setRoot } from "../pgtable/pte-update.js";
+import { Stage2, type Stage2Handle } from "../pgtable/stage2.js";
 import { RwLock, type RwLockHandle } from "../sync/mod.js";
 import { FaultHandler, type FaultMode } from "./fault.js";
 import { type DirtyLogEnableResult, type DirtyLogOptions, type MemslotInfo, VmHost } from "./host.js";
@@ -306,7 +307,7 @@ export class Vm {
       this.lock.writeUnlock();
       throw new Stage2Error(Errno.INVAL, "Cannot destroy the VM twice");
     }
-    Atomics.store(this.pgt.ctl, Ctl.ROOT, -1);
+    setRoot(this.pgt, -1);
     this.pgt.tlb.flushVmid(this.pgt.vmid);
     let freed = 0;
     let chunks = 0;

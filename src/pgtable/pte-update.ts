@@ -9,6 +9,11 @@
  *
  * Worst case of a lost race: the loser returns AGAIN and its fault is simply taken again. A walker
  * that meets the locked marker treats it like any other change it did not expect: AGAIN.
+ *
+ * One place writes a PTE: every descriptor store of the page-table code goes through a helper of
+ * this file (the three steps above, plus `clearPte`, `setPrivatePte` for pages no walker can reach
+ * yet, `freezePte` for unlinked subtrees, `setPteSwBits`, and `setRoot` for VTTBR's table), so a
+ * checker or an MMU model that wraps these sees every change.
  */
 import { type Pte, PTE_LOCKED, pteIsCounted, pteIsLocked, pteIsTable, pteValid } from "../arch/descriptor.js";
 import { RacePoint, racePoint } from "../common/race-points.js";
@@ -76,5 +81,39 @@ export function makePte(pgt: Stage2, ctx: VisitCtx, pte: Pte): void {
 
 /** Exclusive-only: clear an entry (unmap, teardown). */
 export function clearPte(pgt: Stage2, ptep: number): void {
+  // Single-copy atomic: a hardware walker may read the entry at any time.
   Atomics.store(pgt.ptes, ptep, 0n);
+}
+
+/**
+ * Stores into a table page that no walker can reach yet (filled before the make that links it, or
+ * built in an unlinked subtree). Ordered for readers by the later makePte's release store.
+ */
+export function setPrivatePte(pgt: Stage2, ptep: number, pte: Pte): void {
+  Atomics.store(pgt.ptes, ptep, pte);
+}
+
+/**
+ * Exclusive-only: an entry whose new value differs from the old only in software bits (no
+ * translation changes, so neither break nor invalidation is needed).
+ */
+export function setPteSwBits(pgt: Stage2, ptep: number, pte: Pte): void {
+  Atomics.store(pgt.ptes, ptep, pte);
+}
+
+/**
+ * Freezes an entry of an unlinked subtree: swaps in the locked marker and returns the old value.
+ * Pairs with makePte's Atomics.store (a walker between break and make stores over our marker,
+ * and the caller swaps again).
+ */
+export function freezePte(pgt: Stage2, ptep: number): Pte {
+  return Atomics.exchange(pgt.ptes, ptep, PTE_LOCKED);
+}
+
+/**
+ * Publishes the root (VTTBR_EL2.BADDR) as a page index, or -1 to detach it (teardown, under the
+ * write lock). Pairs with the Atomics.load of every walk's `rootPage`, software or hardware.
+ */
+export function setRoot(pgt: Stage2, page: number): void {
+  Atomics.store(pgt.ctl, Ctl.ROOT, page);
 }

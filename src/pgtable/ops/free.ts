@@ -12,7 +12,7 @@ import {
   S2_MEMATTR_MASK,
   S2_MEMATTR_NORMAL,
 } from "../../arch/descriptor.js";
-import { clearPte } from "../pte-update.js";
+import { clearPte, setRoot } from "../pte-update.js";
 import { Ctl, type Stage2 } from "../stage2.js";
 import {
   type Visit,
@@ -131,7 +131,7 @@ export function destroy(pgt: Stage2): number {
   if (root < 0) return Errno.INVAL;
   const ret = walk(pgt, 0, pgt.geo.ipaSize, freeWalker);
   if (ret !== Errno.OK) return ret;
-  Atomics.store(pgt.ctl, Ctl.ROOT, -1);
+  setRoot(pgt, -1);
   for (let i = 0; i < pgt.geo.pgdPages; i++) putTable(pgt, root + i);
   return Errno.OK;
 }

@@ -31,7 +31,7 @@ import {
   SW_MASK,
 } from "../../arch/descriptor.js";
 import type { MemCache } from "../../mem/mod.js";
-import { makePte, tryBreakPte, trySetPte } from "../pte-update.js";
+import { makePte, setPteSwBits, tryBreakPte, trySetPte } from "../pte-update.js";
 import { Ctl, type Stage2 } from "../stage2.js";
 import { Visit, type VisitCtx, type Visitor, type Walker, walk, WalkFlag, walkShared } from "../walk.js";
 import { freeSubtreeNow } from "./free.js";
@@ -59,7 +59,7 @@ function tryLeaf(pgt: Stage2, ctx: VisitCtx, data: MapData): number {
   const inSplit = ctx.addr < data.splitEnd;
   if (!empty && !pteNeedsUpdate(ctx.old, pte) && !(inSplit && ctx.old !== pte)) return Errno.AGAIN;
   if (!empty && !walkShared(ctx.flags) && ((ctx.old ^ pte) & ~SW_MASK) === 0n) {
-    Atomics.store(pgt.ptes, ctx.ptep, pte); // only software bits change: no BBM needed
+    setPteSwBits(pgt, ctx.ptep, pte); // only software bits change: no BBM needed
     return Errno.OK;
   }
   if (empty) return installOverEmpty(pgt, ctx, pte, phys, data);
