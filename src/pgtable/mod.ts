@@ -16,6 +16,7 @@ export {
   type Stage2Handle,
   type Stage2Options,
   type Stage2Stats,
+  TestBug,
   type WalkGuard,
 } from "./stage2.js";
 export {
@@ -27,6 +28,7 @@ export {
   setRoot,
   tryBreakPte,
   trySetPte,
+  zapPte,
 } from "./pte-update.js";
 export { map, setOwner, PHYS_INVALID, freeUnlinked, protToAttrs } from "./ops/map.js";
 export { unmap, destroy, freeSubtreeNow } from "./ops/free.js";
