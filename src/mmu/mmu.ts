@@ -81,6 +81,9 @@ export class Mmu {
     };
     for (const [k, v] of Object.entries(g))
       if (!Number.isInteger(v) || v < 1 || v > 4096) throw new RangeError(`MMU ${k} ${v} is not in 1..4096`);
+    // Set indices are masks: sets must be powers of two.
+    for (const k of ["sets", "wcSets"] as const)
+      if ((g[k] & (g[k] - 1)) !== 0) throw new RangeError(`MMU ${k} ${g[k]} is not a power of two`);
     const words = new Int32Array(new SharedArrayBuffer(totalWords(g) * 4));
     words[H.VCPUS] = g.vcpus;
     words[H.SETS] = g.sets;

@@ -79,7 +79,7 @@ export class VcpuTlb {
       const lo = tag | 0;
       const hi = Math.floor(tag / TWO32);
       const meta = 1 | (level << 1);
-      let e = this.tlbBase + (tag % this.sets) * this.ways * ENTRY_WORDS;
+      let e = this.tlbBase + ((tag | 0) & (this.sets - 1)) * this.ways * ENTRY_WORDS;
       for (let way = 0; way < this.ways; way++, e += ENTRY_WORDS) {
         if (w[e] === meta && w[e + E.TAG_LO] === lo && w[e + E.TAG_HI] === hi && w[e + E.VMID] === vmid)
           return e;
@@ -98,7 +98,7 @@ export class VcpuTlb {
       const lo = tag | 0;
       const hi = Math.floor(tag / TWO32);
       const meta = 1 | (level << 1);
-      let e = this.wcBase + (tag % this.wcSets) * this.wcWays * ENTRY_WORDS;
+      let e = this.wcBase + ((tag | 0) & (this.wcSets - 1)) * this.wcWays * ENTRY_WORDS;
       for (let way = 0; way < this.wcWays; way++, e += ENTRY_WORDS) {
         if (w[e] === meta && w[e + E.TAG_LO] === lo && w[e + E.TAG_HI] === hi && w[e + E.VMID] === vmid)
           return e;
@@ -112,7 +112,7 @@ export class VcpuTlb {
   /** Caches a leaf at `level` for `ipa`: output address `oa` (of the block), attributes `attr`. */
   fillLeaf(vmid: number, ipa: number, level: number, oa: number, attr: number): void {
     const tag = Math.floor(ipa / (this.levelSizes[level] as number));
-    const set = tag % this.sets;
+    const set = (tag | 0) & (this.sets - 1);
     const way = this.victim[set] as number;
     this.victim[set] = (way + 1) % this.ways;
     const e = this.tlbBase + (set * this.ways + way) * ENTRY_WORDS;
@@ -132,7 +132,7 @@ export class VcpuTlb {
   /** Caches a table entry at `level` for `ipa` pointing at table page `page` of generation `gen`. */
   fillTable(vmid: number, ipa: number, level: number, page: number, gen: number): void {
     const tag = Math.floor(ipa / (this.levelSizes[level] as number));
-    const set = tag % this.wcSets;
+    const set = (tag | 0) & (this.wcSets - 1);
     const way = this.wcVictim[set] as number;
     this.wcVictim[set] = (way + 1) % this.wcWays;
     this.write(this.wcBase + (set * this.wcWays + way) * ENTRY_WORDS, vmid, level, tag, page, 0, gen);
@@ -152,7 +152,7 @@ export class VcpuTlb {
     w[e + E.VMID] = vmid;
     w[e + E.TAG_LO] = tag | 0;
     w[e + E.TAG_HI] = Math.floor(tag / TWO32);
-    w[e + E.OA_LO] = (oa % TWO32) | 0;
+    w[e + E.OA_LO] = oa | 0;
     w[e + E.OA_HI] = Math.floor(oa / TWO32);
     w[e + E.ATTR] = attr;
     w[e + E.AUX] = aux;
@@ -202,7 +202,7 @@ export class VcpuTlb {
     const lo = tag | 0;
     const hi = Math.floor(tag / TWO32);
     const meta = 1 | (level << 1);
-    let e = base + (tag % sets) * ways * ENTRY_WORDS;
+    let e = base + ((tag | 0) & (sets - 1)) * ways * ENTRY_WORDS;
     for (let way = 0; way < ways; way++, e += ENTRY_WORDS) {
       if (w[e] === meta && w[e + E.TAG_LO] === lo && w[e + E.TAG_HI] === hi && w[e + E.VMID] === vmid) {
         if (base === this.tlbBase) this.dropLeaf(e);
