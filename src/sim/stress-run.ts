@@ -43,7 +43,7 @@ export interface StressRunOptions {
   regionMiB?: number;
   /** Test only: allow the "unsafe-sync" strategy (VmOptions.testOnly.unsafeReclaim). */
   testOnlyUnsafeReclaim?: boolean;
-  /** Guest accesses through the vCPU MMU model, with its checkers when `debug` (VmOptions.mmu). */
+  /** Guest accesses through the vCPU MMU model, with its checkers when `debug` (default on). */
   mmu?: boolean;
   /** Test only: deliberately broken page-table variants (VmOptions.testOnly.bugs). */
   testOnlyBugs?: number;
@@ -64,6 +64,8 @@ export interface StressRunReport {
   destroy: DestroyReport;
   /** What the MMU checkers found (empty with the model off). */
   mmuViolations: Violation[];
+  /** The MMU model's work, summed over vCPUs (zeros with the model off). */
+  mmu: { accesses: number; hits: number; walks: number; serviced: number };
 }
 
 const MIB = 1024 * 1024;
@@ -92,7 +94,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     memslots: [{ ipa: GIB, size: GIB, hostPa: 0x40_0000_0000, backing: "anonymous" }],
     rcuFlavor: o.rcuFlavor,
     testOnly: { unsafeReclaim: o.testOnlyUnsafeReclaim ?? false, bugs: o.testOnlyBugs ?? 0 },
-    mmu: o.mmu ?? false,
+    mmu: o.mmu ?? true,
     reclaim: {
       strategy: o.strategy,
       ...(o.boundedCapPages !== undefined ? { boundedCapPages: o.boundedCapPages } : {}),
@@ -151,6 +153,13 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
   const faults = vm.vcpuStats.snapshot();
   const destroy = await vm.destroy();
   const mmuViolations = vm.mmu?.violations() ?? [];
+  const mmu = { accesses: 0, hits: 0, walks: 0, serviced: 0 };
+  for (const s of vm.mmu?.vcpuStats(vm.pgt) ?? []) {
+    mmu.accesses += s.accesses;
+    mmu.hits += s.hits;
+    mmu.walks += s.walks;
+    mmu.serviced += s.serviced;
+  }
   return {
     options: o,
     wallMs: phase.wallMs,
@@ -164,6 +173,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     firstFault: closed.map((c) => c.firstFault).find((f) => f !== null) ?? null,
     destroy,
     mmuViolations,
+    mmu,
   };
 }
 
