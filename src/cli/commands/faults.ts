@@ -50,6 +50,8 @@ Options:
   --collapse-ratio R  share of operations that collapse a range into a block, 0..1 (default 0.03)
   --gib-share R       share of collapses that install a 1 GiB block, 0..1 (default 0.0625)
   --no-host           no concurrent host unmap/wrprotect
+  --check             every checker on (the default): poisoning, use-after-free, and with the MMU
+                      model break-before-make, stale TLB and dirty-log checks
   --no-debug          no poisoning/use-after-free checks (faster)
   --mmu on|off        guest accesses through the vCPU MMU model (TLBs, lockless walker) and its
                       checkers (with debug): default on; off = software walks under mmu_lock
@@ -100,6 +102,7 @@ async function parseOptions(argv: string[]): Promise<Flags> {
     "gib-share": { type: "string" },
     "no-host": { type: "boolean" },
     "no-debug": { type: "boolean" },
+    check: { type: "boolean" },
     mmu: { type: "string" },
     json: { type: "boolean" },
   });
@@ -129,6 +132,8 @@ async function parseOptions(argv: string[]): Promise<Flags> {
   if (values["slice-budget"] !== undefined) base.sliceBudgetPages = int("slice-budget", 64, 1, 1 << 30);
   if ((base.touchRatio ?? 0) + (base.collapseRatio ?? 0) > 1)
     throw new UsageError("--touch-ratio plus --collapse-ratio exceeds 1");
+  if (values.check === true && values["no-debug"] === true)
+    throw new UsageError("--check and --no-debug contradict each other");
   const region = optional(values, "region");
   if (region !== undefined) {
     const mib = parseIntIn(region, "--region", 2, 1024, " MiB");
