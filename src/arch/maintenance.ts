@@ -17,13 +17,30 @@
  *        +--------+----------+----------+-------------+--------------+-------------+
  */
 
+/**
+ * TLB invalidation as the page-table and host code issue it. Every call is complete when it
+ * returns (TLBI ..IS then DSB ISH): every vCPU's TLB and walk cache has dropped what the call
+ * covers, and no hardware walk that began before it is still in flight.
+ */
 export interface TlbMaintenance {
-  /** Invalidate the leaf or walk-cache entries for one IPA at `level` (TLBI IPAS2E1IS + VMALLE1IS, DSB). */
+  /**
+   * TLBI IPAS2E1IS for one IPA with `level` as the TTL hint (-1: none): the leaf of that level,
+   * and without a hint the walk-cache entries too. A wrong hint may invalidate nothing: leaves only.
+   */
   flushIpa(vmid: number, ipa: number, level: number): void;
-  /** Invalidate every entry covering [ipa, ipa+size) (TLBI by range; used when a table is unlinked). */
+  /** TLBI IPAS2LE1IS: the leaf for one IPA (hint `level`, -1 none); walk caches keep table entries. */
+  flushIpaLastLevel(vmid: number, ipa: number, level: number): void;
+  /** Invalidate every leaf and walk-cache entry overlapping [ipa, ipa+size) (what unlinking a table needs). */
   flushRange(vmid: number, ipa: number, size: number): void;
   /** Invalidate every entry of the VMID (TLBI VMALLS12E1IS). */
   flushVmid(vmid: number): void;
+  /**
+   * Brackets a table update that removes or narrows a translation, from before its first store
+   * to after its invalidation returned. A model's checkers use it to tell a TLB entry whose
+   * invalidation is still in flight from a stale one. Calls nest and may come from any thread.
+   */
+  updateBegin(): void;
+  updateEnd(): void;
 }
 
 /** Data-cache maintenance (CMOs) before a mapping becomes visible; skipped with SKIP_CMO. */
@@ -76,6 +93,14 @@ export class CountingMaintenance implements TlbMaintenance, CacheMaintenance {
   flushIpa(_vmid: number, _ipa: number, _level: number): void {
     (this.pending[MaintCounter.TLBI_IPA] as number)++;
   }
+
+  flushIpaLastLevel(_vmid: number, _ipa: number, _level: number): void {
+    (this.pending[MaintCounter.TLBI_IPA] as number)++;
+  }
+
+  updateBegin(): void {}
+
+  updateEnd(): void {}
 
   flushRange(_vmid: number, _ipa: number, size: number): void {
     (this.pending[MaintCounter.TLBI_RANGE] as number)++;

@@ -34,6 +34,7 @@ export async function executeSpec(spec: RunSpec, hooks: RunHooks = {}): Promise<
       mode: spec.mode,
       rcu: spec.rcu,
       check: spec.check,
+      mmu: spec.mmu ?? true,
       seed: spec.seed,
       command: ["stage2", ...replayArgs(spec)],
     },

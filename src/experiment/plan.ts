@@ -28,6 +28,8 @@ export interface RunSpec {
   rcu: RcuFlavor;
   seed: number;
   check: boolean;
+  /** Guest accesses through the vCPU MMU model (`--mmu on|off`; absent: on). */
+  mmu?: boolean;
 }
 
 /** What `stage2 run` was asked: one spec per strategy, and where the output goes. */
@@ -49,6 +51,7 @@ export const RUN_OPTIONS: ReadonlyMap<string, LongOption> = new Map([
   ["out", { value: true }],
   ["check", { value: false }],
   ["no-check", { value: false }],
+  ["mmu", { value: true }],
 ]);
 
 /** Comma- or repeat-separated list of one of `choices`, in order, without duplicates. */
@@ -133,6 +136,9 @@ export async function parseRunRequest(
   if (parsed.long.has("check") && parsed.long.has("no-check")) {
     throw new ConfigError("--check and --no-check contradict each other");
   }
+  const mmuArg = one("mmu") ?? "on";
+  if (mmuArg !== "on" && mmuArg !== "off")
+    throw new ConfigError(`--mmu: "${shown(mmuArg)}" is not on or off`);
   const trace = one("trace");
   const out = one("out");
   if (trace === "") throw new ConfigError("--trace: needs a file name");
@@ -148,6 +154,7 @@ export async function parseRunRequest(
         rcu,
         seed,
         check: !parsed.long.has("no-check"),
+        mmu: mmuArg === "on",
       })),
       json: parsed.long.has("json"),
       tracePath: trace ?? null,
@@ -187,6 +194,7 @@ export function replayArgs(spec: RunSpec): string[] {
     "--seed",
     String(spec.seed),
     ...(spec.check ? [] : ["--no-check"]),
+    ...(spec.mmu === false ? ["--mmu", "off"] : []),
     "--json",
   ];
 }

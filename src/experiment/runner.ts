@@ -20,6 +20,7 @@ import type { MemslotSpec } from "../kvm/memslot.js";
 import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
 import { RStat } from "../kvm/reclaim/stats.js";
 import { type StrategySpec, strategyLabel } from "../kvm/reclaim/strategy.js";
+import { formatViolation } from "../mmu/mod.js";
 import { Vm } from "../kvm/vm.js";
 import { auditTable } from "../pgtable/audit.js";
 import { VcpuPool } from "../sim/host.js";
@@ -36,6 +37,8 @@ export interface CommonConfig {
   rcu: RcuFlavor;
   /** Debug pool: poison freed tables and check every walk (use-after-free detection). */
   check: boolean;
+  /** Guest accesses through the vCPU MMU model, its checkers on with `check` (default on). */
+  mmu?: boolean;
   /** Seed of workloads without a seed flag of their own. */
   seed: number;
   /** The arguments that replay the run (`stage2 run ...`). */
@@ -231,6 +234,7 @@ export async function runWorkload<P>(
     iaBits: layout.iaBits,
     poolPages: layout.poolPages,
     debug: common.check,
+    mmu: common.mmu ?? true,
     mode: common.mode,
     vcpus,
     memslots: layout.memslots,
@@ -300,6 +304,8 @@ export async function runWorkload<P>(
   while (hist.length > 0 && hist[hist.length - 1] === 0) hist.pop();
   const busySec = ctx.busyMs.reduce((a, b) => a + b, 0) / 1000;
   const uaf = pgt.uafDetected + closed.reduce((a, c) => a + c.uaf, 0);
+  // The MMU checkers' findings (break-before-make, stale TLB, use after free, dirty log) fail the run.
+  for (const v of vm.mmu?.violations() ?? []) ctx.failures.push(`MMU ${formatViolation(v)}`);
   const checks = {
     uaf,
     leakedPages: destroy.leakedPages.length,

@@ -104,16 +104,17 @@ export class DirtyLog {
         return out;
       }
       this.core.lock.writeLock();
+      let flush = false;
+      this.core.protectBegin();
       try {
-        let flush = false;
         for (let w = 0; w < words; w++) {
           // Pairs with markDirty's Atomics.or: a bit set after this exchange stays for the next get.
           const bits = Atomics.exchange(this.core.slots.words, bitmap + w, 0);
           out[w] = bits;
           if (bits !== 0) flush = this.protectMask(s, w, bits) || flush;
         }
-        if (flush) this.core.pgt.tlb.flushRange(this.core.pgt.vmid, s.ipa, s.size);
       } finally {
+        this.core.protectEnd(s.ipa, s.size, flush);
         this.core.lock.writeUnlock();
       }
       return out;
@@ -165,6 +166,7 @@ export class DirtyLog {
     let cleared = 0;
     let flush = false;
     this.core.lock.writeLock();
+    this.core.protectBegin();
     try {
       for (let i = 0; i < numPages; i += 32) {
         const left = numPages - i;
@@ -178,13 +180,9 @@ export class DirtyLog {
         if (chunk > 0) this.splitMaskLocked(s, w, bits);
         flush = this.protectMask(s, w, bits) || flush;
       }
-      if (flush)
-        this.core.pgt.tlb.flushRange(
-          this.core.pgt.vmid,
-          s.ipa + firstPage * this.core.geo.granule,
-          numPages * this.core.geo.granule,
-        );
     } finally {
+      const page = this.core.geo.granule;
+      this.core.protectEnd(s.ipa + firstPage * page, numPages * page, flush);
       this.core.lock.writeUnlock();
       if (chunk > 0) this.core.memcache.drain();
     }

@@ -24,6 +24,7 @@
 import { Prot } from "../arch/descriptor.js";
 import { Errno } from "../common/errno.js";
 import type { MemCache } from "../mem/mod.js";
+import type { VcpuMmu } from "../mmu/mod.js";
 import { map, mkyoung, relaxPerms } from "../pgtable/mod.js";
 import type { Stage2 } from "../pgtable/stage2.js";
 import { WalkFlag } from "../pgtable/walk.js";
@@ -73,6 +74,8 @@ export class FaultHandler {
   private readonly topupPages: number;
   /** False only in the negative control (VmOptions.testOnly.noSeqCheck). */
   private readonly checkSeq: boolean;
+  /** This vCPU's MMU model (guest accesses go through it), or null with the model off. */
+  mmu: VcpuMmu | null = null;
   /** Called after every fault, outside the lock and read side (qsbr reports a quiescent state). */
   onQuiescent: () => void = () => {};
 

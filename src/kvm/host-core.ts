@@ -14,7 +14,7 @@ import { Errno, Stage2Error } from "../common/errno.js";
 import { MemCache } from "../mem/mod.js";
 import { mutexLock, mutexUnlock } from "../mem/spin-mutex.js";
 import { unmap, wrprotect } from "../pgtable/mod.js";
-import type { Stage2 } from "../pgtable/stage2.js";
+import { type Stage2, TestBug } from "../pgtable/stage2.js";
 import type { RwLock } from "../sync/mod.js";
 import { backingMapSize, type MemslotTable, SlotField, SlotFlag, SlotRef, SlotWord } from "./memslot.js";
 import { mmuSeqBumpSlots } from "./mmu-seq.js";
@@ -81,10 +81,27 @@ export class HostCore {
 
   /** Write-protects [ipa, ipa+size) then invalidates its TLB entries; hold the write lock. */
   wrprotectRange(ipa: number, size: number): number {
+    this.protectBegin();
     const ret = wrprotect(this.pgt, ipa, size);
     // As kvm_mmu_wp_memory_region: the walk changes no TLB itself; one range invalidation after.
-    this.pgt.tlb.flushRange(this.pgt.vmid, ipa, size);
+    this.protectEnd(ipa, size, true);
     return ret;
+  }
+
+  /** Before write-protect walks: their invalidation is in flight until protectEnd. */
+  protectBegin(): void {
+    this.pgt.tlb.updateBegin();
+  }
+
+  /**
+   * After write-protect walks: invalidate [ipa, ipa+size) if anything was protected, and wait for
+   * completion; without it vCPUs keep writing through stale writable TLB entries and those
+   * writes escape the dirty log.
+   */
+  protectEnd(ipa: number, size: number, flush: boolean): void {
+    if (flush && (this.pgt.bugs & TestBug.WRPROTECT_NO_TLBI) === 0)
+      this.pgt.tlb.flushRange(this.pgt.vmid, ipa, size);
+    this.pgt.tlb.updateEnd();
   }
 
   /** Runs `fn` holding SLOTS_LOCK (kvm->slots_lock), released even if it throws. */

@@ -12,8 +12,10 @@ import type { TraceBufferHandle } from "../common/trace.js";
 import { computeGeometry, type Granule } from "../arch/geometry.js";
 import { Errno, Stage2Error } from "../common/errno.js";
 import { MemCache, PagePool } from "../mem/mod.js";
+import { Mmu, type MmuHandle, MmuTlbi, VcpuMmu } from "../mmu/mod.js";
 import { freeQuiescentSlice } from "../pgtable/ops/unlinked.js";
-import { Ctl, Stage2, type Stage2Handle } from "../pgtable/stage2.js";
+import { setRoot } from "../pgtable/pte-update.js";
+import { Stage2, type Stage2Handle } from "../pgtable/stage2.js";
 import { RwLock, type RwLockHandle } from "../sync/mod.js";
 import { FaultHandler, type FaultMode } from "./fault.js";
 import { type DirtyLogEnableResult, type DirtyLogOptions, type MemslotInfo, VmHost } from "./host.js";
@@ -54,6 +56,8 @@ export interface VmTestOnly {
   noFaultWait?: boolean;
   /** Faults do not re-check MMU_SEQ under mmu_lock. */
   noSeqCheck?: boolean;
+  /** Deliberately broken page-table variants (TestBug bits) for the MMU checkers' mutation tests. */
+  bugs?: number;
 }
 
 /** How to build a VM (`Vm.create`). */
@@ -85,6 +89,14 @@ export interface VmOptions {
   slowCallbackUs?: number;
   /** Trace rings (`--trace`): the RCU callback worker records its grace periods and callbacks in `slot`. */
   trace?: { handle: TraceBufferHandle; slot: number } | null;
+  /**
+   * Model the vCPUs' MMUs (src/mmu): guest accesses go through per-vCPU TLBs and a lockless
+   * hardware walker, and every invalidation is broadcast and completed. Off: guest accesses are
+   * software walks under mmu_lock (the old path, for comparison). Default off in the library.
+   */
+  mmu?: boolean;
+  /** Run the MMU checkers on every guest access (default: `debug`). Needs `mmu`. */
+  mmuCheck?: boolean;
   /** Test only: deliberate bugs for negative controls. */
   testOnly?: VmTestOnly;
 }
@@ -99,6 +111,8 @@ export interface VmHandle {
   rcu: VmRcuHandle;
   reclaimStats: SharedArrayBuffer;
   vcpuStats: SharedArrayBuffer;
+  /** The MMU model's shared memory, or null with `mmu` off. */
+  mmu: MmuHandle | null;
 }
 
 /** What teardown found (`Vm.destroy`). */
@@ -132,6 +146,8 @@ export class Vm {
   readonly vcpuStats: VcpuStats;
   /** This thread's host view (memslots, dirty logging, unmaps, access tracking). */
   readonly host: VmHost;
+  /** The MMU model (null with `mmu` off). */
+  readonly mmu: Mmu | null;
   private readonly memcache: MemCache;
 
   private constructor(parts: {
@@ -153,6 +169,14 @@ export class Vm {
     this.lock = RwLock.create({ name: "mmu_lock", maxThreads: parts.options.vcpus + 8 });
     this.vcpuStats = new VcpuStats(parts.options.vcpus);
     this.memcache = new MemCache(this.pool, 16);
+    this.pgt.bugs = parts.options.testOnly?.bugs ?? 0;
+    this.mmu = parts.options.mmu
+      ? Mmu.create({
+          vcpus: parts.options.vcpus,
+          check: parts.options.mmuCheck ?? parts.options.debug ?? false,
+        })
+      : null;
+    if (this.mmu) this.pgt.tlb = new MmuTlbi(this.mmu, this.pgt, this.pgt.maint, -1);
     this.host = new VmHost(this.memslots, this.pgt, this.lock, parts.options.testOnly);
   }
 
@@ -220,6 +244,7 @@ export class Vm {
       rcu: this.rcu.handle,
       reclaimStats: this.reclaimStats.handle,
       vcpuStats: this.vcpuStats.handle,
+      mmu: this.mmu?.handle ?? null,
     };
   }
 
@@ -314,7 +339,7 @@ export class Vm {
       this.lock.writeUnlock();
       throw new Stage2Error(Errno.INVAL, "Cannot destroy the VM twice");
     }
-    Atomics.store(this.pgt.ctl, Ctl.ROOT, -1);
+    setRoot(this.pgt, -1);
     this.pgt.tlb.flushVmid(this.pgt.vmid);
     let freed = 0;
     let chunks = 0;
@@ -417,6 +442,7 @@ export function attachVcpu(
     guard: shared ? rcu.guard : undefined,
     reclaim: strategy,
     checkUaf: o.debug ?? false,
+    bugs: o.testOnly?.bugs ?? 0,
   });
   const memslots = MemslotTable.attach(handle.memslots);
   const lock = RwLock.attach(handle.lock);
@@ -433,6 +459,11 @@ export function attachVcpu(
     o.testOnly?.noSeqCheck !== true,
   );
   handler.onQuiescent = rcu.quiescent;
+  if (handle.mmu) {
+    const mmu = Mmu.attach(handle.mmu);
+    pgt.tlb = new MmuTlbi(mmu, pgt, pgt.maint, vcpu);
+    handler.mmu = new VcpuMmu(mmu, pgt, vcpu);
+  }
   return {
     vcpu,
     handler,
@@ -455,7 +486,11 @@ export function attachVcpu(
  * Host views walk exclusively under the write lock and never need RCU.
  */
 export function attachHost(handle: VmHandle): VmHost {
-  const pgt = Stage2.attach(handle.pgt, { checkUaf: handle.options.debug ?? false });
+  const pgt = Stage2.attach(handle.pgt, {
+    checkUaf: handle.options.debug ?? false,
+    bugs: handle.options.testOnly?.bugs ?? 0,
+  });
+  if (handle.mmu) pgt.tlb = new MmuTlbi(Mmu.attach(handle.mmu), pgt, pgt.maint, -1);
   return new VmHost(
     MemslotTable.attach(handle.memslots),
     pgt,

@@ -16,9 +16,20 @@ export {
   type Stage2Handle,
   type Stage2Options,
   type Stage2Stats,
+  TestBug,
   type WalkGuard,
 } from "./stage2.js";
-export { makePte, tryBreakPte, trySetPte } from "./pte-update.js";
+export {
+  clearPte,
+  freezePte,
+  makePte,
+  setPrivatePte,
+  setPteSwBits,
+  setRoot,
+  tryBreakPte,
+  trySetPte,
+  zapPte,
+} from "./pte-update.js";
 export { map, setOwner, PHYS_INVALID, freeUnlinked, protToAttrs } from "./ops/map.js";
 export { unmap, destroy, freeSubtreeNow } from "./ops/free.js";
 export { wrprotect, relaxPerms, mkyoung, testClearYoung, getLeaf, LeafResult, flush } from "./ops/attr.js";

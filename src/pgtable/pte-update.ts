@@ -9,10 +9,15 @@
  *
  * Worst case of a lost race: the loser returns AGAIN and its fault is simply taken again. A walker
  * that meets the locked marker treats it like any other change it did not expect: AGAIN.
+ *
+ * One place writes a PTE: every descriptor store of the page-table code goes through a helper of
+ * this file (the three steps above, plus `clearPte`, `setPrivatePte` for pages no walker can reach
+ * yet, `freezePte` for unlinked subtrees, `setPteSwBits`, and `setRoot` for VTTBR's table), so a
+ * checker or an MMU model that wraps these sees every change.
  */
 import { type Pte, PTE_LOCKED, pteIsCounted, pteIsLocked, pteIsTable, pteValid } from "../arch/descriptor.js";
 import { RacePoint, racePoint } from "../common/race-points.js";
-import { Ctl, type Stage2 } from "./stage2.js";
+import { Ctl, type Stage2, TestBug } from "./stage2.js";
 import { type VisitCtx, WalkFlag } from "./walk.js";
 
 /**
@@ -49,20 +54,50 @@ export function tryBreakPte(pgt: Stage2, ctx: VisitCtx): boolean {
     if ((ctx.flags & WalkFlag.SHARED) === 0) pgt.corrupt(ctx.ptep, old, ctx.level);
     return false;
   }
-  if (!trySetPte(pgt, ctx, PTE_LOCKED)) return false;
-  if ((ctx.flags & WalkFlag.SKIP_BBM_TLBI) === 0) {
-    if (pteIsTable(old, ctx.level)) {
-      // A table: everything below it may be cached in TLBs and walk caches.
-      const size = pgt.levelSizes[ctx.level] as number;
-      pgt.tlb.flushRange(pgt.vmid, Math.floor(ctx.addr / size) * size, size);
-    } else if (pteValid(old)) {
-      pgt.tlb.flushIpa(pgt.vmid, ctx.addr, ctx.level);
-    }
+  const tlbi = (ctx.flags & WalkFlag.SKIP_BBM_TLBI) === 0 && pteValid(old);
+  if (tlbi) pgt.tlb.updateBegin();
+  if (!trySetPte(pgt, ctx, PTE_LOCKED)) {
+    if (tlbi) pgt.tlb.updateEnd();
+    return false;
+  }
+  if (tlbi) {
+    invalidateOld(pgt, ctx.addr, ctx.level, old);
+    pgt.tlb.updateEnd();
   }
   if (pteIsCounted(old)) pgt.pool.putPage(pgt.pageOf(ctx.ptep));
   pgt.count(Ctl.BREAKS);
   racePoint(RacePoint.BBM_LOCKED);
   return true;
+}
+
+/**
+ * Maintain: invalidate what `old` (a valid entry at `level` for `addr`) left in TLBs and walk
+ * caches, and wait for completion. A table covers its whole range, at every level and with no
+ * level hint, or walk caches keep pointing at the table (KVM's 2024 fixes).
+ */
+function invalidateOld(pgt: Stage2, addr: number, level: number, old: Pte): void {
+  if ((pgt.bugs & TestBug.SKIP_BREAK_TLBI) !== 0) return;
+  if (!pteIsTable(old, level)) {
+    pgt.tlb.flushIpa(pgt.vmid, addr, level);
+    return;
+  }
+  if ((pgt.bugs & TestBug.HINTED_TABLE_TLBI) !== 0) {
+    pgt.tlb.flushIpa(pgt.vmid, addr, level);
+    return;
+  }
+  const size = pgt.levelSizes[level] as number;
+  pgt.tlb.flushRange(pgt.vmid, Math.floor(addr / size) * size, size);
+}
+
+/**
+ * Exclusive-only break without make (unmap): clear a valid entry and invalidate what it mapped.
+ * The caller drops the references.
+ */
+export function zapPte(pgt: Stage2, ctx: VisitCtx): void {
+  pgt.tlb.updateBegin();
+  Atomics.store(pgt.ptes, ctx.ptep, 0n);
+  invalidateOld(pgt, ctx.addr, ctx.level, ctx.old);
+  pgt.tlb.updateEnd();
 }
 
 /** Make: the entry must be locked by our break; take the new reference and publish. */
@@ -76,5 +111,39 @@ export function makePte(pgt: Stage2, ctx: VisitCtx, pte: Pte): void {
 
 /** Exclusive-only: clear an entry (unmap, teardown). */
 export function clearPte(pgt: Stage2, ptep: number): void {
+  // Single-copy atomic: a hardware walker may read the entry at any time.
   Atomics.store(pgt.ptes, ptep, 0n);
+}
+
+/**
+ * Stores into a table page that no walker can reach yet (filled before the make that links it, or
+ * built in an unlinked subtree). Ordered for readers by the later makePte's release store.
+ */
+export function setPrivatePte(pgt: Stage2, ptep: number, pte: Pte): void {
+  Atomics.store(pgt.ptes, ptep, pte);
+}
+
+/**
+ * Exclusive-only: an entry whose new value differs from the old only in software bits (no
+ * translation changes, so neither break nor invalidation is needed).
+ */
+export function setPteSwBits(pgt: Stage2, ptep: number, pte: Pte): void {
+  Atomics.store(pgt.ptes, ptep, pte);
+}
+
+/**
+ * Freezes an entry of an unlinked subtree: swaps in the locked marker and returns the old value.
+ * Pairs with makePte's Atomics.store (a walker between break and make stores over our marker,
+ * and the caller swaps again).
+ */
+export function freezePte(pgt: Stage2, ptep: number): Pte {
+  return Atomics.exchange(pgt.ptes, ptep, PTE_LOCKED);
+}
+
+/**
+ * Publishes the root (VTTBR_EL2.BADDR) as a page index, or -1 to detach it (teardown, under the
+ * write lock). Pairs with the Atomics.load of every walk's `rootPage`, software or hardware.
+ */
+export function setRoot(pgt: Stage2, page: number): void {
+  Atomics.store(pgt.ctl, Ctl.ROOT, page);
 }

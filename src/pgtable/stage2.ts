@@ -67,6 +67,29 @@ export interface Stage2Env {
   cmo?: CacheMaintenance;
   /** Check every table page a walk enters against the pool's poison/generation (debug pools). */
   checkUaf?: boolean;
+  /** Test only: deliberately broken variants (TestBug bits), for the checkers' mutation tests. */
+  bugs?: number;
+}
+
+/**
+ * Deliberately broken variants, one bit each, selected only by tests (VmOptions.testOnly.bugs)
+ * to prove that the checkers catch them. No CLI flag reaches these.
+ */
+export const enum TestBug {
+  /** Break without invalidating the old entry. */
+  SKIP_BREAK_TLBI = 1,
+  /** A shared walk frees the subtree it unlinked at once, instead of after a grace period. */
+  SYNC_FREE_SHARED = 2,
+  /** Replace a valid entry by another without breaking it first. */
+  NO_BREAK = 4,
+  /** Shared walks run outside the RCU read side. */
+  NO_RCU = 8,
+  /** The walker does not re-read an entry after TABLE_PRE / LEAF before descending. */
+  NO_REREAD = 16,
+  /** A zapped table entry is invalidated by IPA with a level hint (walk caches survive). */
+  HINTED_TABLE_TLBI = 32,
+  /** Write-protection (dirty logging) issues no invalidation. */
+  WRPROTECT_NO_TLBI = 64,
 }
 
 /** The translation regime: granule, IPA and PA sizes, VMID. */
@@ -122,6 +145,8 @@ export class Stage2 {
   guard: WalkGuard;
   reclaim: ReclaimHook | null;
   checkUaf: boolean;
+  /** TestBug bits: zero except in the checkers' mutation tests. */
+  bugs: number;
   readonly walkState = new WalkState();
   readonly subtreeWalkState = new WalkState();
   /** (page, generation) of the tables the current walk is inside, for use-after-free checks. */
@@ -157,6 +182,7 @@ export class Stage2 {
     this.guard = env.guard ?? NO_GUARD;
     this.reclaim = env.reclaim ?? null;
     this.checkUaf = env.checkUaf ?? false;
+    this.bugs = env.bugs ?? 0;
   }
 
   /** Allocates the start-level tables in `pool` and returns the first view. Throws on ENOMEM. */

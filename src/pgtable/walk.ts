@@ -21,7 +21,7 @@ import { Errno } from "../common/errno.js";
 import { RacePoint, racePoint } from "../common/race-points.js";
 import type { Pte } from "../arch/descriptor.js";
 import { pteIsTable, decodeOa } from "../arch/descriptor.js";
-import type { Stage2 } from "./stage2.js";
+import { type Stage2, TestBug } from "./stage2.js";
 
 /** Which visit a visitor gets: a leaf entry, a table before its children, or after them. */
 export const enum Visit {
@@ -118,13 +118,15 @@ export function walk(pgt: Stage2, addr: number, size: number, walker: Walker): n
   w.start = start;
   w.addr = start;
   w.end = end;
-  if (shared) pgt.guard.begin();
+  // TestBug.NO_RCU (mutation tests only): a shared walk outside the read side.
+  const guarded = shared && (pgt.bugs & TestBug.NO_RCU) === 0;
+  if (guarded) pgt.guard.begin();
   let ret: number = Errno.OK;
   try {
     // The start-level tables are concatenated and contiguous, so one index spans all of them.
     ret = walkTable(pgt, w, root * pgt.entriesPerPage, geo.startLevel, geo.pgdPages * pgt.entriesPerPage);
   } finally {
-    if (shared) pgt.guard.end();
+    if (guarded) pgt.guard.end();
     w.walker = null;
   }
   return ret;
@@ -166,7 +168,7 @@ function visitEntry(pgt: Stage2, w: WalkState, ptep: number, level: number, size
     ret = walker.visitor.visit(pgt, ctx, Visit.LEAF);
     reload = true;
   }
-  if (reload) {
+  if (reload && (pgt.bugs & TestBug.NO_REREAD) === 0) {
     ctx.old = Atomics.load(pgt.ptes, ptep);
     table = pteIsTable(ctx.old, level);
   }

@@ -7,6 +7,7 @@
 import { RacePoint } from "../common/race-points.js";
 import type { FaultMode } from "../kvm/fault.js";
 import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
+import type { Violation } from "../mmu/mod.js";
 import type { ReclaimStatsSnapshot } from "../kvm/reclaim/stats.js";
 import type { StrategySpec } from "../kvm/reclaim/strategy.js";
 import type { VcpuStatsSnapshot } from "../kvm/vcpu-stats.js";
@@ -42,6 +43,10 @@ export interface StressRunOptions {
   regionMiB?: number;
   /** Test only: allow the "unsafe-sync" strategy (VmOptions.testOnly.unsafeReclaim). */
   testOnlyUnsafeReclaim?: boolean;
+  /** Guest accesses through the vCPU MMU model, with its checkers when `debug` (default on). */
+  mmu?: boolean;
+  /** Test only: deliberately broken page-table variants (VmOptions.testOnly.bugs). */
+  testOnlyBugs?: number;
 }
 
 /** Everything a stress run measured and checked. */
@@ -57,6 +62,10 @@ export interface StressRunReport {
   uafDetected: number;
   firstFault: string | null;
   destroy: DestroyReport;
+  /** What the MMU checkers found (empty with the model off). */
+  mmuViolations: Violation[];
+  /** The MMU model's work, summed over vCPUs (zeros with the model off). */
+  mmu: { accesses: number; hits: number; walks: number; serviced: number };
 }
 
 const MIB = 1024 * 1024;
@@ -84,7 +93,8 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     vcpus: o.vcpus,
     memslots: [{ ipa: GIB, size: GIB, hostPa: 0x40_0000_0000, backing: "anonymous" }],
     rcuFlavor: o.rcuFlavor,
-    testOnly: { unsafeReclaim: o.testOnlyUnsafeReclaim ?? false },
+    testOnly: { unsafeReclaim: o.testOnlyUnsafeReclaim ?? false, bugs: o.testOnlyBugs ?? 0 },
+    mmu: o.mmu ?? true,
     reclaim: {
       strategy: o.strategy,
       ...(o.boundedCapPages !== undefined ? { boundedCapPages: o.boundedCapPages } : {}),
@@ -142,6 +152,14 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
   const pgtable = vm.pgt.stats();
   const faults = vm.vcpuStats.snapshot();
   const destroy = await vm.destroy();
+  const mmuViolations = vm.mmu?.violations() ?? [];
+  const mmu = { accesses: 0, hits: 0, walks: 0, serviced: 0 };
+  for (const s of vm.mmu?.vcpuStats(vm.pgt) ?? []) {
+    mmu.accesses += s.accesses;
+    mmu.hits += s.hits;
+    mmu.walks += s.walks;
+    mmu.serviced += s.serviced;
+  }
   return {
     options: o,
     wallMs: phase.wallMs,
@@ -154,6 +172,8 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     uafDetected: pgtable.uafDetected,
     firstFault: closed.map((c) => c.firstFault).find((f) => f !== null) ?? null,
     destroy,
+    mmuViolations,
+    mmu,
   };
 }
 

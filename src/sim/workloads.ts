@@ -12,6 +12,7 @@ import { clearRaceDelays, type RacePoint, setRaceDelays } from "../common/race-p
 import { FaultKind, type FaultHandler } from "../kvm/fault.js";
 import { getLeaf, LeafResult } from "../pgtable/ops/attr.js";
 import { WalkFlag } from "../pgtable/walk.js";
+import { Access, type VcpuMmu } from "../mmu/mod.js";
 import { Rng } from "../common/rng.js";
 
 const leaf = new LeafResult();
@@ -28,6 +29,7 @@ const MAX_RETRIES = 10_000_000;
  * or a negative Errno when the fault cannot be resolved.
  */
 export function touch(h: FaultHandler, ipa: number, write: boolean): number {
+  if (h.mmu !== null) return touchMmu(h, h.mmu, ipa, write);
   for (let faults = 0; faults < MAX_RETRIES; faults++) {
     const ret = translate(h, ipa);
     if (ret !== Errno.OK) return ret;
@@ -41,6 +43,34 @@ export function touch(h: FaultHandler, ipa: number, write: boolean): number {
   }
   return Errno.AGAIN;
 }
+
+/**
+ * A guest access through the vCPU's MMU model: a TLB hit or a lockless hardware walk; each fault
+ * it raises goes to the fault handler, then the access is retried.
+ */
+function touchMmu(h: FaultHandler, mmu: VcpuMmu, ipa: number, write: boolean): number {
+  for (let faults = 0; faults < MAX_RETRIES; faults++) {
+    const r = mmu.access(ipa, write);
+    let status: number;
+    if (r === Access.OK) return faults;
+    if (r === Access.TRANSLATION_FAULT) status = h.handle(ipa, FaultKind.TRANSLATION, write);
+    else if (r === Access.PERMISSION_FAULT)
+      status = h.handle(ipa, FaultKind.PERMISSION, write, mmu.faultLevel);
+    else if (r === Access.ACCESS_FLAG_FAULT)
+      status = h.handle(ipa, FaultKind.ACCESS_FLAG, write, mmu.faultLevel);
+    else return Errno.INVAL;
+    if (status !== Errno.OK && status !== Errno.AGAIN) return status;
+    // A lockless retry takes well under a microsecond: while the host holds an invalidation open
+    // (every fault AGAIN), pause like a guest re-entry would instead of burning the retry budget.
+    if (status === Errno.AGAIN && faults >= AGAIN_BEFORE_PAUSE) Atomics.wait(pauseWord, 0, 0, PAUSE_MS);
+  }
+  return Errno.AGAIN;
+}
+
+const AGAIN_BEFORE_PAUSE = 64;
+const PAUSE_MS = 0.05;
+/** Never notified: Atomics.wait on it is a bounded pause. */
+const pauseWord = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * A software translation of `ipa` into the module's LeafResult, under the read lock like every
@@ -62,6 +92,16 @@ function translate(h: FaultHandler, ipa: number): number {
 export function populate(h: FaultHandler, start: number, size: number): number {
   const page = h.pgt.geo.granule;
   let faults = 0;
+  if (h.mmu !== null) {
+    // With the MMU model a first touch is a real guest write: a walk, a translation fault, the
+    // handler, and the retried access that fills the TLB.
+    for (let ipa = start; ipa < start + size; ipa += page) {
+      const ret = touch(h, ipa, true);
+      if (ret < 0) return ret;
+      faults += ret;
+    }
+    return faults;
+  }
   for (let ipa = start; ipa < start + size; ipa += page) {
     let ret = h.handle(ipa, FaultKind.TRANSLATION, true);
     faults++;

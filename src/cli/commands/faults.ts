@@ -3,6 +3,7 @@
  * answer the review's questions (how many callbacks and pages wait for a grace period at peak, how
  * long callbacks run, what the teardown barrier costs), and a PASS/FAIL verdict.
  */
+import { formatViolation } from "../../mmu/mod.js";
 import { STRATEGIES, type StrategySpec, strategyLabel } from "../../kvm/reclaim/strategy.js";
 import { isBuiltinStrategy, resolveStrategy, StrategyLoadError } from "../../kvm/reclaim/user-strategy.js";
 import { runStress, type StressRunOptions, type StressRunReport } from "../../sim/stress-run.js";
@@ -49,7 +50,11 @@ Options:
   --collapse-ratio R  share of operations that collapse a range into a block, 0..1 (default 0.03)
   --gib-share R       share of collapses that install a 1 GiB block, 0..1 (default 0.0625)
   --no-host           no concurrent host unmap/wrprotect
+  --check             every checker on (the default): poisoning, use-after-free, and with the MMU
+                      model break-before-make, stale TLB and dirty-log checks
   --no-debug          no poisoning/use-after-free checks (faster)
+  --mmu on|off        guest accesses through the vCPU MMU model (TLBs, lockless walker) and its
+                      checkers (with debug): default on; off = software walks under mmu_lock
   --json              one JSON object { seed, reports } with every raw figure (no table, no progress)
 
 What the table shows (one column per strategy):
@@ -97,6 +102,8 @@ async function parseOptions(argv: string[]): Promise<Flags> {
     "gib-share": { type: "string" },
     "no-host": { type: "boolean" },
     "no-debug": { type: "boolean" },
+    check: { type: "boolean" },
+    mmu: { type: "string" },
     json: { type: "boolean" },
   });
   const int = (name: string, fallback: number, min: number, max: number): number => {
@@ -119,11 +126,14 @@ async function parseOptions(argv: string[]): Promise<Flags> {
     touchRatio: ratio("touch-ratio", 0.6),
     collapseRatio: ratio("collapse-ratio", 0.03),
     gibCollapseShare: ratio("gib-share", 1 / 16),
+    mmu: parseChoice(optional(values, "mmu") ?? "on", "--mmu", ["on", "off"] as const) === "on",
   };
   if (values["bounded-cap"] !== undefined) base.boundedCapPages = int("bounded-cap", 2048, 1, 1 << 30);
   if (values["slice-budget"] !== undefined) base.sliceBudgetPages = int("slice-budget", 64, 1, 1 << 30);
   if ((base.touchRatio ?? 0) + (base.collapseRatio ?? 0) > 1)
     throw new UsageError("--touch-ratio plus --collapse-ratio exceeds 1");
+  if (values.check === true && values["no-debug"] === true)
+    throw new UsageError("--check and --no-debug contradict each other");
   const region = optional(values, "region");
   if (region !== undefined) {
     const mib = parseIntIn(region, "--region", 2, 1024, " MiB");
@@ -151,18 +161,25 @@ async function parseStrategies(word: string): Promise<StrategySpec[]> {
 }
 
 /** The checks a run must pass, as counts; all zero is a PASS. */
-function problems(r: StressRunReport): { uaf: number; leaked: number; audit: number; corrupt: number } {
+function problems(r: StressRunReport): {
+  uaf: number;
+  leaked: number;
+  audit: number;
+  corrupt: number;
+  mmu: number;
+} {
   return {
     uaf: r.uafDetected,
     leaked: r.destroy.leakedPages.length,
     audit: r.auditProblems.length,
     corrupt: r.pgtable.corrupt,
+    mmu: (r.mmuViolations ?? []).reduce((n, v) => n + v.count, 0),
   };
 }
 
 function failed(r: StressRunReport): boolean {
   const p = problems(r);
-  return p.uaf + p.leaked + p.audit + p.corrupt > 0;
+  return p.uaf + p.leaked + p.audit + p.corrupt + p.mmu > 0;
 }
 
 /** The runs as a table: one column per strategy, one row per figure, units beside the labels. */
@@ -196,6 +213,7 @@ export function faultsTable(reports: readonly StressRunReport[]): string[] {
       row("use-after-free", "", (r) => count(problems(r).uaf)),
       row("leaked pages", "pages", (r) => count(problems(r).leaked)),
       row("audit problems", "", (r) => count(problems(r).audit + problems(r).corrupt)),
+      row("MMU checker findings", "", (r) => count(problems(r).mmu)),
       row("result", "", (r) => (failed(r) ? "FAIL" : "pass")),
     ],
   );
@@ -209,7 +227,9 @@ function failureLine(r: StressRunReport): string {
   if (p.uaf > 0) parts.push(`${p.uaf} use-after-free`);
   if (p.leaked > 0) parts.push(plural(p.leaked, "leaked page"));
   if (p.audit + p.corrupt > 0) parts.push(plural(p.audit + p.corrupt, "audit problem"));
-  const first = r.firstFault ?? r.auditProblems[0];
+  if (p.mmu > 0) parts.push(plural(p.mmu, "MMU checker finding"));
+  const mmuFirst = r.mmuViolations?.[0];
+  const first = r.firstFault ?? r.auditProblems[0] ?? (mmuFirst ? formatViolation(mmuFirst) : undefined);
   return `  ${strategyLabel(r.options.strategy)}: ${parts.join(", ")}${first ? ` (first: ${first})` : ""}`;
 }
 

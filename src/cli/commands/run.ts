@@ -42,6 +42,8 @@ Options:
   --trace FILE      Chrome/Perfetto JSON trace of the run (open in ui.perfetto.dev)
   --out DIR         also write DIR/results.jsonl and DIR/report.html
   --no-check        no debug pool (no use-after-free poisoning): faster, fewer checks
+  --mmu on|off      guest accesses through the vCPU MMU model (TLBs, lockless walker), with its
+                    checkers unless --no-check (default on); off: software walks under mmu_lock
 
 Output: the selftest's lines, then a stage2 summary and a PASS or FAIL line.
 Exit codes: 0 every check passed, 1 a check failed, 2 bad input.`;

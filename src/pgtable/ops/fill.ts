@@ -1,5 +1,6 @@
 /** Pre-filling a table with leaves that translate exactly like the block it replaces. */
 import { decodeOa, leafAttrBits, makeLeafPte, type Pte } from "../../arch/descriptor.js";
+import { setPrivatePte } from "../pte-update.js";
 import type { Stage2 } from "../stage2.js";
 
 /**
@@ -14,7 +15,7 @@ export function fillTableWithLeaves(pgt: Stage2, child: number, block: Pte, leve
   const attrs = leafAttrBits(block);
   const base = child * pgt.entriesPerPage;
   for (let i = 0; i < pgt.entriesPerPage; i++) {
-    Atomics.store(pgt.ptes, base + i, makeLeafPte(pa + i * childSize, attrs, level + 1, granule));
+    setPrivatePte(pgt, base + i, makeLeafPte(pa + i * childSize, attrs, level + 1, granule));
   }
   for (let i = 0; i < pgt.entriesPerPage; i++) pgt.pool.getPage(child);
 }

@@ -12,7 +12,7 @@ import {
   S2_MEMATTR_MASK,
   S2_MEMATTR_NORMAL,
 } from "../../arch/descriptor.js";
-import { clearPte } from "../pte-update.js";
+import { clearPte, setRoot, zapPte } from "../pte-update.js";
 import { Ctl, type Stage2 } from "../stage2.js";
 import {
   type Visit,
@@ -88,12 +88,8 @@ class UnmapVisitor implements Visitor {
       if (pgt.pool.refcount(child) !== 1) return Errno.OK;
     }
     // Like map, a block is unmapped whole even when the range covers part of it.
-    clearPte(pgt, ctx.ptep);
-    if (child >= 0) {
-      const size = pgt.levelSizes[ctx.level] as number;
-      pgt.tlb.flushRange(pgt.vmid, Math.floor(ctx.addr / size) * size, size);
-    } else {
-      pgt.tlb.flushIpa(pgt.vmid, ctx.addr, ctx.level);
+    zapPte(pgt, ctx);
+    if (child < 0) {
       if ((ctx.flags & WalkFlag.SKIP_CMO) === 0 && (old & S2_MEMATTR_MASK) === S2_MEMATTR_NORMAL) {
         pgt.cmo.cleanInvalDcache(decodeOa(old, pgt.geo.granule), pgt.levelSizes[ctx.level] as number);
       }
@@ -131,7 +127,7 @@ export function destroy(pgt: Stage2): number {
   if (root < 0) return Errno.INVAL;
   const ret = walk(pgt, 0, pgt.geo.ipaSize, freeWalker);
   if (ret !== Errno.OK) return ret;
-  Atomics.store(pgt.ctl, Ctl.ROOT, -1);
+  setRoot(pgt, -1);
   for (let i = 0; i < pgt.geo.pgdPages; i++) putTable(pgt, root + i);
   return Errno.OK;
 }

@@ -31,8 +31,8 @@ import {
   SW_MASK,
 } from "../../arch/descriptor.js";
 import type { MemCache } from "../../mem/mod.js";
-import { makePte, tryBreakPte, trySetPte } from "../pte-update.js";
-import { Ctl, type Stage2 } from "../stage2.js";
+import { makePte, setPteSwBits, tryBreakPte, trySetPte } from "../pte-update.js";
+import { Ctl, type Stage2, TestBug } from "../stage2.js";
 import { Visit, type VisitCtx, type Visitor, type Walker, walk, WalkFlag, walkShared } from "../walk.js";
 import { freeSubtreeNow } from "./free.js";
 import { fillTableWithLeaves } from "./fill.js";
@@ -59,14 +59,20 @@ function tryLeaf(pgt: Stage2, ctx: VisitCtx, data: MapData): number {
   const inSplit = ctx.addr < data.splitEnd;
   if (!empty && !pteNeedsUpdate(ctx.old, pte) && !(inSplit && ctx.old !== pte)) return Errno.AGAIN;
   if (!empty && !walkShared(ctx.flags) && ((ctx.old ^ pte) & ~SW_MASK) === 0n) {
-    Atomics.store(pgt.ptes, ctx.ptep, pte); // only software bits change: no BBM needed
+    setPteSwBits(pgt, ctx.ptep, pte); // only software bits change: no BBM needed
     return Errno.OK;
   }
   if (empty) return installOverEmpty(pgt, ctx, pte, phys, data);
+  if ((pgt.bugs & TestBug.NO_BREAK) !== 0 && pteValid(ctx.old)) return makeWithoutBreak(pgt, ctx, pte);
   if (!tryBreakPte(pgt, ctx)) return Errno.AGAIN;
   maintainCaches(pgt, ctx, phys, data);
   makePte(pgt, ctx, pte);
   return Errno.OK;
+}
+
+/** TestBug.NO_BREAK: one compare-exchange from a valid entry to another, no break, no TLBI. */
+function makeWithoutBreak(pgt: Stage2, ctx: VisitCtx, pte: Pte): number {
+  return trySetPte(pgt, ctx, pte) ? Errno.OK : Errno.AGAIN;
 }
 
 /** CMOs before the new memory becomes visible through the new entry. */
@@ -133,11 +139,12 @@ function mapWalkTablePre(pgt: Stage2, ctx: VisitCtx, data: MapData): number {
 
 /** Hands an unlinked subtree to the reclaim hook; without one only exclusive walks may free. */
 export function freeUnlinked(pgt: Stage2, page: number, level: number, shared: boolean): void {
-  if (pgt.reclaim !== null) {
+  if (pgt.reclaim !== null && (pgt.bugs & TestBug.SYNC_FREE_SHARED) === 0) {
     pgt.reclaim.freeUnlinked(pgt, page, level, shared);
     return;
   }
-  if (shared) throw new Error("A shared walk unlinked a table but no reclaim hook is installed");
+  if (shared && (pgt.bugs & TestBug.SYNC_FREE_SHARED) === 0)
+    throw new Error("A shared walk unlinked a table but no reclaim hook is installed");
   freeSubtreeNow(pgt, page, level);
 }
 

@@ -13,7 +13,7 @@ import {
   pteValid,
 } from "../../arch/descriptor.js";
 import type { MemCache } from "../../mem/mod.js";
-import { makePte, tryBreakPte } from "../pte-update.js";
+import { makePte, setPrivatePte, tryBreakPte } from "../pte-update.js";
 import { Ctl, type Stage2 } from "../stage2.js";
 import { Visit, type VisitCtx, type Visitor, type Walker, walk, WalkFlag, walkSubtree } from "../walk.js";
 import { freeSubtreeNow } from "./free.js";
@@ -46,7 +46,7 @@ class UnlinkedVisitor implements Visitor {
 /** The subtree is private: a store and a reference are all an entry needs. */
 function makePteUnlinked(pgt: Stage2, ctx: VisitCtx, pte: Pte): void {
   pgt.pool.getPage(pgt.pageOf(ctx.ptep));
-  Atomics.store(pgt.ptes, ctx.ptep, pte);
+  setPrivatePte(pgt, ctx.ptep, pte);
 }
 
 const unlinkedData = new MapData();

@@ -16,6 +16,7 @@
  */
 import { Errno } from "../../common/errno.js";
 import { decodeOa, PTE_LOCKED, pteIsLocked, pteIsTable } from "../../arch/descriptor.js";
+import { clearPte, freezePte } from "../pte-update.js";
 import { Ctl, type Stage2 } from "../stage2.js";
 
 const FREEZE_SPINS = 1 << 20;
@@ -50,7 +51,7 @@ export function freezeSubtree(pgt: Stage2, page: number, level: number, out: num
  */
 function freezeEntry(pgt: Stage2, ptep: number): bigint | undefined {
   for (let spin = 0; spin < FREEZE_SPINS; spin++) {
-    const old = Atomics.exchange(pgt.ptes, ptep, PTE_LOCKED);
+    const old = freezePte(pgt, ptep);
     if (!pteIsLocked(old)) return old;
     if (spin > 256) Atomics.wait(sleepWord, 0, 0, 0.05);
   }
@@ -94,7 +95,7 @@ function sliceTable(pgt: Stage2, page: number, level: number): boolean {
         continue;
       }
       if (!sliceTable(pgt, child, childLevel)) return false;
-      Atomics.store(pgt.ptes, base + i, 0n);
+      clearPte(pgt, base + i);
     }
   }
   if (budgetLeft <= 0) return false;

@@ -1,0 +1,151 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Prot } from "../arch/descriptor.js";
+import { Errno } from "../common/errno.js";
+import { map, testClearYoung, unmap, wrprotect } from "../pgtable/mod.js";
+import { makeFixture } from "../testing/pgtable-harness.js";
+import { Access, decodeVtcr, Mmu, MmuTlbi, TlbiKind, TTL_NONE, VcpuMmu } from "./mod.js";
+
+const P = 4096;
+const M2 = 2 ** 21;
+const G = 2 ** 30;
+const PA = 8 * G;
+
+/** A 4K/40-bit table (3 levels, start level 1, two concatenated root pages) with a 2-vCPU model. */
+function setUp(check = false) {
+  const fx = makeFixture({ iaBits: 40 });
+  const mmu = Mmu.create({ vcpus: 2, check });
+  fx.pgt.tlb = new MmuTlbi(mmu, fx.pgt, fx.pgt.maint, -1);
+  const cpu = new VcpuMmu(mmu, fx.pgt, 0);
+  fx.mc.topup(8);
+  return { ...fx, mmu, cpu };
+}
+
+describe("decodeVtcr()", () => {
+  test("reads back the granule, IPA size and start level computeGeometry encoded", () => {
+    const { pgt } = makeFixture({ iaBits: 40 });
+    assert.deepEqual(decodeVtcr(pgt.geo.vtcr), { granule: 4096, iaBits: 40, startLevel: 1 });
+    const f16 = makeFixture({ granule: 16384, iaBits: 40 });
+    assert.deepEqual(decodeVtcr(f16.pgt.geo.vtcr), {
+      granule: 16384,
+      iaBits: 40,
+      startLevel: f16.pgt.geo.startLevel,
+    });
+  });
+});
+
+describe("VcpuMmu.access()", () => {
+  test("raises a translation fault at the level of the invalid entry and caches nothing", () => {
+    const { cpu } = setUp();
+    assert.equal(cpu.access(G, false), Access.TRANSLATION_FAULT);
+    assert.equal(cpu.faultLevel, 1);
+    assert.deepEqual(cpu.tlb.count(), { leaves: 0, tables: 0 });
+  });
+
+  test("walks to a page, fills the TLB and walk cache, then hits", () => {
+    const { pgt, mc, cpu } = setUp();
+    assert.equal(map(pgt, G + 5 * P, P, PA, Prot.RW, mc), Errno.OK);
+    assert.equal(cpu.access(G + 5 * P + 8, true), Access.OK);
+    assert.deepEqual(cpu.tlb.count(), { leaves: 1, tables: 2 });
+    const e = cpu.tlb.lookupLeaf(pgt.vmid, G + 5 * P);
+    assert.ok(e >= 0);
+    assert.equal(cpu.tlb.entryOa(e), PA);
+    assert.equal(cpu.access(G + 5 * P, false), Access.OK);
+  });
+
+  test("a 2M block is one TLB entry for every page inside it", () => {
+    const { pgt, mc, cpu } = setUp();
+    assert.equal(map(pgt, G + M2, M2, PA, Prot.RW, mc), Errno.OK);
+    assert.equal(cpu.access(G + M2 + 7 * P, false), Access.OK);
+    const e = cpu.tlb.lookupLeaf(pgt.vmid, G + M2 + 300 * P);
+    assert.ok(e >= 0);
+    assert.equal(cpu.tlb.entryOa(e) + 300 * P, PA + 300 * P);
+  });
+
+  test("permission and access-flag faults name the leaf level and are not cached", () => {
+    const { pgt, mc, cpu } = setUp();
+    map(pgt, G, P, PA, Prot.R, mc);
+    assert.equal(cpu.access(G, true), Access.PERMISSION_FAULT);
+    assert.equal(cpu.faultLevel, 3);
+    assert.equal(cpu.tlb.count().leaves, 0);
+    map(pgt, G + P, P, PA + P, Prot.RW, mc);
+    testClearYoung(pgt, G + P, P, true);
+    assert.equal(cpu.access(G + P, false), Access.ACCESS_FLAG_FAULT);
+    assert.equal(cpu.tlb.count().leaves, 0);
+    // A read-only leaf is cached by a read; a write then faults from the TLB itself.
+    assert.equal(cpu.access(G, false), Access.OK);
+    assert.equal(cpu.access(G, true), Access.PERMISSION_FAULT);
+  });
+
+  test("unmap and write-protect reach the TLB through the broadcast invalidation", () => {
+    const { pgt, mc, cpu } = setUp();
+    map(pgt, G, 2 * P, PA, Prot.RW, mc);
+    assert.equal(cpu.access(G, true), Access.OK);
+    assert.equal(cpu.access(G + P, true), Access.OK);
+    unmap(pgt, G, P);
+    assert.equal(cpu.access(G, true), Access.TRANSLATION_FAULT);
+    wrprotect(pgt, G + P, P);
+    // wrprotect() itself issues no TLBI (the host does, after the walk): the stale entry still writes.
+    assert.equal(cpu.access(G + P, true), Access.OK);
+    pgt.tlb.flushRange(pgt.vmid, G + P, P);
+    assert.equal(cpu.access(G + P, true), Access.PERMISSION_FAULT);
+  });
+});
+
+describe("VcpuTlb.invalidate()", () => {
+  function filled() {
+    const s = setUp();
+    map(s.pgt, G, P, PA, Prot.RW, s.mc);
+    map(s.pgt, G + M2, M2, PA + M2, Prot.RW, s.mc);
+    assert.equal(s.cpu.access(G, false), Access.OK);
+    assert.equal(s.cpu.access(G + M2, false), Access.OK);
+    return s;
+  }
+
+  test("by IPA without a hint drops the leaf and the walk-cache entries on its path", () => {
+    const { pgt, cpu } = filled();
+    cpu.tlb.invalidate(TlbiKind.IPA, pgt.vmid, G, 0, TTL_NONE);
+    assert.equal(cpu.tlb.lookupLeaf(pgt.vmid, G), -1);
+    assert.equal(cpu.tlb.lookupTable(pgt.vmid, G), -1);
+    assert.ok(cpu.tlb.lookupLeaf(pgt.vmid, G + M2) >= 0);
+  });
+
+  test("a right TTL hint drops the leaf; a wrong one drops nothing; walk caches stay", () => {
+    const { pgt, cpu } = filled();
+    cpu.tlb.invalidate(TlbiKind.IPA, pgt.vmid, G, 0, 2);
+    assert.ok(cpu.tlb.lookupLeaf(pgt.vmid, G) >= 0, "wrong hint (2 for a page)");
+    cpu.tlb.invalidate(TlbiKind.IPA, pgt.vmid, G, 0, 3);
+    assert.equal(cpu.tlb.lookupLeaf(pgt.vmid, G), -1);
+    assert.ok(cpu.tlb.lookupTable(pgt.vmid, G) >= 0, "hinted: walk cache kept");
+  });
+
+  test("last level only keeps the walk cache", () => {
+    const { pgt, cpu } = filled();
+    cpu.tlb.invalidate(TlbiKind.IPA_LAST_LEVEL, pgt.vmid, G, 0, TTL_NONE);
+    assert.equal(cpu.tlb.lookupLeaf(pgt.vmid, G), -1);
+    assert.ok(cpu.tlb.lookupTable(pgt.vmid, G) >= 0);
+  });
+
+  test("by range drops what overlaps, and by VMID drops everything of the VMID", () => {
+    const { pgt, cpu } = filled();
+    cpu.tlb.invalidate(TlbiKind.RANGE, pgt.vmid, G + M2 + 4 * P, P, TTL_NONE);
+    assert.equal(cpu.tlb.lookupLeaf(pgt.vmid, G + M2), -1, "the block overlaps one page of the range");
+    assert.ok(cpu.tlb.lookupLeaf(pgt.vmid, G) >= 0);
+    cpu.tlb.invalidate(TlbiKind.VMID, pgt.vmid + 1, 0, 0, TTL_NONE);
+    assert.ok(cpu.tlb.lookupLeaf(pgt.vmid, G) >= 0, "another VMID");
+    cpu.tlb.invalidate(TlbiKind.VMID, pgt.vmid, 0, 0, TTL_NONE);
+    assert.deepEqual(cpu.tlb.count(), { leaves: 0, tables: 0 });
+  });
+
+  test("every vCPU's TLB gets a broadcast invalidation, idle ones drained by the poster", () => {
+    const { pgt, mc, mmu, cpu } = setUp();
+    const cpu1 = new VcpuMmu(mmu, pgt, 1);
+    map(pgt, G, P, PA, Prot.RW, mc);
+    assert.equal(cpu.access(G, false), Access.OK);
+    assert.equal(cpu1.access(G, false), Access.OK);
+    pgt.tlb.flushIpa(pgt.vmid, G, 3);
+    assert.equal(cpu.tlb.lookupLeaf(pgt.vmid, G), -1);
+    assert.equal(cpu1.tlb.lookupLeaf(pgt.vmid, G), -1);
+    assert.ok(mmu.vcpuStats(pgt).every((s) => s.serviced >= 1));
+  });
+});
