@@ -86,6 +86,9 @@ export async function runTorture(opts: TortureOptions): Promise<TortureResult> {
   );
   await Promise.all(readers.map((r) => ready(r.worker)));
   const updater = start(rcu, { ...common, role: "updater", seed: opts.seed });
+  // The clock starts once the updater runs: a worker can take longer than a short run to start on
+  // a loaded machine, and a run that stops it before its first update checks nothing.
+  await ready(updater.worker);
   await new Promise((resolve) => setTimeout(resolve, opts.durationMs));
   Atomics.store(pipe, Pipe.STOP, 1);
   Atomics.notify(pipe, Pipe.FREE_COUNT);
