@@ -186,8 +186,26 @@ export class GracePeriods {
     if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.GP_BEFORE_COMPLETE);
     // SC store: pairs with expired()/pollState() loads; the readers' exits we saw precede it.
     Atomics.store(ctl, Ctl.GP_COMPLETED, this.gp);
+    this.retireRequest(this.gp);
     this.account(performance.now() - this.t0);
     return Errno.OK;
+  }
+
+  /**
+   * Moves GP_REQUESTED up to `completed` unless it asks for a later period. Without it the word
+   * moves only when someone polls; once COMPLETED runs 2^31 ahead of it, the wrap-safe comparison
+   * reads the stale request as pending (the engine drives periods back to back) and startPoll()
+   * reads a new cookie as requested already (nobody drives it). Kept this close, the two words
+   * never drift apart by 2^31. A CAS lost to startPoll() leaves its newer request in place.
+   */
+  private retireRequest(completed: number): void {
+    const ctl = this.ctl;
+    for (;;) {
+      const req = Atomics.load(ctl, Ctl.GP_REQUESTED);
+      if (!cookieExpired(completed, req) || req === completed) return;
+      // Pairs with startPoll()'s CAS: whichever wins, the later request survives.
+      if (Atomics.compareExchange(ctl, Ctl.GP_REQUESTED, req, completed) === req) return;
+    }
   }
 
   private waitMb(): number {
