@@ -22,7 +22,9 @@
  * set GP_FUTEX and then read the stale slot would sleep with no wakeup coming). A plain store gives
  * neither guarantee under the JavaScript memory model, nor the second one even on x86-64 TSO, where
  * a store may pass a later load. The SC store pairs with the driver's Atomics.store of GP_FUTEX and
- * its Atomics.load of this slot in waitSlots(); it costs ~8 ns here, about half the pair.
+ * its Atomics.load of this slot in waitSlots(); it costs ~8 ns here, about half the pair. The
+ * GP_FUTEX load that follows is an Atomics.load for the same reason: the JavaScript memory model
+ * lets a plain load be reordered before an earlier SC store (on x86-64 it compiles to the same mov).
  */
 import { Ctl } from "./layout.js";
 import { RcuRacePoint, rcuRaceHook } from "./race.js";
@@ -46,7 +48,9 @@ export class MbThread extends RcuThreadBase {
     if (--this.nest === 0) {
       // SC store: pairs with the driver's GP_FUTEX store and slot load (see above).
       Atomics.store(this.slots, this.ctrIndex, 0);
-      if (this.ctl[Ctl.GP_FUTEX] !== 0) wakeWriter(this.ctl);
+      // Atomics.load, not a plain read: a plain load may pass the SC store above, read GP_FUTEX
+      // before a driver set it and miss the wakeup. Pairs with the driver's GP_FUTEX store.
+      if (Atomics.load(this.ctl, Ctl.GP_FUTEX) !== 0) wakeWriter(this.ctl);
     } else if (this.nest < 0) {
       this.unbalancedUnlock();
     }
