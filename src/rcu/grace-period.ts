@@ -31,7 +31,7 @@
  * doubling intervals, and the wait goes on.
  */
 import { Errno } from "../common/errno.js";
-import { RcuUsageError } from "./errors.js";
+import { callbackWorkerLost, RcuUsageError } from "./errors.js";
 import { Ctl, MB_PHASE, QSBR_STEP, Slot, StallWhat } from "./layout.js";
 import { RcuRacePoint, rcuRaceHook } from "./race.js";
 import type { RcuShared } from "./shared.js";
@@ -97,6 +97,7 @@ export class GracePeriods {
   startPoll(): number {
     const ctl = this.ctl;
     if (Atomics.load(ctl, Ctl.ENGINE) === 0) {
+      if (Atomics.load(ctl, Ctl.ENGINE_LOST) !== 0) throw callbackWorkerLost("call startPoll()");
       throw new RcuUsageError(
         "Cannot call startPoll(): no callback worker runs for this RCU domain to drive the grace period; take a cookie with getState() and let synchronize() or condSynchronize() end it",
       );

@@ -30,6 +30,9 @@
  *        58 STALL_HANDLER    onStall setter (threadId + 1),  reportStall (deliver here or print)
  *                            reaper (CAS to 0)
  *        59 DOMAIN_ID        create (once, random, nonzero)  stall.ts (thread-local handler lookup)
+ *        60 ENGINE_LOST      reaper: 1 once the callback     waits for the engine, startPoll()
+ *                            engine died holding its role
+ *                            (never cleared)
  *   4    64..65              free-chunk stack top, 64-bit (BigUint64Array index 32): tag << 32 | head + 1
  *   5-8  80..143             stall ring: STALL_RING entries of STALL_ENTRY words (StallEntry), entry
  *                            STALLS mod STALL_RING; reporter writes the fields, then SEQ = its
@@ -83,6 +86,7 @@ export const enum Ctl {
   FLOOD = 57,
   STALL_HANDLER = 58,
   DOMAIN_ID = 59,
+  ENGINE_LOST = 60,
   /** Index of the free-chunk stack top in the BigUint64Array view of the control block. */
   FREE_TOP_64 = 32,
   STALL_RING = 80,
