@@ -1,22 +1,31 @@
 /**
- * A grace-period driver asleep on GP_FUTEX is woken by the reader that lets it go: mb readUnlock(),
- * qsbr quiescentState() and offline(). A sleeper worker waits on GP_FUTEX = -1 exactly as the
- * driver's waitSlot() does, with a timeout far above any scheduling delay; a lost wakeup shows as
- * "timed-out". (The reordering that the Atomics.load of GP_FUTEX prevents, a plain load passing the
- * SC slot store, cannot be provoked on x86-64, where both compile to the same instructions.)
+ * A grace-period driver asleep on GP_FUTEX is woken by the reader that lets it go: mb readUnlock()
+ * (the driver marked its slot MB_WAKE), qsbr quiescentState() and offline() (they load GP_FUTEX).
+ * A sleeper worker waits on GP_FUTEX = -1 exactly as the driver's waitSlot() does, with a timeout
+ * far above any scheduling delay; a lost wakeup shows as "timed-out". (The reordering these paths
+ * rule out, a plain GP_FUTEX load passing the SC slot store, cannot be provoked on x86-64, where a
+ * plain and an atomic load compile to the same instruction.)
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Worker } from "node:worker_threads";
-import { Ctl } from "../src/rcu/layout.js";
+import { Ctl, MB_WAKE, Slot } from "../src/rcu/layout.js";
 import { Rcu, type RcuThread } from "../src/rcu/mod.js";
 
 const SLEEP_MS = 20_000;
 
-async function wakesSleeper(rcu: Rcu, enter: () => void, leave: () => void): Promise<string> {
+async function wakesSleeper(rcu: Rcu, t: RcuThread, enter: () => void, leave: () => void): Promise<string> {
   const ctl = new Int32Array(rcu.handle.ctl);
+  const slots = new Int32Array(rcu.handle.slots);
   enter();
-  Atomics.store(ctl, Ctl.GP_FUTEX, -1); // as the driver does before it sleeps
+  // As the driver's waitSlot() does before it sleeps: GP_FUTEX = -1, and (mb) the slot marked.
+  Atomics.store(ctl, Ctl.GP_FUTEX, -1);
+  if (rcu.flavor === "mb") {
+    const i = t.slot * Slot.STRIDE + Slot.CTR;
+    const v = Atomics.load(slots, i);
+    assert.notEqual(v, 0, "inside a section");
+    assert.equal(Atomics.compareExchange(slots, i, v, v | MB_WAKE), v);
+  }
   const w = new Worker(new URL("./rcu-futex-sleeper-worker.js", import.meta.url), {
     workerData: { ctl: rcu.handle.ctl, index: Ctl.GP_FUTEX, ms: SLEEP_MS },
   });
@@ -47,6 +56,7 @@ for (const [name, flavor, enter, leave] of CASES) {
     if (flavor === "qsbr") Atomics.add(ctl, Ctl.GP_CTR, 2);
     const r = await wakesSleeper(
       rcu,
+      t,
       () => enter(t),
       () => leave(t),
     );

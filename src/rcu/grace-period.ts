@@ -26,13 +26,13 @@
  * holds the new value (the thread passed a quiescent state) or 0 (offline).
  *
  * Waiting on a reader spins `spinLimit` loads, then sleeps on GP_FUTEX with growing timeouts up to
- * `maxSleepMs`; a reader leaving its section (or reporting a quiescent state) notices GP_FUTEX = -1
- * and wakes the driver. A reader that blocks for `stallTimeoutMs` is reported (stall.ts), again at
+ * `maxSleepMs`; a reader leaving its section (mb: the driver marked its slot MB_WAKE) or reporting a
+ * quiescent state (qsbr: it notices GP_FUTEX = -1) wakes the driver. A reader that blocks for `stallTimeoutMs` is reported (stall.ts), again at
  * doubling intervals, and the wait goes on.
  */
 import { Errno } from "../common/errno.js";
 import { callbackWorkerLost, RcuUsageError } from "./errors.js";
-import { Ctl, MB_PHASE, QSBR_STEP, Slot, StallWhat } from "./layout.js";
+import { Ctl, MB_PHASE, MB_WAKE, QSBR_STEP, Slot, StallWhat } from "./layout.js";
 import { RcuRacePoint, rcuRaceHook } from "./race.js";
 import type { RcuShared } from "./shared.js";
 import { deliverStalls, reportStall } from "./stall.js";
@@ -253,9 +253,12 @@ export class GracePeriods {
     }
     let sleepMs = opts.maxSleepMs / 16;
     for (;;) {
-      // Pairs with the reader's GP_FUTEX load after its slot store (wakeWriter in the reader classes).
+      // qsbr: pairs with the reader's GP_FUTEX load after its slot store (qsbr.ts).
       Atomics.store(ctl, Ctl.GP_FUTEX, -1);
-      if (!blocks(mode, Atomics.load(slots, i), value)) break;
+      const v = Atomics.load(slots, i);
+      if (!blocks(mode, v, value)) break;
+      // mb: pairs with the reader's unlock exchange. A failed mark means the slot changed: look again.
+      if (!this.qsbr && Atomics.compareExchange(slots, i, v, v | MB_WAKE) !== v) continue;
       Atomics.wait(ctl, Ctl.GP_FUTEX, -1, sleepMs);
       if (!blocks(mode, Atomics.load(slots, i), value)) break;
       sleepMs = Math.min(sleepMs * 2, opts.maxSleepMs);
