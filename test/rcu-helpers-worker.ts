@@ -19,16 +19,24 @@ export function startScript(rcu: Rcu, flags: SharedArrayBuffer, steps: Step[]): 
   });
   rcu.watch(worker);
   const waiting = new Map<string, () => void>();
-  const seen = new Set<string>();
+  /** Messages that arrived with nobody waiting, counted (a script may post one text twice). */
+  const seen = new Map<string, number>();
   worker.on("message", (m: string) => {
     const w = waiting.get(m);
-    if (w) w();
-    else seen.add(m);
+    if (w) {
+      waiting.delete(m); // one waiter per message
+      w();
+    } else seen.set(m, (seen.get(m) ?? 0) + 1);
   });
   worker.on("error", (e) => console.error("script worker failed:", e));
   const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
-  const next = (msg: string) =>
-    seen.delete(msg) ? Promise.resolve() : new Promise<void>((resolve) => waiting.set(msg, resolve));
+  const next = (msg: string) => {
+    const n = seen.get(msg) ?? 0;
+    if (n === 0) return new Promise<void>((resolve) => waiting.set(msg, resolve));
+    if (n === 1) seen.delete(msg);
+    else seen.set(msg, n - 1);
+    return Promise.resolve();
+  };
   return { worker, next, exited };
 }
 

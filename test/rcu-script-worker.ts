@@ -13,6 +13,7 @@
  *   {op:"setFlag", index}          flags[index] = 1 (and notify)
  *   {op:"postOnline"}              postMessage(`online:${t.isOnline}`)
  *   {op:"takeStalls"}              become the domain's stall handler thread (rcu.onStall)
+ *   {op:"snapshotFlag", from, to}  flags[to] = flags[from] + 1 (and notify): "done, and what I saw"
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { Rcu, type RcuHandle } from "../src/rcu/mod.js";
@@ -35,7 +36,8 @@ export type Step =
   | { op: "post"; msg: string }
   | { op: "waitFlag" | "setFlag"; index: number }
   | { op: "callAndWait"; kind: number; a0: number; a1?: number }
-  | { op: "pollWait" | "postOnline" | "takeStalls" };
+  | { op: "pollWait" | "postOnline" | "takeStalls" }
+  | { op: "snapshotFlag"; from: number; to: number };
 
 const {
   handle,
@@ -97,6 +99,10 @@ function run(step: Step): void {
       return;
     case "takeStalls":
       rcu.onStall = () => {};
+      return;
+    case "snapshotFlag":
+      Atomics.store(flags, step.to, Atomics.load(flags, step.from) + 1);
+      Atomics.notify(flags, step.to);
       return;
     case "postOnline":
       parentPort?.postMessage(`online:${t.isOnline}`);

@@ -3,6 +3,7 @@
  *   INC          counters[a0] += 1 after spinning a1 microseconds (a slow callback if a1 > 0)
  *   SLICED       a0 slices left, counter a1: run a0 + 1 times (RCU_AGAIN), then counters[a1] += 1
  *   TRY_BARRIER  calls barrier() from inside a callback; counters[a0] = 1 if that threw RcuUsageError
+ *   EXIT         process.exit(1): the callback worker dies inside a callback
  */
 import { Rcu, RCU_AGAIN, type RcuCallbackRegistry, type RcuHandle, RcuUsageError } from "../src/rcu/mod.js";
 
@@ -10,6 +11,7 @@ export const enum TestKind {
   INC = 0,
   SLICED = 1,
   TRY_BARRIER = 2,
+  EXIT = 3,
 }
 
 function spinUs(us: number): void {
@@ -34,6 +36,9 @@ export function registerRcuCallbacks(registry: RcuCallbackRegistry, data: unknow
       return RCU_AGAIN;
     }
     Atomics.add(counters, index, 1);
+  });
+  registry.define(TestKind.EXIT, () => {
+    process.exit(1);
   });
   registry.define(TestKind.TRY_BARRIER, (index) => {
     const t = Rcu.attach(handle).register();

@@ -45,7 +45,10 @@ export interface RcuCallbackContext {
   readonly deadline: number;
   /** True while the callback worker is in flood mode. */
   readonly flooding: boolean;
-  /** Stores new arguments for the next run of this callback (with RCU_AGAIN). */
+  /**
+   * Arguments for the next run of this callback, if it returns RCU_AGAIN (ignored otherwise). They
+   * reach the head only after the engine has claimed it back, never the head of a newer call.
+   */
   setArgs(a0: number, a1: number, a2: number): void;
 }
 

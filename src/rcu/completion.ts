@@ -13,9 +13,10 @@
  * every earlier use, even one queued by a thread that died while it waited: its target is new.
  * URGENT makes the engine skip its batching delay while anybody waits (engine.ts).
  */
-import { RcuUsageError } from "./errors.js";
+import { callbackWorkerLost, RcuUsageError } from "./errors.js";
 import { Head, HeadKind } from "./heads.js";
 import { Ctl, Slot, StallWhat } from "./layout.js";
+import { RcuRacePoint, rcuRaceHook } from "./race.js";
 import type { RcuShared } from "./shared.js";
 import { deliverStalls, reportStall } from "./stall.js";
 
@@ -36,7 +37,8 @@ export function claimOwnHead(sh: RcuShared, head: number, doneIndex: number): nu
 /**
  * Waits until the engine stores `target` in `slots[doneIndex]`. Reports a CALLBACKS stall at
  * doubling intervals from `stallTimeoutMs`.
- * @throws RcuUsageError if the callback worker exits first (`what` names the caller).
+ * @throws RcuCallbackWorkerLostError if the callback worker dies first, RcuUsageError if it exits
+ *   (close()) first (`what` names the caller).
  */
 export function waitForEngine(sh: RcuShared, doneIndex: number, target: number, what: string): void {
   const { ctl, slots, options } = sh;
@@ -50,6 +52,8 @@ export function waitForEngine(sh: RcuShared, doneIndex: number, target: number, 
     Atomics.wait(slots, doneIndex, done, options.maxSleepMs);
     const engine = Atomics.load(ctl, Ctl.ENGINE) - 1;
     if (engine < 0 && Atomics.load(slots, doneIndex) !== target) {
+      // Pairs with markEngineLost()'s store (SC) before its notify.
+      if (Atomics.load(ctl, Ctl.ENGINE_LOST) !== 0) throw callbackWorkerLost(`finish ${what}`);
       throw new RcuUsageError(`Cannot finish ${what}: the callback worker has exited`);
     }
     const ms = performance.now() - start;
@@ -66,6 +70,7 @@ export function completeOwnHead(sh: RcuShared, head: number, doneIndex: number, 
   // SC store: pairs with waitForEngine()'s load and wait.
   Atomics.store(sh.slots, doneIndex, target);
   Atomics.notify(sh.slots, doneIndex);
+  if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.ENGINE_OWN_HEAD_GAP);
   // After DONE: pairs with claimOwnHead()'s load (see the diagram above).
   Atomics.store(sh.link, head * Head.STRIDE + Head.KIND, HeadKind.IDLE);
   // Pairs with the caller's Atomics.add before its push; read by the engine's urgent().

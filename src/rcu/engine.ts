@@ -38,16 +38,25 @@ const SEGMENTS = 32;
 /** Longest idle sleep (ms): a wakeup lost anyway costs at most this. */
 const IDLE_SLEEP_MS = 200;
 
+/**
+ * What a callback sees of its run. setArgs() keeps the new arguments here, not in the head: a
+ * reserved head is idle while its callback runs and may be queued anew (with arguments of its
+ * own) by anyone; the engine copies them into the head only once again() has claimed it back.
+ */
 class Context implements RcuCallbackContext {
   head = 0;
   deadline = 0;
   flooding = false;
-  constructor(private readonly args: Float64Array) {}
+  /** setArgs() was called during this run. */
+  pending = false;
+  a0 = 0;
+  a1 = 0;
+  a2 = 0;
   setArgs(a0: number, a1: number, a2: number): void {
-    const i = this.head * Head.ARGS;
-    this.args[i] = a0;
-    this.args[i + 1] = a1;
-    this.args[i + 2] = a2;
+    this.pending = true;
+    this.a0 = a0;
+    this.a1 = a1;
+    this.a2 = a2;
   }
 }
 
@@ -97,7 +106,7 @@ export class CallbackEngine {
     this.stats = sh.stats;
     this.fns = registry.fns;
     this.gps = new GracePeriods(sh, threadId);
-    this.ctx = new Context(sh.args);
+    this.ctx = new Context();
     this.ticket = new Float64Array(sh.totalHeads);
     this.sliced = new Uint8Array(sh.totalHeads);
     this.owner = threadId + 1;
@@ -314,18 +323,24 @@ export class CallbackEngine {
     const kind = link[at + Head.KIND] as number;
     const ai = h * Head.ARGS;
     const args = this.args;
+    // Read the call before the head goes idle: once it is idle, callHead() may refill it at once.
+    const a0 = args[ai] as number;
+    const a1 = args[ai + 1] as number;
+    const a2 = args[ai + 2] as number;
     // A reserved head may be queued again from inside (or by another thread): pairs with the
     // compare-exchange in callHead(). A callAndWait() head stays busy until complete().
     if (h >= this.sh.staticBase) Atomics.store(link, at + Head.KIND, HeadKind.IDLE);
     this.ctl[Ctl.RUNNING_KIND] = kind; // plain: read only by stall reports
-    this.ctx.head = h;
+    const ctx = this.ctx;
+    ctx.head = h;
+    ctx.pending = false;
     if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.ENGINE_BEFORE_CALLBACK);
     let r: unknown;
     const fn = this.fns[kind];
     try {
       if (fn === undefined)
         throw new RcuUsageError(`RCU callback kind ${kind} is not defined in the callback worker`);
-      r = fn(args[ai] as number, args[ai + 1] as number, args[ai + 2] as number, this.ctx);
+      r = fn(a0, a1, a2, ctx);
     } catch (e) {
       this.stats[Stat.CB_ERRORS] += 1;
       console.error(`rcu: callback kind ${kind} (head ${h}) failed:`, e);
@@ -341,13 +356,22 @@ export class CallbackEngine {
       h >= this.sh.staticBase &&
       Atomics.compareExchange(this.link, at, HeadKind.IDLE, kind) !== HeadKind.IDLE
     ) {
-      // Queued anew while this slice ran: continuing would link the head twice.
+      // Queued anew while this slice ran: continuing would link the head twice, and its arguments
+      // are the new call's now (setArgs() did not touch them).
       this.stats[Stat.CB_ERRORS] += 1;
       console.error(
         `rcu: sliced callback kind ${kind} (head ${h}) was queued again while it ran; its remaining slices are dropped`,
       );
       this.complete(h);
       return;
+    }
+    const ctx = this.ctx;
+    if (ctx.pending) {
+      // The head is ours again (claimed above, or never idle): the next slice reads these.
+      const ai = h * Head.ARGS;
+      this.args[ai] = ctx.a0;
+      this.args[ai + 1] = ctx.a1;
+      this.args[ai + 2] = ctx.a2;
     }
     if (this.sliced[h] === 0) {
       this.sliced[h] = 1;

@@ -11,3 +11,23 @@ export class RcuUsageError extends Error {
     this.name = "RcuUsageError";
   }
 }
+
+/**
+ * The domain's callback worker died (a callback called process.exit(), the worker ran out of
+ * memory or was terminated): the callbacks it held are lost. Thrown by every wait for it
+ * (barrier(), callAndWait()) and by startPoll(); call() returns Errno.INVAL from then on. Not a
+ * misuse: catch it to shut down cleanly; the domain's grace periods still work.
+ */
+export class RcuCallbackWorkerLostError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RcuCallbackWorkerLostError";
+  }
+}
+
+/** The message of RcuCallbackWorkerLostError for `what` (a call such as "barrier()"). */
+export function callbackWorkerLost(what: string): RcuCallbackWorkerLostError {
+  return new RcuCallbackWorkerLostError(
+    `Cannot ${what}: the RCU callback worker died; the callbacks it held are lost and call() returns EINVAL`,
+  );
+}

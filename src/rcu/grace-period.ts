@@ -26,13 +26,13 @@
  * holds the new value (the thread passed a quiescent state) or 0 (offline).
  *
  * Waiting on a reader spins `spinLimit` loads, then sleeps on GP_FUTEX with growing timeouts up to
- * `maxSleepMs`; a reader leaving its section (or reporting a quiescent state) notices GP_FUTEX = -1
- * and wakes the driver. A reader that blocks for `stallTimeoutMs` is reported (stall.ts), again at
+ * `maxSleepMs`; a reader leaving its section (mb: the driver marked its slot MB_WAKE) or reporting a
+ * quiescent state (qsbr: it notices GP_FUTEX = -1) wakes the driver. A reader that blocks for `stallTimeoutMs` is reported (stall.ts), again at
  * doubling intervals, and the wait goes on.
  */
 import { Errno } from "../common/errno.js";
-import { RcuUsageError } from "./errors.js";
-import { Ctl, MB_PHASE, QSBR_STEP, Slot, StallWhat } from "./layout.js";
+import { callbackWorkerLost, RcuUsageError } from "./errors.js";
+import { Ctl, MB_PHASE, MB_WAKE, QSBR_STEP, Slot, StallWhat } from "./layout.js";
 import { RcuRacePoint, rcuRaceHook } from "./race.js";
 import type { RcuShared } from "./shared.js";
 import { deliverStalls, reportStall } from "./stall.js";
@@ -97,6 +97,7 @@ export class GracePeriods {
   startPoll(): number {
     const ctl = this.ctl;
     if (Atomics.load(ctl, Ctl.ENGINE) === 0) {
+      if (Atomics.load(ctl, Ctl.ENGINE_LOST) !== 0) throw callbackWorkerLost("call startPoll()");
       throw new RcuUsageError(
         "Cannot call startPoll(): no callback worker runs for this RCU domain to drive the grace period; take a cookie with getState() and let synchronize() or condSynchronize() end it",
       );
@@ -186,8 +187,26 @@ export class GracePeriods {
     if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.GP_BEFORE_COMPLETE);
     // SC store: pairs with expired()/pollState() loads; the readers' exits we saw precede it.
     Atomics.store(ctl, Ctl.GP_COMPLETED, this.gp);
+    this.retireRequest(this.gp);
     this.account(performance.now() - this.t0);
     return Errno.OK;
+  }
+
+  /**
+   * Moves GP_REQUESTED up to `completed` unless it asks for a later period. Without it the word
+   * moves only when someone polls; once COMPLETED runs 2^31 ahead of it, the wrap-safe comparison
+   * reads the stale request as pending (the engine drives periods back to back) and startPoll()
+   * reads a new cookie as requested already (nobody drives it). Kept this close, the two words
+   * never drift apart by 2^31. A CAS lost to startPoll() leaves its newer request in place.
+   */
+  private retireRequest(completed: number): void {
+    const ctl = this.ctl;
+    for (;;) {
+      const req = Atomics.load(ctl, Ctl.GP_REQUESTED);
+      if (!cookieExpired(completed, req) || req === completed) return;
+      // Pairs with startPoll()'s CAS: whichever wins, the later request survives.
+      if (Atomics.compareExchange(ctl, Ctl.GP_REQUESTED, req, completed) === req) return;
+    }
   }
 
   private waitMb(): number {
@@ -234,9 +253,12 @@ export class GracePeriods {
     }
     let sleepMs = opts.maxSleepMs / 16;
     for (;;) {
-      // Pairs with the reader's GP_FUTEX load after its slot store (wakeWriter in the reader classes).
+      // qsbr: pairs with the reader's GP_FUTEX load after its slot store (qsbr.ts).
       Atomics.store(ctl, Ctl.GP_FUTEX, -1);
-      if (!blocks(mode, Atomics.load(slots, i), value)) break;
+      const v = Atomics.load(slots, i);
+      if (!blocks(mode, v, value)) break;
+      // mb: pairs with the reader's unlock exchange. A failed mark means the slot changed: look again.
+      if (!this.qsbr && Atomics.compareExchange(slots, i, v, v | MB_WAKE) !== v) continue;
       Atomics.wait(ctl, Ctl.GP_FUTEX, -1, sleepMs);
       if (!blocks(mode, Atomics.load(slots, i), value)) break;
       sleepMs = Math.min(sleepMs * 2, opts.maxSleepMs);

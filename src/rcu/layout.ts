@@ -7,7 +7,8 @@
  *   line  word               writer                          reader
  *   ----  -----------------  ------------------------------  --------------------------------------
  *   0     0 GP_CTR           grace-period driver (lock)      every readLock (mb) / quiescentState (qsbr)
- *         1 GP_FUTEX         driver (-1 = asleep), readers   readers on outermost unlock / quiescent
+ *         1 GP_FUTEX         driver (-1 = asleep), readers   qsbr quiescentState()/offline(); mb readers
+ *                            that wake it (wakeWriter)       only when their slot has MB_WAKE
  *   1    16 GP_LOCK          CAS by drivers, reaper          drivers, waiters, stall reports
  *        17 GP_STARTED       driver (lock)                   cookie snapshots (startPoll, synchronize)
  *        18 GP_COMPLETED     driver (lock), futex word       pollState, synchronize waiters
@@ -30,6 +31,9 @@
  *        58 STALL_HANDLER    onStall setter (threadId + 1),  reportStall (deliver here or print)
  *                            reaper (CAS to 0)
  *        59 DOMAIN_ID        create (once, random, nonzero)  stall.ts (thread-local handler lookup)
+ *        60 ENGINE_LOST      reaper: 1 once the callback     waits for the engine, startPoll()
+ *                            engine died holding its role
+ *                            (never cleared)
  *   4    64..65              free-chunk stack top, 64-bit (BigUint64Array index 32): tag << 32 | head + 1
  *   5-8  80..143             stall ring: STALL_RING entries of STALL_ENTRY words (StallEntry), entry
  *                            STALLS mod STALL_RING; reporter writes the fields, then SEQ = its
@@ -38,7 +42,8 @@
  * Reader slots (`slots`, Int32Array, one 64-byte line per registered thread; `slotsF64` views the
  * same bytes as Float64 for the per-thread counters):
  *
- *   int32  0 CTR            owner: mb 0 or GP_CTR snapshot; qsbr 0 (offline) or GP_CTR snapshot
+ *   int32  0 CTR            owner: mb 0 or GP_CTR snapshot, driver: | MB_WAKE (CAS) before it
+ *                           sleeps; qsbr 0 (offline) or GP_CTR snapshot
  *          1 OWNER          register CAS 0 -> threadId + 1; unregister/reap store 0
  *          2 GEN            register (registrations of this slot so far)
  *          3 CACHE_TOP      owner: first head of its private free-head chain (or NIL)
@@ -83,6 +88,7 @@ export const enum Ctl {
   FLOOD = 57,
   STALL_HANDLER = 58,
   DOMAIN_ID = 59,
+  ENGINE_LOST = 60,
   /** Index of the free-chunk stack top in the BigUint64Array view of the control block. */
   FREE_TOP_64 = 32,
   STALL_RING = 80,
@@ -108,6 +114,11 @@ export const enum StallEntry {
 /** mb: bit 0 of GP_CTR is always set (so an active reader's word is never 0), bit 1 is the phase. */
 export const MB_ACTIVE = 1;
 export const MB_PHASE = 2;
+/**
+ * mb: set in an active reader's slot (CAS) by a driver about to sleep on GP_FUTEX; the reader's
+ * unlock (an exchange) sees it and wakes the driver. Never part of GP_CTR.
+ */
+export const MB_WAKE = 4;
 /** qsbr: GP_CTR is odd (never 0 = offline) and advances by 2 per grace period. */
 export const QSBR_STEP = 2;
 

@@ -3,7 +3,7 @@
  *
  * readLock (outermost): copy GP_CTR (phase | 1) into this thread's slot with Atomics.store, a
  * sequentially consistent store (an xchg on x86-64): the section's loads cannot move above it.
- * readUnlock (outermost): store 0 into the slot, then wake a driver that sleeps on GP_FUTEX.
+ * readUnlock (outermost): exchange 0 into the slot; if a driver marked it MB_WAKE, wake the driver.
  * Nesting is a thread-local counter; only the outermost pair touches shared memory.
  *
  * Why GP_CTR is read with a plain load: an Int32 read never tears, so it returns a phase some
@@ -16,15 +16,16 @@
  * read costs at most some extra waiting. (Atomics.load of GP_CTR would cost ~3 ns more per pair.)
  * Read RCU-protected words with Atomics.load, as liburcu code uses rcu_dereference().
  *
- * Why the unlock store is Atomics.store everywhere: it must not become visible before the section's
- * protected loads are done (a driver that saw the slot clear too early would end the grace period
- * while the reader still reads), and it must not pass the following GP_FUTEX load (a driver that
- * set GP_FUTEX and then read the stale slot would sleep with no wakeup coming). A plain store gives
- * neither guarantee under the JavaScript memory model, nor the second one even on x86-64 TSO, where
- * a store may pass a later load. The SC store pairs with the driver's Atomics.store of GP_FUTEX and
- * its Atomics.load of this slot in waitSlots(); it costs ~8 ns here, about half the pair.
+ * Why the unlock is an Atomics.exchange: it must not become visible before the section's protected
+ * loads are done (a driver that saw the slot clear too early would end the grace period while the
+ * reader still reads), and the reader must learn whether a driver went to sleep on it. A driver
+ * about to sleep marks the slot MB_WAKE with a compare-exchange: either the mark lands first and the
+ * exchange returns it (the reader wakes the driver), or the exchange lands first and the mark fails
+ * (the driver sees the slot clear). No separate GP_FUTEX load follows the store: a plain one could
+ * pass it under the JavaScript memory model and miss the wakeup, and an Atomics.load costs ~3 ns
+ * here, where the exchange costs what the SC store did (an xchg on x86-64, ~8 ns).
  */
-import { Ctl } from "./layout.js";
+import { Ctl, MB_WAKE } from "./layout.js";
 import { RcuRacePoint, rcuRaceHook } from "./race.js";
 import { RcuThreadBase, wakeWriter } from "./thread.js";
 
@@ -44,9 +45,8 @@ export class MbThread extends RcuThreadBase {
   /** Leaves a read-side section. @throws RcuUsageError without a matching readLock(). */
   readUnlock(): void {
     if (--this.nest === 0) {
-      // SC store: pairs with the driver's GP_FUTEX store and slot load (see above).
-      Atomics.store(this.slots, this.ctrIndex, 0);
-      if (this.ctl[Ctl.GP_FUTEX] !== 0) wakeWriter(this.ctl);
+      // SC exchange: pairs with the driver's slot load and its MB_WAKE compare-exchange (see above).
+      if ((Atomics.exchange(this.slots, this.ctrIndex, 0) & MB_WAKE) !== 0) wakeWriter(this.ctl);
     } else if (this.nest < 0) {
       this.unbalancedUnlock();
     }

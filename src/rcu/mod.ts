@@ -11,7 +11,7 @@ export {
   type RegisterRcuCallbacks,
 } from "./callbacks.js";
 export { CallbackEngine } from "./engine.js";
-export { RcuUsageError } from "./errors.js";
+export { RcuCallbackWorkerLostError, RcuUsageError } from "./errors.js";
 export { cookieExpired } from "./grace-period.js";
 export { StallWhat } from "./layout.js";
 export { MbThread } from "./mb.js";

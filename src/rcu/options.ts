@@ -55,6 +55,12 @@ export interface RcuOptions {
   spinLimit?: number;
   /** Longest single Atomics.wait of a waiter in ms (a lost wakeup costs at most this). Default 2. */
   maxSleepMs?: number;
+  /**
+   * Grace-period sequence number the domain starts at, as if that many periods had run with
+   * nobody polling. Default 0. Tests set it near 2^31 - 1 to cross the Int32 wrap in a few
+   * periods (Linux starts its gp_seq near its own wrap for the same reason).
+   */
+  initialGracePeriod?: number;
 }
 
 /** Every option filled in: plain numbers, safe to post to other threads. */
@@ -76,6 +82,7 @@ export interface ResolvedRcuOptions {
   readonly stallTimeoutMs: number;
   readonly spinLimit: number;
   readonly maxSleepMs: number;
+  readonly initialGracePeriod: number;
 }
 
 const INT_LIMITS: [keyof RcuOptions, number, number, number][] = [
@@ -89,6 +96,7 @@ const INT_LIMITS: [keyof RcuOptions, number, number, number][] = [
   ["floodBatchLimit", 10000, 1, 1 << 30],
   ["floodShift", 7, 0, 30],
   ["spinLimit", 1000, 0, 1 << 24],
+  ["initialGracePeriod", 0, 0, 0x7fffffff],
 ];
 
 const MS_LIMITS: [keyof RcuOptions, number, number, number][] = [

@@ -38,7 +38,9 @@ export class QsbrThread extends RcuThreadBase {
     if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.QSBR_QS_GAP);
     // SC store: pairs with the driver's Atomics.load of this slot in waitSlots().
     Atomics.store(this.slots, this.ctrIndex, ctr);
-    if (this.ctl[Ctl.GP_FUTEX] !== 0) wakeWriter(this.ctl);
+    // Atomics.load: a plain load may pass the SC store above and miss a driver going to sleep
+    // (mb.ts). Pairs with the driver's GP_FUTEX store in waitSlot().
+    if (Atomics.load(this.ctl, Ctl.GP_FUTEX) !== 0) wakeWriter(this.ctl);
   }
 
   /** Stops being waited for. @throws RcuUsageError inside a read-side section. */
@@ -48,7 +50,8 @@ export class QsbrThread extends RcuThreadBase {
     this.on = false;
     // SC store: pairs with the driver's slot load; this thread's earlier reads are done.
     Atomics.store(this.slots, this.ctrIndex, 0);
-    if (this.ctl[Ctl.GP_FUTEX] !== 0) wakeWriter(this.ctl);
+    // Atomics.load, as in quiescentState(): pairs with the driver's GP_FUTEX store.
+    if (Atomics.load(this.ctl, Ctl.GP_FUTEX) !== 0) wakeWriter(this.ctl);
   }
 
   /** Becomes a reader that grace periods wait for again. */

@@ -25,7 +25,9 @@ export const enum RcuRacePoint {
   ENGINE_BEFORE_CALLBACK = 6,
   /** qsbr quiescentState: between reading GP_CTR and storing it. */
   QSBR_QS_GAP = 7,
-  COUNT = 8,
+  /** Callback engine, completing a barrier marker or callAndWait() head: DONE published, head not yet idle. */
+  ENGINE_OWN_HEAD_GAP = 8,
+  COUNT = 9,
 }
 
 /** Names of the race points, indexed by RcuRacePoint (for reports and command lines). */
@@ -38,6 +40,7 @@ export const RCU_RACE_POINT_NAMES: readonly string[] = [
   "rcu.engine-after-splice",
   "rcu.engine-before-callback",
   "rcu.qsbr-qs-gap",
+  "rcu.engine-own-head-gap",
 ];
 
 /** Called at every race point this thread passes; keep it free of RCU calls and allocations. */

@@ -84,6 +84,7 @@ export class Rcu {
     });
     worker.removeAllListeners();
     worker.on("error", (e) => console.error("rcu: the callback worker failed:", e));
+    // The worker reaps itself from its "exit" handler (worker.ts); this covers terminate() and OOM.
     worker.once("exit", () => reapThread(this.sh, tid));
     worker.unref();
   }
@@ -154,7 +155,12 @@ export class Rcu {
     return reapThread(this.sh, deadThreadId);
   }
 
-  /** Reaps `worker`'s slots when it exits, however it exits. */
+  /**
+   * Reaps `worker`'s slots and locks when it exits, however it exits, from its "exit" event on this
+   * thread's event loop. A registered thread that exits by itself (end of script, process.exit(),
+   * an uncaught error) has already released its slots from its own "exit" handler; this catches
+   * terminate() and out-of-memory, which run no handler.
+   */
   watch(worker: Worker): void {
     const tid = worker.threadId;
     worker.once("exit", () => reapThread(this.sh, tid));

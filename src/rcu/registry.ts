@@ -62,8 +62,26 @@ export function releaseSlot(sh: RcuShared, s: number): void {
 }
 
 /**
+ * The callback engine died holding its role (it never ran release()): what it held is lost. Every
+ * kind is undefined from now on, so call(), callHead() and callAndWait() return INVAL ("no callback
+ * worker"), and every thread asleep in barrier() or callAndWait() wakes to throw
+ * RcuCallbackWorkerLostError (completion.ts).
+ */
+export function markEngineLost(sh: RcuShared): void {
+  // Pairs with the loads in waitForEngine(), checkCanWaitForEngine() and startPoll().
+  Atomics.store(sh.ctl, Ctl.ENGINE_LOST, 1);
+  for (let k = 0; k < sh.kinds.length; k++) Atomics.store(sh.kinds, k, 0);
+  const hwm = sh.slotHwm();
+  for (let s = 0; s < hwm; s++) {
+    Atomics.notify(sh.slots, s * Slot.STRIDE + Slot.BARRIER_DONE);
+    Atomics.notify(sh.slots, s * Slot.STRIDE + Slot.CALL_DONE);
+  }
+}
+
+/**
  * Releases every slot of `threadId`, a thread that has exited or died, plus the grace-period lock,
- * the callback-engine role and the stall-handler role if it held them. Returns the number of slots reaped.
+ * the callback-engine role (marking the engine lost: markEngineLost) and the stall-handler role if
+ * it held them. Returns the number of slots reaped.
  * Call it only for a thread that no longer runs (e.g. from the Worker's "exit" event).
  */
 export function reapThread(sh: RcuShared, threadId: number): number {
@@ -79,7 +97,7 @@ export function reapThread(sh: RcuShared, threadId: number): number {
     // The dead driver's period stays half done; the next driver starts a fresh one (grace-period.ts).
     Atomics.notify(ctl, Ctl.GP_COMPLETED);
   }
-  Atomics.compareExchange(ctl, Ctl.ENGINE, owner, 0);
+  if (Atomics.compareExchange(ctl, Ctl.ENGINE, owner, 0) === owner) markEngineLost(sh);
   // A dead handler thread delivers nothing: reporters print again (stall.ts).
   Atomics.compareExchange(ctl, Ctl.STALL_HANDLER, owner, 0);
   return reaped;

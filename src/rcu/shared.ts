@@ -100,6 +100,9 @@ export class RcuShared {
     ctl[Ctl.GP_CTR] = MB_ACTIVE;
     ctl[Ctl.RUNNING_KIND] = -1;
     ctl[Ctl.CB_TOP] = NIL;
+    // GP_REQUESTED stays 0: the request of a domain nobody has polled (grace-period.ts).
+    ctl[Ctl.GP_STARTED] = this.options.initialGracePeriod;
+    ctl[Ctl.GP_COMPLETED] = this.options.initialGracePeriod;
     initHeads(this.ctl64, this.link, this.options.poolHeads, this.totalHeads);
     ctl[Ctl.STATIC_NEXT] = this.staticBase;
     ctl[Ctl.DOMAIN_ID] = (Math.random() * 0x7ffffffe + 1) | 0;

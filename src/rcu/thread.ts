@@ -20,13 +20,13 @@
  *   you wait for waits for you. Generic code can check `isOnline`.
  */
 import { Errno } from "../common/errno.js";
-import { RcuUsageError } from "./errors.js";
+import { callbackWorkerLost, RcuUsageError } from "./errors.js";
 import { cookieExpired, type GracePeriods } from "./grace-period.js";
 import { claimOwnHead, doneIndex, waitForEngine } from "./completion.js";
 import { Head, HeadKind, popFreeChunk, pushCallback } from "./heads.js";
 import { Ctl, NIL, Slot } from "./layout.js";
 import { RcuRacePoint, rcuRaceHook } from "./race.js";
-import { releaseSlot } from "./registry.js";
+import { reapThread, releaseSlot } from "./registry.js";
 import type { RcuShared } from "./shared.js";
 import { inCallbackEngine } from "./thread-state.js";
 import { wakeForWork, wakeUrgent } from "./wake.js";
@@ -36,6 +36,30 @@ export function wakeWriter(ctl: Int32Array): void {
   Atomics.store(ctl, Ctl.GP_FUTEX, 0);
   Atomics.notify(ctl, Ctl.GP_FUTEX);
 }
+
+/** This thread's registered handles (module state is per thread). */
+const registeredHere = new Set<RcuThreadBase>();
+
+/**
+ * Tracks `t` for this thread's "exit" handler, which runs when the thread ends by itself (end of
+ * script, process.exit(), an uncaught error) and gives every slot and lock it still holds back at
+ * once: reaping then needs no other thread's event loop (a watcher may be blocked in synchronize()).
+ * terminate() and out-of-memory run no handler; the watcher's "exit" event reaps those.
+ */
+function releaseOnExit(t: RcuThreadBase, on: boolean): void {
+  if (!on) {
+    registeredHere.delete(t);
+    return;
+  }
+  if (registeredHere.size === 0 && !exitHandlerInstalled) {
+    exitHandlerInstalled = true;
+    process.on("exit", () => {
+      for (const h of registeredHere) h.releaseAtExit();
+    });
+  }
+  registeredHere.add(t);
+}
+let exitHandlerInstalled = false;
 
 /**
  * What both flavors' thread handles offer; write flavor-generic code against it. Obtain one with
@@ -65,6 +89,7 @@ export abstract class RcuThreadBase {
   private readonly maxKinds: number;
 
   constructor(sh: RcuShared, slot: number, threadId: number, gps: GracePeriods) {
+    releaseOnExit(this, true);
     this.sh = sh;
     this.threadId = threadId;
     this.slot = slot;
@@ -158,10 +183,14 @@ export abstract class RcuThreadBase {
    * Returns Errno.OK, or Errno.INVAL for a kind the callback worker does not define. Never NOMEM:
    * each reader slot owns one head for this.
    * @throws RcuUsageError inside a read-side section or a callback, after unregister(), in a domain
-   *   without a callback worker, or if the callback worker exits before the callback has run.
+   *   without a callback worker, or if the callback worker exits before the callback has run;
+   *   RcuCallbackWorkerLostError once the callback worker has died (before or during the wait).
    */
   callAndWait(kind: number, a0 = 0, a1 = 0, a2 = 0): number {
-    if (kind >>> 0 >= this.maxKinds || this.kinds[kind] !== 1) return Errno.INVAL;
+    if (kind >>> 0 >= this.maxKinds || this.kinds[kind] !== 1) {
+      if (Atomics.load(this.ctl, Ctl.ENGINE_LOST) !== 0) throw callbackWorkerLost("call callAndWait()");
+      return Errno.INVAL;
+    }
     this.checkCanWaitForEngine("callAndWait()");
     const head = this.sh.waitBase + this.slot;
     const done = doneIndex(this.slot, Slot.CALL_DONE);
@@ -233,7 +262,8 @@ export abstract class RcuThreadBase {
   /**
    * Returns a cookie for pollState() and asks the callback worker to drive the grace period it
    * names, so that it expires with nobody calling synchronize().
-   * @throws RcuUsageError in a domain without a callback worker: use getState() there.
+   * @throws RcuUsageError in a domain without a callback worker: use getState() there;
+   *   RcuCallbackWorkerLostError once the callback worker has died.
    */
   startPoll(): number {
     return this.gps.startPoll();
@@ -276,7 +306,8 @@ export abstract class RcuThreadBase {
    * Waits until every callback queued before this call, by any thread, has run to completion.
    * qsbr: the thread is offline while it waits.
    * @throws RcuUsageError inside a read-side section or a callback, after unregister(), in a domain
-   *   without a callback worker, or if the callback worker exits first.
+   *   without a callback worker, or if the callback worker exits first; RcuCallbackWorkerLostError
+   *   once the callback worker has died (before or during the wait).
    */
   barrier(): void {
     this.checkCanWaitForEngine("barrier()");
@@ -310,12 +341,18 @@ export abstract class RcuThreadBase {
       );
     }
     this.registered = false;
+    releaseOnExit(this, false);
     releaseSlot(this.sh, this.slot);
     // The slot may be claimed by another thread now: writes through this handle must not reach it.
     // The dummy's cache is empty, so call() takes its slow path (refill), which throws.
     const dummy = new Int32Array(this.slots.length);
     dummy[this.cacheIndex] = NIL;
     this.slots = dummy;
+  }
+
+  /** @internal This thread is exiting: release whatever it holds (see releaseOnExit). */
+  releaseAtExit(): void {
+    if (this.registered) reapThread(this.sh, this.threadId);
   }
 
   protected unregisteredUse(what: string): never {
@@ -337,8 +374,10 @@ export abstract class RcuThreadBase {
     this.checkCanWait(what);
     if (inCallbackEngine)
       throw new RcuUsageError(`Cannot call ${what} inside an RCU callback: it would wait for itself`);
-    if (Atomics.load(this.ctl, Ctl.ENGINE) === 0)
+    if (Atomics.load(this.ctl, Ctl.ENGINE) === 0) {
+      if (Atomics.load(this.ctl, Ctl.ENGINE_LOST) !== 0) throw callbackWorkerLost(`call ${what}`);
       throw new RcuUsageError(`Cannot call ${what}: no callback worker runs for this RCU domain`);
+    }
   }
 
   protected unbalancedUnlock(): never {

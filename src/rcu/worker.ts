@@ -6,6 +6,7 @@
 import { parentPort, threadId, workerData } from "node:worker_threads";
 import { loadRcuPlugins, RcuCallbackRegistry } from "./callbacks.js";
 import { CallbackEngine } from "./engine.js";
+import { reapThread } from "./registry.js";
 import { type RcuHandle, RcuShared } from "./shared.js";
 
 const handle = (workerData as { handle: RcuHandle }).handle;
@@ -18,5 +19,9 @@ try {
   process.exit(1);
 }
 const engine = new CallbackEngine(sh, registry, threadId);
+// A callback that calls process.exit(), or an error escaping the engine: the thread still runs its
+// "exit" handlers, so it gives up its role itself (the engine is lost unless run() returned).
+// Terminated or out of memory, it runs none: its creator reaps it from the "exit" event.
+process.on("exit", () => reapThread(sh, threadId));
 parentPort?.postMessage({ type: "ready" });
 engine.run();
