@@ -91,6 +91,15 @@ describe("stage2 run: bad input is one line and exit 2", () => {
     [["compare", "dirty-log-perf", "--vcpus", "0"], /--vcpus: 0 is out of range/],
     [["compare", "dirty-log-perf", "--strategy", "per-table"], /use --strategies, --modes and --rcus/],
     [["report"], /name at least one FILE/],
+    [["report", "a\u001b[31mb"], /cannot read a\\x1b\[31mb: ENOENT/],
+    [
+      ["run", "collapse-storm", "--trace", "/nonexistent/dir/t.json"],
+      /--trace: cannot write into \/nonexistent\/dir: ENOENT/,
+    ],
+    [["run", "--out="], /--out: needs a directory/],
+    [["run", "--trace="], /--trace: needs a file name/],
+    [["compare", "collapse-storm", "--trace", "t.json"], /--trace: compare writes no trace/],
+    [["compare", "collapse-storm", "--plan", "--out", "x"], /--out: --plan runs nothing/],
     [["report", "/nonexistent/results.jsonl"], /cannot read \/nonexistent\/results.jsonl: ENOENT/],
   ];
   for (const [args, re] of cases) {
@@ -119,6 +128,34 @@ describe("stage2 run WORKLOAD", () => {
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /vcpus=64/);
     assert.match(r.out, /^PASS: /m);
+  });
+
+  test("--out naming an existing file is bad input, and nothing runs or prints", async () => {
+    const file = join(dir, "a-file");
+    await writeFile(file, "x");
+    badInput(
+      cli(["run", "collapse-storm", "-b", "4M", "--out", file]),
+      /^stage2 run: --out: cannot create .*a-file: EEXIST/,
+    );
+  });
+
+  test("memslot-perf with its default memslot cap (511 slots)", () => {
+    const r = cli(["run", "memslot-perf", "-l", "1", "-f", "3", "-e", "4"]);
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /^Random seed: 0x1$/m);
+    assert.match(r.out, /^Best slot setup time for the whole test area was \d+\.\d{9}s$/m);
+  });
+
+  test("access-tracking on THP with the MMU model: idle blocks stay in the TLB, a warning (auto)", () => {
+    const r = cli(["run", "access-tracking", "-v", "1", "-b", "4M", "-s", "anonymous_thp"]);
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(
+      r.out,
+      /^WARNING: vCPU0: Too many pages still idle \(\d+ out of 1024\), this will affect performance results\.$/m,
+    );
+    const strict = cli(["run", "access-tracking", "-v", "1", "-b", "4M", "-s", "anonymous_thp", "-w", "0"]);
+    assert.equal(strict.code, 1, strict.out);
+    assert.match(strict.out, /^FAIL: .*Too many pages still idle/m);
   });
 
   test("--help for a workload lists its own flags", () => {
@@ -228,9 +265,27 @@ export default () => ({
     ]) {
       const r = cli(["run", ...workload, "-v", "2", "-b", "8M", "--strategy", path]);
       assert.equal(r.code, 1, `${r.out}\n${r.err}`);
-      assert.match(r.out, /^FAIL: the run died: .*--strategy crashes: .*deliberate crash in freeUnlinked/m);
+      assert.match(r.err, /^FAIL: the run died: .*--strategy crashes: .*deliberate crash in freeUnlinked/m);
       assert.doesNotMatch(r.err, /internal error/);
     }
+    // With --json, stdout holds only result lines (the FAIL goes to stderr): `report` can read it.
+    const mixed = cli([
+      "run",
+      "collapse-storm",
+      "-i",
+      "1",
+      "-v",
+      "2",
+      "-b",
+      "8M",
+      "--strategy",
+      `per-table,${path}`,
+      "--json",
+    ]);
+    assert.equal(mixed.code, 1, mixed.err);
+    for (const line of mixed.out.trimEnd().split("\n"))
+      assert.deepEqual(validateRunResult(JSON.parse(line)), []);
+    assert.match(mixed.err, /^FAIL: the run died/m);
   });
 
   test("a missing module is bad input", () => {

@@ -58,6 +58,12 @@ describe("numbers", () => {
     assert.equal(parseSize("64M", "-b"), 64 * 2 ** 20);
     assert.equal(parseSize("1g", "-b"), 2 ** 30);
     assert.throws(() => parseSize("1.5G", "-b"), /-b: "1.5G" is not a size/);
+    // As strtoull(base 0) + the unit letter: hex, octal, "1GB".
+    assert.equal(parseSize("0x1000", "-b"), 4096);
+    assert.equal(parseSize("010", "-b"), 8);
+    assert.equal(parseSize("1GB", "-b"), 2 ** 30);
+    assert.equal(parseSize("4096b", "-b"), 4096);
+    assert.throws(() => parseSize("1Q", "-b"), ConfigError);
     assert.throws(() => parseSize("", "-b"), ConfigError);
     assert.throws(() => parseSize("99999999999t", "-b"), /too large/);
   });

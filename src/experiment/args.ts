@@ -106,11 +106,24 @@ const SIZE_UNITS = new Map<string, number>([
   ["t", 1024 ** 4],
 ]);
 
-/** The selftests' parse_size(): `[0-9]+[kmgt]?`, case-insensitive, binary units. */
+/**
+ * The selftests' parse_size(): a number as strtoull reads it with base 0 (decimal, 0x hex, 0 octal)
+ * and an optional unit letter k/m/g/t (binary) or b, case-insensitive; like parse_size, a trailing
+ * "B" after the unit is accepted ("1GB").
+ */
 export function parseSize(text: string, what: string): number {
-  const m = /^([0-9]+)([kmgtKMGT]?)$/.exec(text);
-  if (!m) throw new ConfigError(`${what}: "${shown(text)}" is not a size (digits with an optional k/m/g/t)`);
-  const v = Number(m[1]) * (SIZE_UNITS.get((m[2] as string).toLowerCase()) as number);
+  const m = /^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([kmgtbKMGTB]?)([bB]?)$/.exec(text);
+  if (!m) {
+    throw new ConfigError(`${what}: "${shown(text)}" is not a size (a number with an optional k/m/g/t)`);
+  }
+  const digits = m[1] as string;
+  const base = /^0[xX]/.test(digits)
+    ? BigInt(digits)
+    : /^0[0-7]+$/.test(digits)
+      ? BigInt(`0o${digits.slice(1)}`)
+      : BigInt(digits);
+  const unit = (m[2] as string).toLowerCase();
+  const v = Number(base) * (SIZE_UNITS.get(unit === "b" ? "" : unit) as number);
   if (!Number.isSafeInteger(v)) throw new ConfigError(`${what}: "${shown(text)}" is too large`);
   return v;
 }

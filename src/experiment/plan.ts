@@ -80,7 +80,7 @@ export async function parseStrategies(values: string[]): Promise<StrategySpec[]>
       try {
         out.push(await resolveStrategy(word));
       } catch (e) {
-        if (e instanceof StrategyLoadError) throw new ConfigError(`--strategy: ${e.message}`);
+        if (e instanceof StrategyLoadError) throw new ConfigError(`--strategy: ${shown(e.message, 200)}`);
         throw e;
       }
     } else {

@@ -72,7 +72,7 @@ export interface VcpuFigures {
   vcpu: number;
   faults: number;
   again: number;
-  /** Faults handled per second of the vCPU's busy time in its timed phases. */
+  /** Faults handled per second of the vCPU's busy time (every guest pass or phase it ran). */
   faultsPerSec: number;
 }
 
@@ -103,7 +103,7 @@ export interface RunResult {
   /** "PA-bits:40,  VA-bits:48,  4K pages" style, as the selftests print it. */
   guestMode: string;
   phases: PhaseTime[];
-  /** Every fault and AGAIN retry over the run, and the rate over the timed phases. */
+  /** Every fault and AGAIN retry over the run, and the rate over the vCPUs' busy time. */
   faults: { total: number; again: number; faultsPerSec: number };
   perVcpu: VcpuFigures[];
   reclaim: ReclaimFigures;

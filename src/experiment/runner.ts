@@ -26,6 +26,7 @@ import { auditTable } from "../pgtable/audit.js";
 import { VcpuPool } from "../sim/host.js";
 import { createMemstress, MemstressHost, type MemstressSlice, MsFig } from "../sim/memstress.js";
 import type { VcpuCommand } from "../sim/protocol.js";
+import { sanitize } from "../common/text.js";
 import { ConfigError } from "./errors.js";
 import { RESULT_SCHEMA_VERSION, type RunResult, type Sample, type WorkloadName } from "./result.js";
 import { formatTs } from "./timespec.js";
@@ -51,6 +52,8 @@ export interface VmLayout {
   iaBits: number;
   memslots: MemslotSpec[];
   poolPages: number;
+  /** Memslots the workload may create at once (default: the VM's default capacity). */
+  maxMemslots?: number;
 }
 
 /** A workload: a host script that drives vCPU workers, printing the selftest's lines. */
@@ -169,6 +172,8 @@ export class RunContext {
   /** Runs one classic phase (populate, collapse) on every vCPU and returns its wall time in ns. */
   async vcpuPhase(cmds: VcpuCommand[]): Promise<bigint> {
     const { started, done } = this.pool.startPhase(cmds);
+    // If the vCPUs never start, `started` rejects and `done` (derived from it) is never awaited.
+    done.catch(() => {});
     await started;
     const t0 = process.hrtime.bigint();
     const r = await done;
@@ -233,6 +238,7 @@ export async function runWorkload<P>(
     granule: layout.granule,
     iaBits: layout.iaBits,
     poolPages: layout.poolPages,
+    ...(layout.maxMemslots !== undefined ? { maxMemslots: layout.maxMemslots } : {}),
     debug: common.check,
     mmu: common.mmu ?? true,
     mode: common.mode,
@@ -321,7 +327,8 @@ export async function runWorkload<P>(
   return {
     schemaVersion: RESULT_SCHEMA_VERSION,
     workload: workload.name,
-    strategy: strategyLabel(common.strategy),
+    // A user strategy names itself: printable and short in every result (the schema says so).
+    strategy: sanitize(strategyLabel(common.strategy), 80),
     mode: common.mode,
     rcu: common.rcu,
     vcpus,

@@ -19,7 +19,7 @@ import {
 } from "../../experiment/plan.js";
 import { renderText } from "../../report/text.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
-import { writeReport } from "../report-files.js";
+import { checkOutputs, writeReport } from "../report-files.js";
 import { RunDiedError, runSpecs } from "./run.js";
 
 const USAGE = `Usage: stage2 compare WORKLOAD [workload flags] [matrix options] [--plan] [--out DIR] [--json]
@@ -56,6 +56,14 @@ export async function matrixSpecs(
   argv: readonly string[],
 ): Promise<{ specs: RunSpec[]; json: boolean; outDir: string | null; plan: boolean }> {
   const { request, long } = await parseRunRequest(argv, MATRIX);
+  if (request.tracePath !== null)
+    throw new ConfigError(
+      "--trace: compare writes no trace (trace one run with `stage2 run ... --trace FILE`)",
+    );
+  if (long.has("plan") && request.outDir !== null)
+    throw new ConfigError(
+      "--out: --plan runs nothing and writes no report (merge the plan's output with `stage2 report`)",
+    );
   const base = request.specs[0] as RunSpec;
   if (long.has("strategy") || long.has("mode") || long.has("rcu")) {
     throw new ConfigError(
@@ -65,9 +73,11 @@ export async function matrixSpecs(
   const strategies = await parseStrategies(long.get("strategies") ?? ["all"]);
   const modes = parseList(long.get("modes") ?? ["shared"], "--modes", MODES);
   const rcus = parseList(long.get("rcus") ?? ["mb"], "--rcus", RCU_FLAVORS);
-  const vcpus = (long.get("vcpus") ?? [])
-    .flatMap((v) => v.split(","))
-    .map((v) => parseInt32(v, "--vcpus", 1, 64));
+  const vcpus = [
+    ...new Set(
+      (long.get("vcpus") ?? []).flatMap((v) => v.split(",")).map((v) => parseInt32(v, "--vcpus", 1, 64)),
+    ),
+  ];
   if (base.workload === "memslot-perf" && vcpus.length > 0) {
     throw new ConfigError("--vcpus: memslot-perf runs one vCPU, as memslot_perf_test does");
   }
@@ -108,6 +118,7 @@ export const compareCommand: Command = {
   async run(argv: string[], io: CliIo): Promise<number> {
     try {
       const m = await matrixSpecs(argv);
+      if (!m.plan) await checkOutputs(m.outDir, null);
       if (m.plan) {
         for (const s of m.specs) io.out(shellJoin(["stage2", ...replayArgs(s)]));
         return 0;
@@ -131,7 +142,7 @@ export const compareCommand: Command = {
     } catch (e) {
       if (e instanceof ConfigError) throw new UsageError(e.message);
       if (e instanceof RunDiedError) {
-        io.out(`FAIL: the run died: ${e.message}`);
+        io.err(`FAIL: the run died: ${e.message}`);
         return 1;
       }
       throw e;

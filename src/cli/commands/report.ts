@@ -3,13 +3,13 @@
  * `stage2 compare --plan`) into the comparison table and the HTML report. Every line is validated
  * against the shipped schema first; a bad line is named (file and line) and nothing is written.
  */
-import { ConfigError } from "../../experiment/errors.js";
+import { ConfigError, shown } from "../../experiment/errors.js";
 import { parseArgs } from "../../experiment/args.js";
 import type { RunResult } from "../../experiment/result.js";
 import { renderText } from "../../report/text.js";
 import { parseRunResults } from "../../report/schema.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
-import { writeReport } from "../report-files.js";
+import { checkOutputs, writeReport } from "../report-files.js";
 
 const USAGE = `Usage: stage2 report FILE... [--out DIR]
 
@@ -36,7 +36,7 @@ export const reportCommand: Command = {
           text = await io.readInput(file);
         } catch (e) {
           throw new ConfigError(
-            `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+            `cannot read ${shown(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
           );
         }
         try {
@@ -46,8 +46,9 @@ export const reportCommand: Command = {
         }
       }
       if (results.length === 0) throw new ConfigError("the files hold no run results");
-      io.out(renderText(results));
       const out = parsed.long.get("out")?.[0];
+      if (out !== undefined) await checkOutputs(out, null);
+      io.out(renderText(results));
       if (out !== undefined) {
         const files = await writeReport(out, results);
         io.out(`Report: ${files.html}`);

@@ -6,7 +6,9 @@
  *    the selftest's lines (or, with --json, one RunResult per line).
  */
 import { strategyLabel } from "../../kvm/reclaim/strategy.js";
+import { join } from "node:path";
 import { ConfigError } from "../../experiment/errors.js";
+import { RcuCallbackWorkerLostError } from "../../rcu/mod.js";
 import { defaultSpecs, executeSpec } from "../../experiment/execute.js";
 import { parseRunRequest, type RunSpec } from "../../experiment/plan.js";
 import type { RunResult } from "../../experiment/result.js";
@@ -14,7 +16,7 @@ import { WORKLOAD_TABLE } from "../../experiment/workloads/index.js";
 import { renderText } from "../../report/text.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
 import { startProgress } from "../progress.js";
-import { defaultOutDir, writeReport } from "../report-files.js";
+import { checkOutputs, defaultOutDir, writeReport } from "../report-files.js";
 import { parseArgs } from "../../experiment/args.js";
 import { writeTraceFile, type TraceRequest } from "../trace-file.js";
 
@@ -60,6 +62,12 @@ function mib(bytes: number): string {
 
 /** A run that could not finish (a vCPU or the callback worker died): a FAIL, exit 1. */
 export class RunDiedError extends Error {}
+
+/** Errors that report a worker's death or failure (VcpuPool, memstress waits, the RCU domain). */
+function isWorkerFailure(e: unknown): boolean {
+  const m = e instanceof Error ? e.message : "";
+  return /^vCPU \d+[: ]/.test(m) || e instanceof RcuCallbackWorkerLostError;
+}
 
 /** The stage2 figures after the selftest's lines, and the verdict. */
 export function summaryLines(r: RunResult): string[] {
@@ -115,7 +123,9 @@ export async function runSpecs(
           trace: opts.trace ?? undefined,
         });
       } catch (e) {
-        if (e instanceof ConfigError) throw e;
+        // Only a vCPU or callback worker that died or failed is the design under test breaking;
+        // anything else (a bug of the host side) stays an internal error.
+        if (!isWorkerFailure(e)) throw e;
         // A vCPU or the RCU worker died: the design under test (or a user strategy) broke.
         throw new RunDiedError(
           `${spec.workload} --strategy ${strategyLabel(spec.strategy)}: ${String((e as Error)?.message ?? e).split("\n")[0]}`,
@@ -140,7 +150,8 @@ async function defaultRun(argv: string[], io: CliIo): Promise<number> {
   if (parsed.positionals.length > 0) throw new ConfigError(`unexpected argument "${parsed.positionals[0]}"`);
   const json = parsed.long.has("json");
   const outDir = parsed.long.get("out")?.[0] ?? defaultOutDir();
-  const tracePath = parsed.long.get("trace")?.[0] ?? `${outDir}/trace.json`;
+  const tracePath = parsed.long.get("trace")?.[0] ?? join(outDir, "trace.json");
+  await checkOutputs(outDir, tracePath);
   const trace: TraceRequest = { path: tracePath, runs: [] };
   const specs = defaultSpecs();
   if (!json)
@@ -176,6 +187,7 @@ export const runCommand: Command = {
     try {
       if (argv.length === 0 || (argv[0] as string).startsWith("--")) return await defaultRun(argv, io);
       const { request } = await parseRunRequest(argv);
+      await checkOutputs(request.outDir, request.tracePath);
       const trace: TraceRequest | null = request.tracePath ? { path: request.tracePath, runs: [] } : null;
       const results = await runSpecs(request.specs, io, { stream: !request.json, trace }, (r) => {
         if (request.json) io.out(JSON.stringify(r));
@@ -190,7 +202,8 @@ export const runCommand: Command = {
     } catch (e) {
       if (e instanceof ConfigError) throw new UsageError(e.message);
       if (e instanceof RunDiedError) {
-        io.out(`FAIL: the run died: ${e.message}`);
+        // stderr: with --json, stdout carries only RunResult lines (`stage2 report` reads them).
+        io.err(`FAIL: the run died: ${e.message}`);
         return 1;
       }
       throw e;

@@ -17,7 +17,11 @@ export interface AccessTrackingParams {
   bytesPerVcpu: number;
   overlap: boolean;
   backing: BackingName;
-  /** -w: > 0 warn only, 0 fail (the default, "auto", fails here: nothing makes tracking unreliable). */
+  /**
+   * -w: > 0 warn only, 0 fail, < 0 auto (the default): warn when the vCPU MMU model is on, whose
+   * TLBs keep young translations that page_idle's clear-young does not flush (as hardware TLBs
+   * do, the reason the selftest warns in a VM), fail when it is off.
+   */
   warnOnly: number;
 }
 
@@ -25,7 +29,8 @@ const HELP = `  -v N     vCPUs (default 1, 1..64)
   -b SIZE  memory each vCPU touches, [0-9]+[kmgt] (default 1G)
   -o       overlap: every vCPU walks the whole region; only vCPU 0 marks it idle
   -s TYPE  backing: anonymous, anonymous_thp, anonymous_hugetlb_2mb, anonymous_hugetlb_1gb
-  -w N     > 0: warn instead of failing when 10% or more pages stay idle after an access; 0: fail`;
+  -w N     10% or more pages still idle after an access: > 0 warn, 0 fail, < 0 auto (default:
+           warn with the vCPU MMU model, whose TLBs page_idle does not flush; fail without it)`;
 
 export const accessTracking: Workload<AccessTrackingParams> = {
   name: "access-tracking",
@@ -43,7 +48,7 @@ export const accessTracking: Workload<AccessTrackingParams> = {
       bytesPerVcpu: f.has("b") ? parseSize(get("b"), "-b (bytes per vCPU)") : 1024 ** 3,
       overlap: f.has("o"),
       backing: f.has("s") ? parseBacking(get("s"), "-s (backing)") : "anonymous",
-      warnOnly: f.has("w") ? parseInt32(get("w"), "-w (idle pages warning)", 0, 2 ** 31 - 1) : 0,
+      warnOnly: f.has("w") ? parseInt32(get("w"), "-w (idle pages warning)", -1, 2 ** 31 - 1) : -1,
     };
     layoutOf(p);
     return p;
@@ -63,6 +68,8 @@ function layoutOf(p: AccessTrackingParams) {
 
 async function run(ctx: RunContext, p: AccessTrackingParams): Promise<void> {
   const l = layoutOf(p);
+  ctx.line(`Random seed: 0x${ctx.seed.toString(16)}`);
+  ctx.line("Using page_idle for aging");
   ctx.line(`Testing guest mode: PA-bits:${IA_BITS},  VA-bits:48,  4K pages`);
   ctx.line(`guest physical test memory: [0x${l.gpa.toString(16)}, 0x${(l.gpa + l.size).toString(16)})`);
   const { host, finished } = await ctx.startMemstress(l.slices, (h) => {
@@ -113,19 +120,14 @@ async function run(ctx: RunContext, p: AccessTrackingParams): Promise<void> {
     else await access(name, mode);
   }
   ctx.progress("phase", phases.length, phases.length);
-  // The last read is checked like the others: mark once more (untimed, unprinted) and count.
-  for (let v = 0; v < (p.overlap ? 1 : p.vcpus); v++) {
-    const s = l.slices[v] as { gpa: number; pages: number };
-    const stillIdle = ctx.vm.countIdle(s.gpa, s.pages * PAGE);
-    if (stillIdle >= s.pages / 10) tooManyIdle(ctx, p, v, stillIdle, s.pages);
-  }
   host.quit();
   await finished;
 }
 
 function tooManyIdle(ctx: RunContext, p: AccessTrackingParams, v: number, idle: number, pages: number): void {
   const who = p.overlap ? "" : `vCPU${v}: `;
-  if (p.warnOnly > 0) {
+  const warn = p.warnOnly > 0 || (p.warnOnly < 0 && ctx.vm.options.mmu === true);
+  if (warn) {
     ctx.line(
       `WARNING: ${who}Too many pages still idle (${idle} out of ${pages}), this will affect performance results.`,
     );

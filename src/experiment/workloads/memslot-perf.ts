@@ -84,6 +84,7 @@ export const memslotPerf: Workload<MemslotPerfParams> = {
     granule: PAGE,
     iaBits: IA_BITS,
     memslots: [],
+    maxMemslots: NR_MEMSLOTS,
     // Every level-3 table of the largest area, twice over.
     poolPages: 2 * Math.ceil(MEM_SIZE / (2 * M)) + 2048,
   }),
@@ -130,6 +131,7 @@ async function run(ctx: RunContext, p: MemslotPerfParams): Promise<void> {
   const unmapChunks = (gpa: number, size: number, chunk: number) => {
     for (let a = gpa; a < gpa + size; a += chunk) ctx.vm.unmap(a, chunk);
   };
+  ctx.line(`Random seed: 0x${ctx.seed.toString(16)}`);
   let bestSetup: bigint | null = null;
   for (let t = p.first; t <= p.last; t++) {
     const test = TESTS[t] as (typeof TESTS)[number];
