@@ -128,9 +128,9 @@ export interface GuestThread {
 }
 
 /**
- * The vCPU side: runs passes as the host asks until QUIT. Returns OK, or the first negative Errno a
- * guest access could not resolve (the pass is abandoned and reported as completed so the host
- * never waits forever; the caller reports the error).
+ * The vCPU side: runs passes as the host asks until QUIT. Returns OK, or at once the first negative
+ * Errno a guest access could not resolve, without publishing the pass: the caller reports the error
+ * to the host, whose wait then fails (it never waits forever).
  */
 export function guestLoop(t: GuestThread, handle: MemstressHandle, s: MemstressSlice): number {
   const ctl = new Int32Array(handle.ctl);
@@ -176,7 +176,7 @@ export function guestLoop(t: GuestThread, handle: MemstressHandle, s: MemstressS
     const t1 = performance.now();
     t.trace?.complete(TraceEvent.FAULT_BATCH, (performance.timeOrigin + t0) * 1000, (t1 - t0) * 1000, faults);
     (figs[base + MsFig.PASSES] as number) += 1;
-    (figs[base + MsFig.PAGES] as number) += s.pages;
+    (figs[base + MsFig.PAGES] as number) += Math.ceil(count / stride);
     (figs[base + MsFig.WRITES] as number) += writes;
     (figs[base + MsFig.BUSY_NS] as number) += (t1 - t0) * 1e6;
     (figs[base + MsFig.FAULTS] as number) += faults;
