@@ -107,7 +107,8 @@ export class VcpuPool {
       const got: VcpuReply[] = new Array(this.workers.length);
       let left = this.workers.length;
       const cleanups: (() => void)[] = [];
-      const dead = type === "closed" ? null : this.gone.find((g) => g !== null);
+      // A worker already gone can send nothing more, nor an exit event: fail now, never wait.
+      const dead = this.gone.find((g) => g !== null);
       if (dead) {
         reject(new Error(dead));
         return;
