@@ -24,9 +24,11 @@ const leaf = new LeafResult();
 const MAX_RETRIES = 10_000_000;
 
 /**
- * A guest access: translate `ipa` with a software walk (the RCU read side in shared mode) and take
- * whatever fault the translation calls for, until the access succeeds. Returns the faults taken,
- * or a negative Errno when the fault cannot be resolved.
+ * A guest access, the one function every workload calls for "a guest touches a page": through the
+ * vCPU's MMU model when the VM has one (TLB, lockless hardware walk), else a software walk under
+ * the read lock (and the RCU read side in shared mode); then whatever fault the translation calls
+ * for, until the access succeeds. Returns the faults taken, or a negative Errno when the fault
+ * cannot be resolved.
  */
 export function touch(h: FaultHandler, ipa: number, write: boolean): number {
   if (h.mmu !== null) return touchMmu(h, h.mmu, ipa, write);
