@@ -40,7 +40,7 @@
 import { Errno } from "../common/errno.js";
 import { TraceEvent, type TraceWriter } from "../common/trace.js";
 import type { FaultHandler } from "../kvm/fault.js";
-import { touch } from "./workloads.js";
+import { RETRIES_UNDER_INVALIDATION, touch } from "./workloads.js";
 
 export const enum MsCtl {
   ITERATION = 0,
@@ -168,7 +168,7 @@ export function guestLoop(t: GuestThread, handle: MemstressHandle, s: MemstressS
       const page = first + (random ? rng.next() % count : i);
       const draw = rng.next() % 100 < writePct;
       const write = mode === AccessMode.MIXED ? draw : mode === AccessMode.WRITE;
-      const ret = touch(h, s.gpa + page * s.pageSize, write);
+      const ret = touch(h, s.gpa + page * s.pageSize, write, RETRIES_UNDER_INVALIDATION);
       if (ret >= 0) faults += ret;
       else if (!(allowMmio && ret === Errno.NOENT)) status = ret;
       if (write) writes++;
