@@ -13,6 +13,7 @@
  * No path prints a stack trace unless STAGE2_DEBUG=1.
  */
 import { readFile } from "node:fs/promises";
+import { ConfigError } from "../experiment/errors.js";
 import { type CliIo, OutputError, UsageError } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
 import { quote, sanitize } from "./parse.js";
@@ -80,7 +81,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(rest, io);
   } catch (e) {
-    if (e instanceof UsageError) {
+    // Bad input, from the CLI's own parsing or from the experiment layer's workload flags.
+    if (e instanceof UsageError || e instanceof ConfigError) {
       io.err(`stage2 ${name}: ${e.message}`);
       return 2;
     }

@@ -7,7 +7,6 @@
  * only see the RunContext below.
  */
 import { cpus } from "node:os";
-import { computeGeometry, type Geometry } from "../arch/geometry.js";
 import {
   TraceBuffer,
   TraceEvent,
@@ -29,7 +28,6 @@ import type { VcpuCommand } from "../sim/protocol.js";
 import { sanitize } from "../common/text.js";
 import { ConfigError } from "./errors.js";
 import { RESULT_SCHEMA_VERSION, type RunResult, type Sample, type WorkloadName } from "./result.js";
-import { formatTs } from "./timespec.js";
 
 /** The part of a run's configuration every workload shares. */
 export interface CommonConfig {
@@ -105,7 +103,6 @@ export class RunContext {
   constructor(
     readonly vm: Vm,
     readonly pool: VcpuPool,
-    readonly geo: Geometry,
     readonly seed: number,
     private readonly hooks: RunHooks,
     /** The host thread's trace slot (`--trace`), or null. */
@@ -202,8 +199,6 @@ export function hostOp(ctx: RunContext, fn: () => void, pages = 0): bigint {
   return ns;
 }
 
-export { formatTs };
-
 /** "PA-bits:40,  VA-bits:48,  4K pages", as vm_guest_mode_string() prints arm64 modes. */
 export function guestModeString(paBits: number, granule: number): string {
   return `PA-bits:${paBits},  VA-bits:48,  ${granule / 1024}K pages`;
@@ -226,7 +221,6 @@ export async function runWorkload<P>(
         `more than the ${MAX_POOL_BYTES / 2 ** 20} MiB a run may take: use a smaller -b or fewer vCPUs`,
     );
   }
-  const geo = computeGeometry(layout.granule, layout.iaBits, 48);
   const vcpus = workload.vcpus(p);
   const seed = workload.seed?.(p) ?? common.seed;
   const startedAt = new Date();
@@ -249,7 +243,7 @@ export async function runWorkload<P>(
   });
   const hostTrace = traceBuf?.writer(vcpus, "host") ?? null;
   const pool = new VcpuPool(vm, traceBuf?.handle ?? null);
-  const ctx = new RunContext(vm, pool, geo, seed, hooks, hostTrace);
+  const ctx = new RunContext(vm, pool, seed, hooks, hostTrace);
   const samples: Sample[] = [];
   let every = 1;
   let tick = 0;

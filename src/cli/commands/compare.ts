@@ -18,7 +18,7 @@ import {
   shellJoin,
 } from "../../experiment/plan.js";
 import { renderText } from "../../report/text.js";
-import { type CliIo, type Command, UsageError } from "../command.js";
+import type { CliIo, Command } from "../command.js";
 import { checkOutputs, writeReport } from "../report-files.js";
 import { RunDiedError, runSpecs } from "./run.js";
 
@@ -140,7 +140,6 @@ export const compareCommand: Command = {
       }
       return results.every((r) => r.checks.passed) ? 0 : 1;
     } catch (e) {
-      if (e instanceof ConfigError) throw new UsageError(e.message);
       if (e instanceof RunDiedError) {
         io.err(`FAIL: the run died: ${e.message}`);
         return 1;

@@ -4,8 +4,8 @@
  * long callbacks run, what the teardown barrier costs), and a PASS/FAIL verdict.
  */
 import { formatViolation } from "../../mmu/mod.js";
-import { STRATEGIES, type StrategySpec, strategyLabel } from "../../kvm/reclaim/strategy.js";
-import { isBuiltinStrategy, resolveStrategy, StrategyLoadError } from "../../kvm/reclaim/user-strategy.js";
+import { type StrategySpec, strategyLabel } from "../../kvm/reclaim/strategy.js";
+import { parseStrategies } from "../../experiment/plan.js";
 import { runStress, type StressRunOptions, type StressRunReport } from "../../sim/stress-run.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
 import {
@@ -17,7 +17,7 @@ import {
   usFromNs,
   verdict,
 } from "../../bench/format.js";
-import { chooseSeed, parseChoice, parseFlags, parseIntIn, parseRatio, quote } from "../parse.js";
+import { chooseSeed, parseChoice, parseFlags, parseIntIn, parseRatio } from "../parse.js";
 import { startProgress } from "../progress.js";
 
 /** Upper bounds: a typo (an extra zero or three) is refused instead of becoming a hang. */
@@ -140,24 +140,8 @@ async function parseOptions(argv: string[]): Promise<Flags> {
     if (mib % 2 !== 0) throw new UsageError(`--region: ${mib} is not an even number of MiB`);
     base.regionMiB = mib;
   }
-  const strategies = await parseStrategies(optional(values, "strategy") ?? "all");
+  const strategies = await parseStrategies([optional(values, "strategy") ?? "all"]);
   return { base, strategies, json: values.json === true };
-}
-
-/** `all`, a built-in strategy name, or a strategy module path (resolved and checked here). */
-async function parseStrategies(word: string): Promise<StrategySpec[]> {
-  if (word === "all") return [...STRATEGIES];
-  if (word === "unsafe-sync" || (!isBuiltinStrategy(word) && !/[/\\.]/.test(word))) {
-    throw new UsageError(
-      `--strategy: ${quote(word)} is not one of ${[...STRATEGIES, "all"].join(", ")} nor a module path`,
-    );
-  }
-  try {
-    return [await resolveStrategy(word)];
-  } catch (e) {
-    if (e instanceof StrategyLoadError) throw new UsageError(`--strategy: ${e.message}`);
-    throw e;
-  }
 }
 
 /** The checks a run must pass, as counts; all zero is a PASS. */

@@ -8,7 +8,7 @@ import { parseArgs } from "../../experiment/args.js";
 import type { RunResult } from "../../experiment/result.js";
 import { renderText } from "../../report/text.js";
 import { parseRunResults } from "../../report/schema.js";
-import { type CliIo, type Command, UsageError } from "../command.js";
+import type { CliIo, Command } from "../command.js";
 import { checkOutputs, writeReport } from "../report-files.js";
 
 const USAGE = `Usage: stage2 report FILE... [--out DIR]
@@ -26,37 +26,32 @@ export const reportCommand: Command = {
   summary: "merge run results (JSON lines) into the comparison table and the HTML report",
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    try {
-      const parsed = parseArgs(argv, "", new Map([["out", { value: true }]]), "options");
-      if (parsed.positionals.length === 0) throw new ConfigError("name at least one FILE of JSON lines");
-      const results: RunResult[] = [];
-      for (const file of parsed.positionals) {
-        let text: string;
-        try {
-          text = await io.readInput(file);
-        } catch (e) {
-          throw new ConfigError(
-            `cannot read ${shown(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-          );
-        }
-        try {
-          results.push(...parseRunResults(text, file));
-        } catch (e) {
-          throw new ConfigError((e as Error).message);
-        }
+    const parsed = parseArgs(argv, "", new Map([["out", { value: true }]]), "options");
+    if (parsed.positionals.length === 0) throw new ConfigError("name at least one FILE of JSON lines");
+    const results: RunResult[] = [];
+    for (const file of parsed.positionals) {
+      let text: string;
+      try {
+        text = await io.readInput(file);
+      } catch (e) {
+        throw new ConfigError(
+          `cannot read ${shown(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        );
       }
-      if (results.length === 0) throw new ConfigError("the files hold no run results");
-      const out = parsed.long.get("out")?.[0];
-      if (out !== undefined) await checkOutputs(out, null);
-      io.out(renderText(results));
-      if (out !== undefined) {
-        const files = await writeReport(out, results);
-        io.out(`Report: ${files.html}`);
+      try {
+        results.push(...parseRunResults(text, file));
+      } catch (e) {
+        throw new ConfigError((e as Error).message);
       }
-      return 0;
-    } catch (e) {
-      if (e instanceof ConfigError) throw new UsageError(e.message);
-      throw e;
     }
+    if (results.length === 0) throw new ConfigError("the files hold no run results");
+    const out = parsed.long.get("out")?.[0];
+    if (out !== undefined) await checkOutputs(out, null);
+    io.out(renderText(results));
+    if (out !== undefined) {
+      const files = await writeReport(out, results);
+      io.out(`Report: ${files.html}`);
+    }
+    return 0;
   },
 };

@@ -14,7 +14,7 @@ import { parseRunRequest, type RunSpec } from "../../experiment/plan.js";
 import type { RunResult } from "../../experiment/result.js";
 import { WORKLOAD_TABLE } from "../../experiment/workloads/index.js";
 import { renderText } from "../../report/text.js";
-import { type CliIo, type Command, UsageError } from "../command.js";
+import type { CliIo, Command } from "../command.js";
 import { startProgress } from "../progress.js";
 import { checkOutputs, defaultOutDir, writeReport } from "../report-files.js";
 import { parseArgs } from "../../experiment/args.js";
@@ -200,7 +200,6 @@ export const runCommand: Command = {
       if (trace) await writeTraceFile(trace);
       return results.every((r) => r.checks.passed) ? 0 : 1;
     } catch (e) {
-      if (e instanceof ConfigError) throw new UsageError(e.message);
       if (e instanceof RunDiedError) {
         // stderr: with --json, stdout carries only RunResult lines (`stage2 report` reads them).
         io.err(`FAIL: the run died: ${e.message}`);

@@ -9,9 +9,10 @@
  */
 import { parseInt32, parseSize } from "../args.js";
 import { ConfigError } from "../errors.js";
-import { formatTs, hostOp, type RunContext, type Workload } from "../runner.js";
+import { hostOp, type RunContext, type Workload } from "../runner.js";
+import { formatTs } from "../timespec.js";
 import type { VcpuCommand } from "../../sim/protocol.js";
-import { IA_BITS, PAGE } from "./memstress-vm.js";
+import { IA_BITS, MAX_TEST_BYTES, PAGE } from "./memstress-vm.js";
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -45,8 +46,10 @@ export const collapseStorm: Workload<CollapseStormParams> = {
     if (bytesPerVcpu <= 0 || bytesPerVcpu % (2 * MIB) !== 0 || bytesPerVcpu > 64 * GIB) {
       throw new ConfigError(`-b: ${bytesPerVcpu} bytes is not a multiple of 2M from 2M to 64G`);
     }
-    if (vcpus * bytesPerVcpu > 256 * GIB) {
-      throw new ConfigError(`-b: ${vcpus} vCPUs x ${bytesPerVcpu} bytes exceeds the 256 GiB a run may map`);
+    if (vcpus * bytesPerVcpu > MAX_TEST_BYTES) {
+      throw new ConfigError(
+        `-b: ${vcpus} vCPUs x ${bytesPerVcpu} bytes exceeds the ${MAX_TEST_BYTES / GIB} GiB a run may map`,
+      );
     }
     const rounds = short.has("i") ? parseInt32(short.get("i") as string, "-i", 1, 1000) : 2;
     return { vcpus, bytesPerVcpu, rounds };

@@ -15,8 +15,8 @@
 import { GuestReplay, AccessMode } from "../../sim/memstress.js";
 import { parseInt32, parseSeed, parseSize } from "../args.js";
 import { ConfigError } from "../errors.js";
-import { formatTs, hostOp, type RunContext, type Workload } from "../runner.js";
-import { divTs } from "../timespec.js";
+import { hostOp, type RunContext, type Workload } from "../runner.js";
+import { divTs, formatTs } from "../timespec.js";
 import { type BackingName, countBits, IA_BITS, memstressLayout, PAGE, parseBacking } from "./memstress-vm.js";
 
 export interface DirtyLogPerfParams {

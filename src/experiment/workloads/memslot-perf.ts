@@ -16,8 +16,8 @@
 import { AccessMode } from "../../sim/memstress.js";
 import { parseInt32 } from "../args.js";
 import { ConfigError } from "../errors.js";
-import { formatTs, hostOp, type RunContext, type Workload } from "../runner.js";
-import { divTs } from "../timespec.js";
+import { hostOp, type RunContext, type Workload } from "../runner.js";
+import { divTs, formatTs } from "../timespec.js";
 import { IA_BITS, PAGE } from "./memstress-vm.js";
 
 const K = 1024;

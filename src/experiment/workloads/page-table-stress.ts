@@ -14,7 +14,8 @@
 import { AccessMode } from "../../sim/memstress.js";
 import { parseInt32, parseSize } from "../args.js";
 import { ConfigError } from "../errors.js";
-import { formatTs, hostOp, type RunContext, type Workload } from "../runner.js";
+import { hostOp, type RunContext, type Workload } from "../runner.js";
+import { formatTs } from "../timespec.js";
 import { type BackingName, backingPageSize, IA_BITS, PAGE, parseBacking } from "./memstress-vm.js";
 
 export interface PageTableStressParams {
