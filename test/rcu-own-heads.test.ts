@@ -4,7 +4,7 @@
  * old marker's DONE before it marks the head idle, or the new owner claims the head in between,
  * picks the old target as its own and returns before the callbacks queued ahead of its barrier
  * have run. The engine is stepped by hand in this thread; a race hook at
- * RcuRacePoint.ENGINE_OWN_HEAD_GAP holds it between the two publications while the new owner runs.
+ * RacePoint.RCU_ENGINE_OWN_HEAD_GAP holds it between the two publications while the new owner runs.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -12,7 +12,7 @@ import { RcuCallbackRegistry } from "../src/rcu/callbacks.js";
 import { CallbackEngine } from "../src/rcu/engine.js";
 import { Ctl } from "../src/rcu/layout.js";
 import { Rcu } from "../src/rcu/mod.js";
-import { RcuRacePoint, setRcuRaceHook } from "../src/rcu/race.js";
+import { RacePoint, setRaceHook } from "../src/common/race-points.js";
 import { RcuShared } from "../src/rcu/shared.js";
 import { startScript } from "./rcu-helpers-worker.js";
 
@@ -54,11 +54,11 @@ for (const flavor of ["mb", "qsbr"] as const) {
     await b.next("barrier");
     let claimedInGap = false;
     let gaps = 0;
-    setRcuRaceHook((p) => {
-      if (p === RcuRacePoint.ENGINE_OWN_HEAD_GAP && gaps++ === 0) {
+    setRaceHook((p) => {
+      if (p === RacePoint.RCU_ENGINE_OWN_HEAD_GAP && gaps++ === 0) {
         // The old marker is being completed. Give the new owner every chance to claim the head.
         claimedInGap = blockUntil(() => Atomics.load(sh.ctl, Ctl.CB_TOP) === marker, 500);
-      } else if (p === RcuRacePoint.ENGINE_BEFORE_CALLBACK && claimedInGap) {
+      } else if (p === RacePoint.RCU_ENGINE_BEFORE_CALLBACK && claimedInGap) {
         blockUntil(() => Atomics.load(f, 4) !== 0, 5000); // let an early return show itself
       }
     });
@@ -68,7 +68,7 @@ for (const flavor of ["mb", "qsbr"] as const) {
         await tick();
       }
     } finally {
-      setRcuRaceHook(null);
+      setRaceHook(null);
     }
     await b.exited;
     engine.release();

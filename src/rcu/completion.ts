@@ -16,7 +16,7 @@
 import { callbackWorkerLost, RcuUsageError } from "./errors.js";
 import { Head, HeadKind } from "./heads.js";
 import { Ctl, Slot, StallWhat } from "./layout.js";
-import { RcuRacePoint, rcuRaceHook } from "./race.js";
+import { RacePoint, racePoint } from "../common/race-points.js";
 import type { RcuShared } from "./shared.js";
 import { deliverStalls, reportStall } from "./stall.js";
 
@@ -70,7 +70,7 @@ export function completeOwnHead(sh: RcuShared, head: number, doneIndex: number, 
   // SC store: pairs with waitForEngine()'s load and wait.
   Atomics.store(sh.slots, doneIndex, target);
   Atomics.notify(sh.slots, doneIndex);
-  if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.ENGINE_OWN_HEAD_GAP);
+  racePoint(RacePoint.RCU_ENGINE_OWN_HEAD_GAP);
   // After DONE: pairs with claimOwnHead()'s load (see the diagram above).
   Atomics.store(sh.link, head * Head.STRIDE + Head.KIND, HeadKind.IDLE);
   // Pairs with the caller's Atomics.add before its push; read by the engine's urgent().

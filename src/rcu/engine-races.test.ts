@@ -9,7 +9,7 @@ import { RCU_AGAIN, RcuCallbackRegistry } from "./callbacks.js";
 import { CallbackEngine } from "./engine.js";
 import { Ctl } from "./layout.js";
 import type { RcuOptions } from "./options.js";
-import { RcuRacePoint, setRcuRaceHook } from "./race.js";
+import { RacePoint, setRaceHook } from "../common/race-points.js";
 import { Rcu } from "./rcu.js";
 import { RcuShared } from "./shared.js";
 
@@ -45,16 +45,16 @@ test("a reserved head queued anew just before its callback runs: the old call ru
   });
   assert.equal(t.callHead(head, 0, 1), Errno.OK);
   let requeuedAt = Number.NaN;
-  setRcuRaceHook((p) => {
+  setRaceHook((p) => {
     // The head is idle here (the engine released it for reuse): another thread queues it anew.
-    if (p !== RcuRacePoint.ENGINE_BEFORE_CALLBACK || !Number.isNaN(requeuedAt)) return;
+    if (p !== RacePoint.RCU_ENGINE_BEFORE_CALLBACK || !Number.isNaN(requeuedAt)) return;
     assert.equal(t.callHead(head, 0, 2), Errno.OK);
     requeuedAt = Atomics.load(sh.ctl, Ctl.GP_STARTED);
   });
   try {
     drain();
   } finally {
-    setRcuRaceHook(null);
+    setRaceHook(null);
   }
   assert.deepEqual(
     seen.map((s) => s[0]),

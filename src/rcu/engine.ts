@@ -28,7 +28,7 @@ import { completeOwnHead, doneIndex } from "./completion.js";
 import { cookieExpired, GracePeriods } from "./grace-period.js";
 import { FREE_CHUNK, Head, HeadKind, pushFreeChunk, takeCallbacks } from "./heads.js";
 import { Ctl, NIL, Slot } from "./layout.js";
-import { RcuRacePoint, rcuRaceHook } from "./race.js";
+import { RacePoint, racePoint } from "../common/race-points.js";
 import type { RcuShared } from "./shared.js";
 import { log2Bucket, Stat } from "./stats.js";
 import { setInCallbackEngine } from "./thread-state.js";
@@ -206,7 +206,7 @@ export class CallbackEngine {
   private splice(now: number): void {
     let h = takeCallbacks(this.ctl);
     if (h === NIL) return;
-    if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.ENGINE_AFTER_SPLICE);
+    racePoint(RacePoint.RCU_ENGINE_AFTER_SPLICE);
     const cookie = this.gps.cookie(); // after the take: the period it names covers every head taken
     const link = this.link;
     const last = h;
@@ -334,7 +334,7 @@ export class CallbackEngine {
     const ctx = this.ctx;
     ctx.head = h;
     ctx.pending = false;
-    if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.ENGINE_BEFORE_CALLBACK);
+    racePoint(RacePoint.RCU_ENGINE_BEFORE_CALLBACK);
     let r: unknown;
     const fn = this.fns[kind];
     try {

@@ -8,7 +8,7 @@ import { RcuCallbackRegistry } from "./callbacks.js";
 import { CallbackEngine } from "./engine.js";
 import { Ctl } from "./layout.js";
 import type { RcuOptions } from "./options.js";
-import { RcuRacePoint, setRcuRaceHook } from "./race.js";
+import { RacePoint, setRaceHook } from "../common/race-points.js";
 import { Rcu } from "./rcu.js";
 import { RcuShared } from "./shared.js";
 
@@ -25,14 +25,14 @@ const NEAR_WRAP = 0x7fffffff - 2;
 /** Runs `fn`, failing (instead of hanging) if it starts more than `max` grace periods. */
 function withGpBudget(max: number, fn: () => void): void {
   let started = 0;
-  setRcuRaceHook((p) => {
-    if (p === RcuRacePoint.GP_STARTED && ++started > max)
+  setRaceHook((p) => {
+    if (p === RacePoint.RCU_GP_STARTED && ++started > max)
       throw new Error(`more than ${max} grace periods started: the engine drives them back to back`);
   });
   try {
     fn();
   } finally {
-    setRcuRaceHook(null);
+    setRaceHook(null);
   }
 }
 

@@ -33,7 +33,7 @@
 import { Errno } from "../common/errno.js";
 import { callbackWorkerLost, RcuUsageError } from "./errors.js";
 import { Ctl, MB_PHASE, MB_WAKE, QSBR_STEP, Slot, StallWhat } from "./layout.js";
-import { RcuRacePoint, rcuRaceHook } from "./race.js";
+import { RacePoint, racePoint } from "../common/race-points.js";
 import type { RcuShared } from "./shared.js";
 import { deliverStalls, reportStall } from "./stall.js";
 import { recordMs, Stat } from "./stats.js";
@@ -125,6 +125,7 @@ export class GracePeriods {
     let stallsSeen = Atomics.load(ctl, Ctl.STALLS);
     for (;;) {
       if (this.expired(cookie)) return Errno.OK;
+      racePoint(RacePoint.WAIT_LOOP);
       if (
         Atomics.load(ctl, Ctl.GP_LOCK) === 0 &&
         Atomics.compareExchange(ctl, Ctl.GP_LOCK, 0, this.lockId) === 0
@@ -181,10 +182,10 @@ export class GracePeriods {
     this.gp = (Atomics.load(ctl, Ctl.GP_STARTED) + 1) | 0;
     // SC store: pairs with cookie()'s fenced load. Readers scanned below are scanned after it.
     Atomics.store(ctl, Ctl.GP_STARTED, this.gp);
-    if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.GP_STARTED);
+    racePoint(RacePoint.RCU_GP_STARTED);
     const r = this.qsbr ? this.waitQsbr() : this.waitMb();
     if (r !== Errno.OK) return r;
-    if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.GP_BEFORE_COMPLETE);
+    racePoint(RacePoint.RCU_GP_BEFORE_COMPLETE);
     // SC store: pairs with expired()/pollState() loads; the readers' exits we saw precede it.
     Atomics.store(ctl, Ctl.GP_COMPLETED, this.gp);
     this.retireRequest(this.gp);
@@ -215,7 +216,7 @@ export class GracePeriods {
     const phase = ctr & MB_PHASE;
     let r = this.waitSlots(Block.MB_OTHER_PHASE, phase);
     if (r !== Errno.OK) return r;
-    if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.GP_BEFORE_FLIP);
+    racePoint(RacePoint.RCU_GP_BEFORE_FLIP);
     // SC store (full fence): readers that load GP_CTR after it publish the new phase.
     Atomics.store(ctl, Ctl.GP_CTR, ctr ^ MB_PHASE);
     r = this.waitSlots(Block.MB_PHASE, phase);
@@ -250,6 +251,7 @@ export class GracePeriods {
     const opts = this.sh.options;
     for (let spin = 0; spin < opts.spinLimit; spin++) {
       if (!blocks(mode, Atomics.load(slots, i), value)) return Errno.OK;
+      racePoint(RacePoint.WAIT_LOOP);
     }
     let sleepMs = opts.maxSleepMs / 16;
     for (;;) {
@@ -257,6 +259,7 @@ export class GracePeriods {
       Atomics.store(ctl, Ctl.GP_FUTEX, -1);
       const v = Atomics.load(slots, i);
       if (!blocks(mode, v, value)) break;
+      racePoint(RacePoint.WAIT_LOOP);
       // mb: pairs with the reader's unlock exchange. A failed mark means the slot changed: look again.
       if (!this.qsbr && Atomics.compareExchange(slots, i, v, v | MB_WAKE) !== v) continue;
       Atomics.wait(ctl, Ctl.GP_FUTEX, -1, sleepMs);

@@ -26,7 +26,7 @@
  * here, where the exchange costs what the SC store did (an xchg on x86-64, ~8 ns).
  */
 import { Ctl, MB_WAKE } from "./layout.js";
-import { RcuRacePoint, rcuRaceHook } from "./race.js";
+import { RacePoint, racePoint } from "../common/race-points.js";
 import { RcuThreadBase, wakeWriter } from "./thread.js";
 
 /** A registered thread of an mb domain (see above); `rcu.register()` returns it. */
@@ -36,7 +36,7 @@ export class MbThread extends RcuThreadBase {
     if (this.nest++ === 0) {
       if (!this.registered) this.unregisteredUse("readLock()");
       const ctr = this.ctl[Ctl.GP_CTR] as number;
-      if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.READER_LOCK_GAP);
+      racePoint(RacePoint.RCU_READER_LOCK_GAP);
       // SC store: pairs with the driver's Atomics.load of this slot in waitSlots().
       Atomics.store(this.slots, this.ctrIndex, ctr);
     }

@@ -17,13 +17,6 @@ export { StallWhat } from "./layout.js";
 export { MbThread } from "./mb.js";
 export type { RcuFlavor, RcuOptions, RcuPluginSpec, ResolvedRcuOptions } from "./options.js";
 export { QsbrThread } from "./qsbr.js";
-export {
-  RCU_RACE_POINT_NAMES,
-  RcuRacePoint,
-  type RcuRaceHook,
-  setRcuRaceHook,
-  spinningRaceHook,
-} from "./race.js";
 export { Rcu, type RcuThread } from "./rcu.js";
 export { type RcuHandle, RcuShared } from "./shared.js";
 export { type RcuStallHandler, type RcuStallReport, setRcuStallHandler } from "./stall.js";

@@ -12,7 +12,7 @@
  * readLock()/readUnlock() only count nesting, for the debug checks.
  */
 import { Ctl } from "./layout.js";
-import { RcuRacePoint, rcuRaceHook } from "./race.js";
+import { RacePoint, racePoint } from "../common/race-points.js";
 import { RcuUsageError } from "./errors.js";
 import { RcuThreadBase, wakeWriter } from "./thread.js";
 
@@ -35,7 +35,7 @@ export class QsbrThread extends RcuThreadBase {
     if (this.nest !== 0) this.quiescentInSection();
     const ctr = this.ctl[Ctl.GP_CTR] as number;
     if (this.slots[this.ctrIndex] === ctr || !this.on) return;
-    if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.QSBR_QS_GAP);
+    racePoint(RacePoint.RCU_QSBR_QS_GAP);
     // SC store: pairs with the driver's Atomics.load of this slot in waitSlots().
     Atomics.store(this.slots, this.ctrIndex, ctr);
     // Atomics.load: a plain load may pass the SC store above and miss a driver going to sleep

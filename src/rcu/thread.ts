@@ -25,7 +25,7 @@ import { cookieExpired, type GracePeriods } from "./grace-period.js";
 import { claimOwnHead, doneIndex, waitForEngine } from "./completion.js";
 import { Head, HeadKind, popFreeChunk, pushCallback } from "./heads.js";
 import { Ctl, NIL, Slot } from "./layout.js";
-import { RcuRacePoint, rcuRaceHook } from "./race.js";
+import { RacePoint, racePoint } from "../common/race-points.js";
 import { reapThread, releaseSlot } from "./registry.js";
 import type { RcuShared } from "./shared.js";
 import { inCallbackEngine } from "./thread-state.js";
@@ -218,7 +218,7 @@ export abstract class RcuThreadBase {
     args[ai + 1] = a1;
     args[ai + 2] = a2;
     this.slotsF64[this.queuedIndex] += 1;
-    if (rcuRaceHook !== null) rcuRaceHook(RcuRacePoint.CALL_BEFORE_PUSH);
+    racePoint(RacePoint.RCU_CALL_BEFORE_PUSH);
     pushCallback(this.ctl, this.link, h);
     wakeForWork(this.ctl);
   }

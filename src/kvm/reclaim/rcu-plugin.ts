@@ -3,7 +3,8 @@
  * page pool (attached from the plugin data in the callback worker's thread).
  */
 import { TraceBuffer, TraceEvent } from "../../common/trace.js";
-import { RcuRacePoint, type RcuCallbackRegistry, setRcuRaceHook } from "../../rcu/mod.js";
+import { RacePoint, setRaceHook } from "../../common/race-points.js";
+import type { RcuCallbackRegistry } from "../../rcu/mod.js";
 import { RCU_AGAIN } from "../../rcu/mod.js";
 import { Stage2 } from "../../pgtable/stage2.js";
 import { type ReclaimCallbackContext, runFreePage, runFreeSubtree } from "./callbacks.js";
@@ -24,9 +25,9 @@ export function registerRcuCallbacks(registry: RcuCallbackRegistry, data: unknow
   const t = ctx.trace;
   if (t) {
     // Grace periods this worker drives, as slices of its track (hooks are per thread).
-    setRcuRaceHook((point) => {
-      if (point === RcuRacePoint.GP_STARTED) t.begin(TraceEvent.GRACE_PERIOD);
-      else if (point === RcuRacePoint.GP_BEFORE_COMPLETE) t.end(TraceEvent.GRACE_PERIOD);
+    setRaceHook((point) => {
+      if (point === RacePoint.RCU_GP_STARTED) t.begin(TraceEvent.GRACE_PERIOD);
+      else if (point === RacePoint.RCU_GP_BEFORE_COMPLETE) t.end(TraceEvent.GRACE_PERIOD);
     });
   }
   registry.define(ReclaimKind.FREE_PAGE, (page) => {

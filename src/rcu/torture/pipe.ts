@@ -16,7 +16,7 @@
  * A reader that sees STAGE 2, ALIVE 0 or a GEN change during its section has seen a freed element.
  */
 import type { RcuCallbackRegistry } from "../mod.js";
-import { RcuRacePoint, setRcuRaceHook, spinningRaceHook } from "../mod.js";
+import { RacePoint, setRaceHook, spinningRaceHook } from "../../common/race-points.js";
 
 export const PIPE_LEN = 10;
 export const enum Pipe {
@@ -53,9 +53,9 @@ export function registerRcuCallbacks(registry: RcuCallbackRegistry, data: unknow
   const words = new Int32Array(pipe);
   registry.define(TORTURE_KIND_FREE, (e) => freeElement(words, e));
   const delays = {
-    [RcuRacePoint.GP_BEFORE_COMPLETE]: 200,
-    [RcuRacePoint.ENGINE_AFTER_SPLICE]: 500,
-    [RcuRacePoint.ENGINE_BEFORE_CALLBACK]: 100,
+    [RacePoint.RCU_GP_BEFORE_COMPLETE]: 200,
+    [RacePoint.RCU_ENGINE_AFTER_SPLICE]: 500,
+    [RacePoint.RCU_ENGINE_BEFORE_CALLBACK]: 100,
   };
-  setRcuRaceHook(spinningRaceHook(delays, seed ^ 0x5bd1e995));
+  setRaceHook(spinningRaceHook(delays, seed ^ 0x5bd1e995));
 }

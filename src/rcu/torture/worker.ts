@@ -8,15 +8,9 @@
  * at once, with no grace period: the negative control, which readers must catch.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { RacePoint, setRaceHook, spinningRaceHook } from "../../common/race-points.js";
 import { xorshift32 } from "../../common/rng.js";
-import {
-  Rcu,
-  type RcuHandle,
-  RcuRacePoint,
-  type RcuThread,
-  setRcuRaceHook,
-  spinningRaceHook,
-} from "../mod.js";
+import { Rcu, type RcuHandle, type RcuThread } from "../mod.js";
 import { ElemState, freeElement, PIPE_LEN, Pipe, TORTURE_KIND_FREE } from "./pipe.js";
 
 export interface TortureWorkerData {
@@ -43,13 +37,13 @@ function random(): number {
   return rng;
 }
 const delays = {
-  [RcuRacePoint.READER_LOCK_GAP]: 300,
-  [RcuRacePoint.GP_STARTED]: 300,
-  [RcuRacePoint.GP_BEFORE_FLIP]: 300,
-  [RcuRacePoint.CALL_BEFORE_PUSH]: 100,
-  [RcuRacePoint.QSBR_QS_GAP]: 300,
+  [RacePoint.RCU_READER_LOCK_GAP]: 300,
+  [RacePoint.RCU_GP_STARTED]: 300,
+  [RacePoint.RCU_GP_BEFORE_FLIP]: 300,
+  [RacePoint.RCU_CALL_BEFORE_PUSH]: 100,
+  [RacePoint.RCU_QSBR_QS_GAP]: 300,
 };
-setRcuRaceHook(spinningRaceHook(delays, d.seed));
+setRaceHook(spinningRaceHook(delays, d.seed));
 parentPort?.postMessage({ type: "ready" });
 
 function readOnce(r: ReaderResult): void {
