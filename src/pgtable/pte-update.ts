@@ -31,6 +31,7 @@ export function trySetPte(pgt: Stage2, ctx: VisitCtx, pte: Pte): boolean {
     Atomics.store(pgt.ptes, ctx.ptep, pte);
     return true;
   }
+  racePoint(RacePoint.BEFORE_CAS);
   // Pairs with the Atomics.load in visitEntry of every other walker: success means nobody changed
   // the entry since we read ctx.old, and our value becomes visible as one 64-bit write.
   if (Atomics.compareExchange(pgt.ptes, ctx.ptep, ctx.old, pte) === ctx.old) return true;

@@ -16,6 +16,7 @@ import { auditTable } from "../pgtable/audit.js";
 import type { Stage2Stats } from "../pgtable/stage2.js";
 import { VcpuPool } from "./host.js";
 import { Rng } from "../common/rng.js";
+import { ControlledScheduler, type ScheduleStrategy, type ScheduleSummary } from "../sync/controlled.js";
 import type { StressResult } from "./workloads.js";
 
 /** Options of runStress(). */
@@ -198,4 +199,129 @@ async function hostLoop(
       count();
     }
   }
+}
+
+/** Options of runControlledStress(): a stress run whose vCPUs take turns under the controlled scheduler. */
+export interface ControlledStressOptions {
+  strategy: StrategySpec;
+  vcpus: number;
+  iterations: number;
+  /** Seeds the vCPUs' operations and the schedule. */
+  seed: number;
+  schedule: ScheduleStrategy;
+  /** PCT depth (default 3). */
+  pctDepth?: number;
+  /** A recorded schedule to follow (replay); the seed's strategy takes over after it. */
+  replay?: readonly number[];
+  rcuFlavor?: RcuFlavor;
+  mmu?: boolean;
+  /** Test only: deliberately broken page-table variants (VmOptions.testOnly.bugs). */
+  testOnlyBugs?: number;
+  testOnlyUnsafeReclaim?: boolean;
+  regionMiB?: number;
+  touchRatio?: number;
+  collapseRatio?: number;
+}
+
+/** What a controlled stress run found, with the schedule that found it. */
+export interface ControlledStressReport {
+  schedule: ScheduleSummary;
+  /** The first violation (lowest scheduler step), or null. */
+  violation: { vcpu: number; step: number; op: number; what: string } | null;
+  /** What the MMU checkers found (empty with the model off). */
+  mmuViolations: Violation[];
+  vcpus: StressResult[];
+  /** Clean runs only (no violation): the refcount audit and the teardown's leak check. */
+  auditProblems: string[];
+  leakedPages: number[];
+}
+
+/**
+ * Runs the stress with shared faults and no host thread, the vCPUs taking turns at every labelled
+ * point as the seeded schedule decides (src/sync/controlled.ts). The same options give the same
+ * run: the same schedule, and the same violation at the same step. A run with a violation is torn
+ * down by terminating its workers (a vCPU stopped mid-walk holds locks); a clean one is audited and
+ * destroyed with the leak check.
+ */
+export async function runControlledStress(o: ControlledStressOptions): Promise<ControlledStressReport> {
+  const region = (o.regionMiB ?? 4) * MIB;
+  if (!(region >= 2 * MIB && region <= GIB && region % (2 * MIB) === 0))
+    throw new RangeError(
+      `Cannot run the stress: region of ${o.regionMiB} MiB must be a multiple of 2 MiB up to 1 GiB`,
+    );
+  const sched = ControlledScheduler.create({
+    threads: o.vcpus,
+    seed: o.seed,
+    strategy: o.schedule,
+    pctDepth: o.pctDepth ?? 3,
+    stepsHint: o.iterations * o.vcpus,
+    ...(o.replay ? { replay: o.replay } : {}),
+  });
+  const vm = await Vm.create({
+    granule: 4096,
+    iaBits: 40,
+    poolPages: 4096,
+    debug: true,
+    mode: "shared",
+    vcpus: o.vcpus,
+    memslots: [{ ipa: GIB, size: GIB, hostPa: 0x40_0000_0000, backing: "anonymous" }],
+    rcuFlavor: o.rcuFlavor ?? "mb",
+    testOnly: { unsafeReclaim: o.testOnlyUnsafeReclaim ?? false, bugs: o.testOnlyBugs ?? 0 },
+    mmu: o.mmu ?? true,
+    reclaim: { strategy: o.strategy },
+  });
+  const pool = new VcpuPool(vm);
+  const cmds = Array.from({ length: o.vcpus }, (_, i) => ({
+    type: "stress" as const,
+    options: {
+      seed: (o.seed + i * 0x9e3779b9) >>> 0,
+      iterations: o.iterations,
+      regionStart: GIB,
+      regionSize: region,
+      collapseSizes: [2 * MIB],
+      touchRatio: o.touchRatio ?? 0.6,
+      collapseRatio: o.collapseRatio ?? 0.05,
+      controlled: { handle: sched.handle, id: i },
+    },
+  }));
+  let phase: Awaited<ReturnType<VcpuPool["runPhase"]>>;
+  try {
+    phase = await pool.runPhase(cmds);
+  } catch (e) {
+    await pool.terminate();
+    await vm.rcu.close();
+    throw e;
+  }
+  const results = phase.replies.map((r) => r.stress as StressResult);
+  let violation: ControlledStressReport["violation"] = null;
+  results.forEach((r, vcpu) => {
+    const v = r.violation;
+    if (v && (violation === null || v.step < violation.step)) violation = { vcpu, ...v };
+  });
+  const mmuViolations = vm.mmu?.violations() ?? [];
+  const summary = sched.summary(o.seed, o.schedule);
+  if (violation !== null || mmuViolations.length > 0) {
+    await pool.terminate();
+    await vm.rcu.close();
+    return {
+      schedule: summary,
+      violation,
+      mmuViolations,
+      vcpus: results,
+      auditProblems: [],
+      leakedPages: [],
+    };
+  }
+  await pool.close();
+  vm.pgt.flushStats();
+  const audit = auditTable(vm.pgt);
+  const destroy = await vm.destroy();
+  return {
+    schedule: summary,
+    violation,
+    mmuViolations,
+    vcpus: results,
+    auditProblems: audit.problems,
+    leakedPages: destroy.leakedPages,
+  };
 }

@@ -8,12 +8,13 @@
  */
 import { pteValid, S2_AF, S2_S2AP_W } from "../arch/descriptor.js";
 import { Errno } from "../common/errno.js";
-import { clearRaceDelays, type RacePoint, setRaceDelays } from "../common/race-points.js";
+import { clearRaceDelays, RacePoint, racePoint, setRaceDelays } from "../common/race-points.js";
 import { FaultKind, type FaultHandler } from "../kvm/fault.js";
 import { getLeaf, LeafResult } from "../pgtable/ops/attr.js";
 import { WalkFlag } from "../pgtable/walk.js";
 import { Access, type VcpuMmu } from "../mmu/mod.js";
 import { Rng } from "../common/rng.js";
+import { ControlledScheduler, type SchedulerHandle } from "../sync/controlled.js";
 
 const leaf = new LeafResult();
 /**
@@ -46,6 +47,8 @@ export function touch(h: FaultHandler, ipa: number, write: boolean, retries = RE
     else if ((leaf.pte & S2_AF) === 0n) status = h.handle(ipa, FaultKind.ACCESS_FLAG, write, leaf.level);
     else return faults;
     if (status !== Errno.OK && status !== Errno.AGAIN) return status;
+    // AGAIN: another thread holds what this fault needs (a locked entry, an invalidation).
+    if (status === Errno.AGAIN) racePoint(RacePoint.WAIT_LOOP);
   }
   return Errno.AGAIN;
 }
@@ -66,6 +69,7 @@ function touchMmu(h: FaultHandler, mmu: VcpuMmu, ipa: number, write: boolean, re
       status = h.handle(ipa, FaultKind.ACCESS_FLAG, write, mmu.faultLevel);
     else return Errno.INVAL;
     if (status !== Errno.OK && status !== Errno.AGAIN) return status;
+    if (status === Errno.AGAIN) racePoint(RacePoint.WAIT_LOOP);
     // A lockless retry takes well under a microsecond: while the host holds an invalidation open
     // (every fault AGAIN), pause like a guest re-entry would instead of burning the retry budget.
     if (status === Errno.AGAIN && faults >= AGAIN_BEFORE_PAUSE) Atomics.wait(pauseWord, 0, 0, PAUSE_MS);
@@ -149,6 +153,12 @@ export interface StressOptions {
   collapseRatio: number;
   /** Seeded delays at labelled race points (RacePoint -> max spins), to widen race windows. */
   raceDelays?: Partial<Record<RacePoint, number>>;
+  /**
+   * Controlled scheduling: this vCPU is participant `id` of the scheduler and runs only when it
+   * holds the token (no delays then). A violation (use-after-free seen by a walker, or a thrown
+   * misuse error) stops the loop and is reported with the scheduler step it happened at.
+   */
+  controlled?: { handle: SchedulerHandle; id: number };
 }
 
 /** What one vCPU's stress workload did. */
@@ -158,16 +168,83 @@ export interface StressResult {
   translations: number;
   errors: number;
   firstError: string | null;
+  /** Controlled runs: the first violation this vCPU saw, and the scheduler step it saw it at. */
+  violation?: { step: number; op: number; what: string } | null;
 }
 
 /** The stress loop of one vCPU: races faults, collapses and checked walks over one region. */
 export function stress(h: FaultHandler, o: StressOptions): StressResult {
-  const rng = new Rng(o.seed);
+  if (o.controlled) return stressControlled(h, o, o.controlled);
   if (o.raceDelays) setRaceDelays(o.raceDelays, o.seed ^ 0x5bd1e995);
+  try {
+    return stressLoop(h, o, null);
+  } finally {
+    clearRaceDelays();
+  }
+}
+
+/** stress() as one participant of a controlled schedule: joins, runs, always leaves. */
+function stressControlled(
+  h: FaultHandler,
+  o: StressOptions,
+  c: { handle: SchedulerHandle; id: number },
+): StressResult {
+  const sched = ControlledScheduler.attach(c.handle, c.id);
+  sched.begin();
+  try {
+    return stressLoop(h, o, sched);
+  } finally {
+    sched.finish();
+  }
+}
+
+function stressLoop(h: FaultHandler, o: StressOptions, sched: ControlledScheduler | null): StressResult {
+  const rng = new Rng(o.seed);
   const page = h.pgt.geo.granule;
   const pages = Math.floor(o.regionSize / page);
   const r: StressResult = { touches: 0, collapses: 0, translations: 0, errors: 0, firstError: null };
+  if (sched !== null) r.violation = null;
   for (let i = 0; i < o.iterations; i++) {
+    if (sched !== null && !stressOpControlled(h, o, rng, r, i, page, pages, sched)) break;
+    if (sched === null) stressOp(h, o, rng, r, i, page, pages);
+  }
+  return r;
+}
+
+/** One controlled operation; false once a violation was seen (the loop stops there). */
+function stressOpControlled(
+  h: FaultHandler,
+  o: StressOptions,
+  rng: Rng,
+  r: StressResult,
+  i: number,
+  page: number,
+  pages: number,
+  sched: ControlledScheduler,
+): boolean {
+  try {
+    stressOp(h, o, rng, r, i, page, pages);
+  } catch (e) {
+    r.violation = { step: sched.step(), op: i, what: String((e as Error).message).split("\n")[0] as string };
+    return false;
+  }
+  if (h.pgt.firstFault !== null) {
+    r.violation = { step: sched.step(), op: i, what: h.pgt.firstFault };
+    return false;
+  }
+  return true;
+}
+
+function stressOp(
+  h: FaultHandler,
+  o: StressOptions,
+  rng: Rng,
+  r: StressResult,
+  i: number,
+  page: number,
+  pages: number,
+): void {
+  {
     const ipa = o.regionStart + rng.below(pages) * page;
     const dice = rng.next();
     let ret: number = Errno.OK;
@@ -188,6 +265,4 @@ export function stress(h: FaultHandler, o: StressOptions): StressResult {
       r.firstError ??= `op ${i} at 0x${ipa.toString(16)}: status ${ret}`;
     }
   }
-  clearRaceDelays();
-  return r;
 }

@@ -29,6 +29,7 @@
  *
  * Nothing here allocates; the helpers are meant for slow paths but cheap enough for any path.
  */
+import { RacePoint, racePoint } from "../common/race-points.js";
 import { Errno } from "../common/errno.js";
 
 /** How long to spin before sleeping, and how long each sleep lasts at most. */
@@ -68,6 +69,7 @@ export function makeBackoffPolicy(opts: Partial<BackoffPolicy> = {}, what = "bac
 export function spinWhile(arr: Int32Array, index: number, value: number, spins: number): boolean {
   for (let i = 0; i < spins; i++) {
     if (Atomics.load(arr, index) !== value) return true;
+    racePoint(RacePoint.WAIT_LOOP);
   }
   return Atomics.load(arr, index) !== value;
 }
@@ -76,6 +78,7 @@ export function spinWhile(arr: Int32Array, index: number, value: number, spins: 
 export function spinUntilClear(arr: Int32Array, index: number, mask: number, spins: number): boolean {
   for (let i = 0; i < spins; i++) {
     if ((Atomics.load(arr, index) & mask) === 0) return true;
+    racePoint(RacePoint.WAIT_LOOP);
   }
   return (Atomics.load(arr, index) & mask) === 0;
 }
@@ -97,6 +100,7 @@ export function waitWhile(
   for (;;) {
     const left = deadline - performance.now();
     if (left <= 0) return Atomics.load(arr, index) !== value ? Errno.OK : Errno.TIMEDOUT;
+    racePoint(RacePoint.WAIT_LOOP);
     Atomics.wait(arr, index, value, Math.min(policy.sleepMs, left));
     if (Atomics.load(arr, index) !== value) return Errno.OK;
   }
@@ -125,6 +129,7 @@ export function awaitClear(
     const s0 = Atomics.load(arr, seq);
     const x = Atomics.load(arr, word);
     if ((x & mask) === 0) return sleeps;
+    racePoint(RacePoint.WAIT_LOOP);
     // Publish the bit on a still-busy value; pairs with the waker's RMW that clears the mask bits.
     if ((x & sleepBit) === 0 && Atomics.compareExchange(arr, word, x, x | sleepBit) !== x) continue;
     Atomics.wait(arr, seq, s0, policy.sleepMs);

@@ -1,6 +1,6 @@
 /**
  * Synchronization primitives in shared memory: the spin-then-sleep helpers and the reader-writer
- * lock that models KVM's `mmu_lock`.
+ * lock that models KVM's `mmu_lock`, and the controlled scheduler that runs threads one at a time.
  */
 export {
   awaitClear,
@@ -13,6 +13,16 @@ export {
   waitWhile,
   wakeSleepers,
 } from "./backoff.js";
+export {
+  ControlledScheduler,
+  LOG_CAP,
+  MAX_PARTICIPANTS,
+  MAX_PCT_DEPTH,
+  type ScheduleStrategy,
+  type ScheduleSummary,
+  type SchedulerHandle,
+  type SchedulerOptions,
+} from "./controlled.js";
 export {
   RwLock,
   type RwLockHandle,
