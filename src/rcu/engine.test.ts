@@ -88,6 +88,7 @@ test("flood control: batches of batchLimit, flood mode above highWater with bigg
     highWater: 200,
     lowWater: 20,
     floodBatchLimit: 50,
+    batchTimeMs: 60_000, // the count limits alone end batches (see below)
   });
   registry.define(0, () => {});
   for (let i = 0; i < 100; i++) t.call(0);
@@ -114,6 +115,8 @@ test("flood mode batch grows with pending >> floodShift", () => {
     lowWater: 10,
     floodBatchLimit: 10,
     floodShift: 4,
+    // Only the count limit may end a batch here: a time budget cut short by a loaded machine would not.
+    batchTimeMs: 60_000,
   });
   registry.define(0, () => {});
   for (let i = 0; i < 3200; i++) t.call(0);
