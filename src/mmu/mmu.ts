@@ -154,6 +154,15 @@ export class Mmu {
   }
 }
 
+/** Checker findings of every kind so far, summed: cheap enough to poll after each operation. */
+export function violationTotal(words: Int32Array): number {
+  let n = 0;
+  // Pairs with the checkers' Atomics.add on each kind's COUNT.
+  for (let k = 0; k < ViolationKind.COUNT; k++)
+    n += Atomics.load(words, VIOL_BASE + k * VIOL_STRIDE + V.COUNT);
+  return n;
+}
+
 /** One line per finding: kind, address, level, threads. */
 export function formatViolation(v: Violation): string {
   const where = v.walkCache ? "walk-cache entry" : "TLB entry";

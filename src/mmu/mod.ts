@@ -3,6 +3,14 @@
  * walker, and broadcast TLB invalidation with completion.
  */
 export { Access, decodeVtcr, VcpuMmu } from "./hardware-walker.js";
-export { formatViolation, Mmu, type MmuHandle, type MmuOptions, MmuTlbi, type Violation } from "./mmu.js";
+export {
+  formatViolation,
+  Mmu,
+  type MmuHandle,
+  type MmuOptions,
+  MmuTlbi,
+  type Violation,
+  violationTotal,
+} from "./mmu.js";
 export { TlbiKind, TTL_NONE, VIOLATION_NAMES, ViolationKind } from "./layout.js";
 export { VcpuTlb } from "./tlb.js";

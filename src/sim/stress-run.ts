@@ -206,8 +206,10 @@ export interface ControlledStressOptions {
   strategy: StrategySpec;
   vcpus: number;
   iterations: number;
-  /** Seeds the vCPUs' operations and the schedule. */
+  /** Seeds the vCPUs' operations (and the schedule, unless `scheduleSeed` is given). */
   seed: number;
+  /** Seeds the schedule's strategy (default: `seed`). */
+  scheduleSeed?: number;
   schedule: ScheduleStrategy;
   /** PCT depth (default 3). */
   pctDepth?: number;
@@ -251,7 +253,7 @@ export async function runControlledStress(o: ControlledStressOptions): Promise<C
     );
   const sched = ControlledScheduler.create({
     threads: o.vcpus,
-    seed: o.seed,
+    seed: o.scheduleSeed ?? o.seed,
     strategy: o.schedule,
     pctDepth: o.pctDepth ?? 3,
     stepsHint: o.iterations * o.vcpus,
@@ -299,7 +301,7 @@ export async function runControlledStress(o: ControlledStressOptions): Promise<C
     if (v && (violation === null || v.step < violation.step)) violation = { vcpu, ...v };
   });
   const mmuViolations = vm.mmu?.violations() ?? [];
-  const summary = sched.summary(o.seed, o.schedule);
+  const summary = sched.summary(o.scheduleSeed ?? o.seed, o.schedule);
   if (violation !== null || mmuViolations.length > 0) {
     await pool.terminate();
     await vm.rcu.close();

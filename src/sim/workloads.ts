@@ -12,7 +12,7 @@ import { clearRaceDelays, RacePoint, racePoint, setRaceDelays } from "../common/
 import { FaultKind, type FaultHandler } from "../kvm/fault.js";
 import { getLeaf, LeafResult } from "../pgtable/ops/attr.js";
 import { WalkFlag } from "../pgtable/walk.js";
-import { Access, type VcpuMmu } from "../mmu/mod.js";
+import { Access, type VcpuMmu, violationTotal } from "../mmu/mod.js";
 import { Rng } from "../common/rng.js";
 import { ControlledScheduler, type SchedulerHandle } from "../sync/controlled.js";
 
@@ -230,6 +230,10 @@ function stressOpControlled(
   }
   if (h.pgt.firstFault !== null) {
     r.violation = { step: sched.step(), op: i, what: h.pgt.firstFault };
+    return false;
+  }
+  if (h.mmu !== null && violationTotal(h.mmu.tlb.words) > 0) {
+    r.violation = { step: sched.step(), op: i, what: "MMU checker finding (see the run's MMU violations)" };
     return false;
   }
   return true;
