@@ -202,6 +202,19 @@ describe("unbounded work is bounded, and the bound is stated", () => {
       /^stage2 faults: --race-spins: 100001 is not in 0\.\.100000$/,
     );
   });
+  test("faults --controlled: unknown schedules, contradictions and --pct-depth bounds are refused", () => {
+    badInput(
+      cli(["faults", "--controlled", "fifo"]),
+      /^stage2 faults: --controlled: "fifo" is not one of random, pct$/,
+    );
+    badInput(cli(["faults", "--pct-depth", "3"]), /^stage2 faults: --pct-depth needs --controlled pct$/);
+    badInput(cli(["faults", "--controlled", "random", "--mode", "exclusive"]), /shared faults only/);
+    badInput(cli(["faults", "--controlled", "random", "--race-spins", "10"]), /takes no --race-spins/);
+    badInput(
+      cli(["faults", "--controlled", "pct", "--pct-depth", "65"]),
+      /^stage2 faults: --pct-depth: 65 is not in 1\.\.64$/,
+    );
+  });
   test("faults --help states the limits", () => {
     const r = cli(["faults", "--help"]);
     assert.equal(r.code, 0);

@@ -246,7 +246,7 @@ export interface ControlledStressReport {
  * destroyed with the leak check.
  */
 export async function runControlledStress(o: ControlledStressOptions): Promise<ControlledStressReport> {
-  const region = (o.regionMiB ?? 4) * MIB;
+  const region = (o.regionMiB ?? 16) * MIB;
   if (!(region >= 2 * MIB && region <= GIB && region % (2 * MIB) === 0))
     throw new RangeError(
       `Cannot run the stress: region of ${o.regionMiB} MiB must be a multiple of 2 MiB up to 1 GiB`,

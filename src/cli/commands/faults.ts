@@ -6,7 +6,14 @@
 import { formatViolation } from "../../mmu/mod.js";
 import { type StrategySpec, strategyLabel } from "../../kvm/reclaim/strategy.js";
 import { parseStrategies } from "../../experiment/plan.js";
-import { runStress, type StressRunOptions, type StressRunReport } from "../../sim/stress-run.js";
+import {
+  type ControlledStressReport,
+  runControlledStress,
+  runStress,
+  type StressRunOptions,
+  type StressRunReport,
+} from "../../sim/stress-run.js";
+import { MAX_PCT_DEPTH } from "../../sync/controlled.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
 import {
   count,
@@ -56,6 +63,11 @@ Options:
   --mmu on|off        guest accesses through the vCPU MMU model (TLBs, lockless walker) and its
                       checkers (with debug): default on; off = software walks under mmu_lock
   --json              one JSON object { seed, reports } with every raw figure (no table, no progress)
+  --controlled S      controlled scheduling, S = random | pct: the vCPUs take turns at every labelled
+                      race point as the seeded schedule decides, so a run replays exactly from its
+                      seed (no host thread, shared mode, no delays). Prints each run's schedule hash
+                      and the step of the first violation
+  --pct-depth D       PCT depth (priority change points + 1), 1..${MAX_PCT_DEPTH} (default 3)
 
 What the table shows (one column per strategy):
   run time                  wall time of the vCPU phase, ms
@@ -79,6 +91,7 @@ interface Flags {
   base: Omit<StressRunOptions, "strategy">;
   strategies: StrategySpec[];
   json: boolean;
+  controlled: { schedule: "random" | "pct"; pctDepth: number } | null;
 }
 
 function optional(values: Record<string, unknown>, name: string): string | undefined {
@@ -105,6 +118,8 @@ async function parseOptions(argv: string[]): Promise<Flags> {
     check: { type: "boolean" },
     mmu: { type: "string" },
     json: { type: "boolean" },
+    controlled: { type: "string" },
+    "pct-depth": { type: "string" },
   });
   const int = (name: string, fallback: number, min: number, max: number): number => {
     const text = optional(values, name);
@@ -141,7 +156,17 @@ async function parseOptions(argv: string[]): Promise<Flags> {
     base.regionMiB = mib;
   }
   const strategies = await parseStrategies([optional(values, "strategy") ?? "all"]);
-  return { base, strategies, json: values.json === true };
+  let controlled: Flags["controlled"] = null;
+  const sched = optional(values, "controlled");
+  if (sched !== undefined) {
+    const schedule = parseChoice(sched, "--controlled", ["random", "pct"] as const);
+    if (base.mode !== "shared")
+      throw new UsageError("--controlled runs shared faults only: drop --mode exclusive");
+    if (base.raceSpins > 0)
+      throw new UsageError("--controlled takes no --race-spins: the schedule decides the interleaving");
+    controlled = { schedule, pctDepth: int("pct-depth", 3, 1, MAX_PCT_DEPTH) };
+  } else if (values["pct-depth"] !== undefined) throw new UsageError("--pct-depth needs --controlled pct");
+  return { base, strategies, json: values.json === true, controlled };
 }
 
 /** The checks a run must pass, as counts; all zero is a PASS. */
@@ -231,12 +256,87 @@ export function faultsReport(
   return { lines: [...faultsTable(reports), "", ...bad.map(failureLine), verdict(ok, summary)], ok };
 }
 
+/** One line per controlled run: clean with its schedule, or the first violation and its step. */
+function controlledLine(strategy: StrategySpec, r: ControlledStressReport): string {
+  const sched = `${count(r.schedule.steps)} steps, schedule ${r.schedule.scheduleHash}`;
+  const mmu = r.mmuViolations.map((v) => formatViolation(v));
+  if (r.violation !== null)
+    return `  ${strategyLabel(strategy)}: FAIL at step ${r.violation.step} (vCPU ${r.violation.vcpu}, operation ${r.violation.op}): ${r.violation.what}${mmu.length > 0 ? `; ${mmu[0]}` : ""} (${sched})`;
+  const bad = [
+    ...mmu,
+    ...r.auditProblems,
+    ...(r.leakedPages.length > 0 ? [`${r.leakedPages.length} leaked pages`] : []),
+  ];
+  if (bad.length > 0) return `  ${strategyLabel(strategy)}: FAIL: ${bad[0]} (${sched})`;
+  return `  ${strategyLabel(strategy)}: pass (${sched}${r.schedule.abandoned ? ", control abandoned: a thread stalled outside the labelled points" : ""})`;
+}
+
+function controlledFailed(r: ControlledStressReport): boolean {
+  return (
+    r.violation !== null ||
+    r.mmuViolations.length > 0 ||
+    r.auditProblems.length > 0 ||
+    r.leakedPages.length > 0
+  );
+}
+
+async function runControlled(f: Flags, io: CliIo): Promise<number> {
+  const c = f.controlled as NonNullable<Flags["controlled"]>;
+  const b = f.base;
+  const replay = `--controlled ${c.schedule}${c.schedule === "pct" ? ` --pct-depth ${c.pctDepth}` : ""} --seed ${b.seed}`;
+  io.err(
+    `stage2 faults: seed ${b.seed} (replay with ${replay}), ${b.vcpus} vCPUs taking turns, ${count(b.iterations)} operations per vCPU`,
+  );
+  const progress = startProgress("stage2 faults", f.strategies.length, { enabled: !f.json });
+  const runs: { strategy: StrategySpec; report: ControlledStressReport }[] = [];
+  try {
+    for (const strategy of f.strategies) {
+      progress.update(runs.length, `running ${strategyLabel(strategy)} (controlled)`);
+      const report = await runControlledStress({
+        strategy,
+        vcpus: b.vcpus,
+        iterations: b.iterations,
+        seed: b.seed,
+        schedule: c.schedule,
+        pctDepth: c.pctDepth,
+        rcuFlavor: b.rcuFlavor,
+        mmu: b.mmu ?? true,
+        ...(b.regionMiB !== undefined ? { regionMiB: b.regionMiB } : {}),
+        ...(b.touchRatio !== undefined ? { touchRatio: b.touchRatio } : {}),
+        ...(b.collapseRatio !== undefined ? { collapseRatio: b.collapseRatio } : {}),
+      });
+      runs.push({ strategy, report });
+    }
+  } finally {
+    progress.done();
+  }
+  const bad = runs.filter((r) => controlledFailed(r.report));
+  if (f.json) {
+    const out = runs.map((r) => ({ strategy: strategyLabel(r.strategy), ...r.report }));
+    io.out(JSON.stringify({ seed: b.seed, controlled: c, runs: out }, null, 2));
+    return bad.length > 0 ? 1 : 0;
+  }
+  io.out(runs.map((r) => controlledLine(r.strategy, r.report)).join("\n"));
+  const n = `${runs.length} controlled run${runs.length === 1 ? "" : "s"}`;
+  io.out(
+    verdict(
+      bad.length === 0,
+      bad.length === 0
+        ? `${n}, no violation (seed ${b.seed})`
+        : `${bad.length} of ${n} failed (replay with ${replay})`,
+    ),
+  );
+  return bad.length > 0 ? 1 : 0;
+}
+
 export const faultsCommand: Command = {
   name: "faults",
   summary: "parallel fault stress runs per reclaim strategy, with statistics and safety checks",
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { base, strategies, json } = await parseOptions(argv);
+    const flags = await parseOptions(argv);
+    if (flags.controlled !== null) return runControlled(flags, io);
+    const { base, strategies, json } = flags;
     const seed = base.seed;
     const what = `${base.vcpus} vCPUs, ${base.mode} mode, ${count(base.iterations)} operations per vCPU`;
     // The seed goes out first, on stderr, so a run that dies can still be replayed.
