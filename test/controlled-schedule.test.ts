@@ -74,7 +74,8 @@ for (const strategy of ["random", "pct"] as const) {
     for (const r of [a, b, c]) {
       assert.equal(r.overlaps, 0, "two participants ran between the same two points");
       assert.equal(r.summary.abandoned, false);
-      assert.ok(r.summary.steps >= 3 * 200 * 2, `only ${r.summary.steps} steps`);
+      // A decision per point while two or more run: at least the 400 points of the first to finish.
+      assert.ok(r.summary.steps >= 400, `only ${r.summary.steps} steps`);
       assert.ok(r.counter >= 200 && r.counter <= 600, `counter ${r.counter}`);
     }
     assert.equal(a.summary.scheduleHash, b.summary.scheduleHash, "same seed, another schedule");

@@ -15,7 +15,6 @@
  * the CAS/exchange that acquires the word pairs with the subtract/store that released it, so plain reads
  * and writes made inside one critical section are visible to the next holder.
  */
-import { RacePoint, racePoint } from "../common/race-points.js";
 
 /** Spins of `Atomics.load` (about 10 ns each) before a contending thread goes to sleep. */
 const SPIN_LIMIT = 128;
@@ -37,7 +36,6 @@ export function mutexLock(words: Int32Array, slot: number): boolean {
   let seen = Atomics.compareExchange(words, slot, MutexWord.UNLOCKED, MutexWord.LOCKED);
   if (seen === MutexWord.UNLOCKED) return false;
   for (let i = 0; i < SPIN_LIMIT && seen !== MutexWord.UNLOCKED; i++) {
-    racePoint(RacePoint.WAIT_LOOP);
     seen = Atomics.load(words, slot);
     if (seen === MutexWord.UNLOCKED) {
       seen = Atomics.compareExchange(words, slot, MutexWord.UNLOCKED, MutexWord.LOCKED);
@@ -47,7 +45,6 @@ export function mutexLock(words: Int32Array, slot: number): boolean {
   // Announce a sleeper: from now on we hold the lock in state 2, so our unlock will notify; that may
   // wake nobody, which costs one useless notify and is harmless.
   while (Atomics.exchange(words, slot, MutexWord.CONTENDED) !== MutexWord.UNLOCKED) {
-    racePoint(RacePoint.WAIT_LOOP);
     Atomics.wait(words, slot, MutexWord.CONTENDED, WAIT_TIMEOUT_MS);
   }
   return true;

@@ -42,6 +42,9 @@
  *   words 16 + 2T + i     CHANGE[i]: the step of PCT change point i (i < DEPTH - 1).
  *   words 16 + 2T + D .. LOG: the chosen participant of decision s (s < LOG_CAP); in a replay, the
  *                      decisions to follow are written here before the run.
+ * Decisions are taken only while two or more participants are live. No labelled point sits inside
+ * the page pool's mutex, so a participant never waits there for another participant; waits that
+ * only a thread outside the run can end (the RCU callback worker freeing pages) pass no point.
  * Every word except TOKEN and ATTACHED is touched only by the token holder, and a token hand-over
  * (store + load of TOKEN, both sequentially consistent) orders one holder's writes before the next
  * holder's reads.
@@ -248,6 +251,13 @@ export class ControlledScheduler {
     if (live === 0) {
       Atomics.store(w, W.TOKEN, TOKEN_DONE);
       Atomics.notify(w, W.TOKEN);
+      return;
+    }
+    // A lone participant runs on without a decision: how often it passes points while the others
+    // have finished (a TLBI completion spinning until a finished thread goes idle, say) depends on
+    // timing outside the schedule, so it must not move STEP or the generator.
+    if (live === 1 && this.id >= 0 && w[W.BASE + this.id] !== St.FINISHED) {
+      Atomics.store(w, W.TOKEN, this.id);
       return;
     }
     const step = w[W.STEP] as number;
