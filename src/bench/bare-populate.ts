@@ -19,7 +19,7 @@ import { leafAttrs, Prot } from "../arch/descriptor.js";
 /** A populated bare table, reusable for several timed rounds (cleared between them). */
 export class BarePopulate {
   readonly granule: number;
-  private readonly ptes: BigInt64Array;
+  private readonly entries: BigInt64Array;
   private readonly epp: number;
   private readonly startLevel: number;
   private readonly rootEntries: number;
@@ -52,7 +52,7 @@ export class BarePopulate {
     for (let l = geo.startLevel + 1; l <= 3; l++)
       pages += Math.ceil(bytes / (this.sizes[l - 1] as number)) + 1;
     this.pageCount = pages;
-    this.ptes = new BigInt64Array(new SharedArrayBuffer(pages * granule));
+    this.entries = new BigInt64Array(new SharedArrayBuffer(pages * granule));
     this.leafBits = leafAttrs(Prot.RW) | 3n; // page descriptor: valid | page
     this.basePa = 0x4000_0000;
     this.bump = geo.pgdPages;
@@ -65,7 +65,7 @@ export class BarePopulate {
 
   /** Empties the table (between rounds). */
   reset(): void {
-    this.ptes.fill(0n);
+    this.entries.fill(0n);
     this.bump = this.pgdPages;
   }
 
@@ -74,7 +74,7 @@ export class BarePopulate {
    * of pages mapped (every one: the table starts empty).
    */
   populate(start: number, bytes: number): number {
-    const ptes = this.ptes;
+    const entries = this.entries;
     const epp = this.epp;
     const page = this.granule;
     let mapped = 0;
@@ -83,13 +83,13 @@ export class BarePopulate {
       // Indices as masks of ToInt32 (exact low bits of an integral double), as the walkers do.
       let idx = (Math.floor(ipa / (this.sizes[level] as number)) | 0) & (this.rootEntries - 1);
       for (; level < 3; level++) {
-        let pte = Atomics.load(ptes, idx);
+        let pte = Atomics.load(entries, idx);
         if (pte === 0n) pte = this.newTable(idx);
         const child = (Number(pte & 0xffff_ffff_f000n) - this.basePa) / page;
         idx = child * epp + ((Math.floor(ipa / (this.sizes[level + 1] as number)) | 0) & (epp - 1));
       }
       const leaf = BigInt(ipa + 2 ** 40) | this.leafBits;
-      if (Atomics.compareExchange(ptes, idx, 0n, leaf) === 0n) mapped++;
+      if (Atomics.compareExchange(entries, idx, 0n, leaf) === 0n) mapped++;
     }
     return mapped;
   }
@@ -98,7 +98,7 @@ export class BarePopulate {
   private newTable(idx: number): bigint {
     if (this.bump >= this.pageCount) throw new RangeError("bare populate: table pages exhausted");
     const pte = BigInt(this.basePa + this.bump++ * this.granule) | 3n;
-    Atomics.compareExchange(this.ptes, idx, 0n, pte);
+    Atomics.compareExchange(this.entries, idx, 0n, pte);
     return pte;
   }
 
@@ -106,12 +106,12 @@ export class BarePopulate {
   lookup(ipa: number): bigint {
     let idx = (Math.floor(ipa / (this.sizes[this.startLevel] as number)) | 0) & (this.rootEntries - 1);
     for (let level = this.startLevel; level < 3; level++) {
-      const pte = Atomics.load(this.ptes, idx);
+      const pte = Atomics.load(this.entries, idx);
       if (pte === 0n) return 0n;
       const child = (Number(pte & 0xffff_ffff_f000n) - this.basePa) / this.granule;
       idx = child * this.epp + ((Math.floor(ipa / (this.sizes[level + 1] as number)) | 0) & (this.epp - 1));
     }
-    return Atomics.load(this.ptes, idx);
+    return Atomics.load(this.entries, idx);
   }
 }
 
