@@ -149,6 +149,29 @@ export function loadPte(pgt: Stage2, ptep: number): Pte {
   return Atomics.load(pgt.ptes, ptep);
 }
 
+/**
+ * pteIsTable(old, level) and the table's page, without a BigInt operation (each would allocate)
+ * for descriptors below 2^53, which every table descriptor is (OA below 2^48, no upper
+ * attributes): Number() of such a BigInt is exact, and ToInt32 (`| 0`) of an exact integral double
+ * keeps its low 32 bits exactly. Anything else takes the BigInt path.
+ */
+function isTable(old: Pte, level: number): boolean {
+  if (level >= 3 || old === 0n) return false;
+  const n = Number(old);
+  if (n >= 0 && n <= Number.MAX_SAFE_INTEGER) return ((n | 0) & 3) === 3;
+  return pteIsTable(old, level);
+}
+
+/** The pool page a table descriptor points at, or -1 outside the pool (see isTable). */
+function tablePage(pgt: Stage2, old: Pte): number {
+  const granule = pgt.geo.granule;
+  const n = Number(old);
+  // 64K: OA[51:48] sit in bits 15:12, which are zero below 2^48 only if the OA is; else decode.
+  if (n >= 0 && n < 2 ** 48 && (granule !== 65536 || ((n | 0) & 0xf000) === 0))
+    return pgt.pool.paToPage(n - ((n | 0) & (granule - 1)));
+  return pgt.pool.paToPage(decodeOa(old, granule));
+}
+
 function walkTable(pgt: Stage2, w: WalkState, base: number, level: number, entries: number): number {
   const size = pgt.levelSizes[level] as number;
   // entries is a power of two; ToInt32 keeps the exact low bits of the integral quotient.
@@ -174,7 +197,7 @@ function visitEntry(pgt: Stage2, w: WalkState, ptep: number, level: number, size
   ctx.flags = flags;
   ctx.arg = walker.arg;
   let ret: number = Errno.OK;
-  let table = ctx.old !== 0n && pteIsTable(ctx.old, level);
+  let table = isTable(ctx.old, level);
   let visited = false;
   const writes = pgt.pteWrites;
   if (table && flags & WalkFlag.TABLE_PRE) {
@@ -193,14 +216,14 @@ function visitEntry(pgt: Stage2, w: WalkState, ptep: number, level: number, size
   const reload = visited && pgt.pteWrites !== writes;
   if (reload && (pgt.bugs & TestBug.NO_REREAD) === 0) {
     ctx.old = loadPte(pgt, ptep);
-    table = ctx.old !== 0n && pteIsTable(ctx.old, level);
+    table = isTable(ctx.old, level);
   }
   if (!walkContinue(flags, ret)) return ret;
   if (!table) {
     w.addr = Math.floor(w.addr / size) * size + size;
     return Errno.OK;
   }
-  const child = pgt.pool.paToPage(decodeOa(ctx.old, pgt.geo.granule));
+  const child = tablePage(pgt, ctx.old);
   if (child < 0) return pgt.corrupt(ptep, ctx.old, level);
   if (pgt.checkUaf) {
     pgt.noteTableEnter(child, level + 1);
