@@ -27,6 +27,11 @@ describe("runFaultBench()", () => {
       "sharedOverExclusive1v",
       "mmuOverhead1v",
       "nsPerPageMmu1v",
+      "cpuNsPerFault1v",
+      "cpuRawNsPerPage",
+      "cpuFaultOverRaw1v",
+      "cpuSharedOverExclusive1v",
+      "cpuMmuOverhead1v",
     ] as const) {
       assert.ok(Number.isFinite(r[key]) && r[key] > 0, `${key} = ${r[key]}`);
       const [min, max] = r.spread[key] as [number, number];

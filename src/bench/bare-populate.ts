@@ -116,8 +116,8 @@ export class BarePopulate {
 }
 
 /**
- * Times `rounds` bare populates of `bytes` (after one untimed warm-up) and returns ns per page
- * of each round, in order.
+ * Times `rounds` bare populates of `bytes` (after one untimed warm-up) and returns wall ns per
+ * page of each round, in order; process CPU ns per page of each round go to `cpu` if given.
  */
 export function timeBarePopulate(
   granule: Granule,
@@ -125,17 +125,23 @@ export function timeBarePopulate(
   bytes: number,
   start: number,
   rounds: number,
+  cpu?: number[],
 ): number[] {
   const bare = new BarePopulate(granule, iaBits, bytes, start);
   const pages = bytes / granule;
   const out: number[] = [];
   for (let r = 0; r <= rounds; r++) {
     bare.reset();
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const mapped = bare.populate(start, bytes);
     const ns = ((performance.now() - t0) * 1e6) / pages;
+    const c = process.cpuUsage(c0);
     if (mapped !== pages) throw new Error(`bare populate mapped ${mapped} of ${pages} pages`);
-    if (r > 0) out.push(ns);
+    if (r > 0) {
+      out.push(ns);
+      cpu?.push(((c.user + c.system) * 1e3) / pages);
+    }
   }
   return out;
 }

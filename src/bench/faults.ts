@@ -74,6 +74,17 @@ export interface FaultBenchResult {
   mmuOverhead1v: number;
   /** Shared throughput with 8 vCPUs over 2 (only when 8 is in the sweep). */
   speedup8vOver2v?: number;
+  /**
+   * The 1-vCPU figures again in process CPU time per fault or page (every thread; the others
+   * idle), which a machine loaded by other work does not inflate as it does wall time.
+   */
+  cpuNsPerFault1v: number;
+  cpuRawNsPerPage: number;
+  cpuFaultOverRaw1v: number;
+  cpuNsPerFaultExclusive1v: number;
+  cpuSharedOverExclusive1v: number;
+  cpuNsPerPageMmu1v: number;
+  cpuMmuOverhead1v: number;
   faultsPerVcpu: number;
   reps: number;
   granule: number;
@@ -98,6 +109,8 @@ interface Setup extends Config {
   pool: VcpuPool;
   /** Wall ns per fault of each counted round. */
   ns: number[];
+  /** Process CPU ns per fault of each counted round (1-vCPU configurations: the vCPU's time). */
+  cpu: number[];
 }
 
 /** Table pages a populate of `bytes` needs below the start level, with slack. */
@@ -120,20 +133,26 @@ async function setUp(c: Config, p: Required<FaultBenchParams>): Promise<Setup> {
     memslots,
     mmu: c.mmu,
   });
-  return { ...c, vm, pool: new VcpuPool(vm), ns: [] };
+  return { ...c, vm, pool: new VcpuPool(vm), ns: [], cpu: [] };
 }
 
-/** One round: the vCPUs populate their regions, then the host unmaps everything. Returns wall ns/fault. */
-async function round(s: Setup, bytesPerVcpu: number): Promise<number> {
+/**
+ * One round: the vCPUs populate their regions, then the host unmaps everything. Returns wall
+ * ns/fault and process CPU ns/fault (every thread: with 1 vCPU the others idle, so it is the
+ * vCPU's own time, without the time it spent descheduled on a loaded machine).
+ */
+async function round(s: Setup, bytesPerVcpu: number): Promise<[number, number]> {
   const cmds = Array.from({ length: s.vcpus }, (_, i) => ({
     type: "populate" as const,
     start: GIB + i * bytesPerVcpu,
     size: bytesPerVcpu,
   }));
+  const c0 = process.cpuUsage();
   const phase = await s.pool.runPhase(cmds);
+  const c = process.cpuUsage(c0);
   const faults = phase.replies.reduce((sum, x) => sum + x.faults, 0);
   s.vm.unmap(GIB, s.vcpus * bytesPerVcpu);
-  return (phase.wallMs * 1e6) / faults;
+  return [(phase.wallMs * 1e6) / faults, ((c.user + c.system) * 1e3) / faults];
 }
 
 async function tearDown(s: Setup): Promise<void> {
@@ -187,6 +206,7 @@ export async function runFaultBench(
   configs.push({ mode: "shared", vcpus: 1, mmu: true });
   const setups: Setup[] = [];
   const raw: number[] = [];
+  const rawCpu: number[] = [];
   const steps = (p.reps + 1) * (configs.length + 1);
   try {
     for (const c of configs) setups.push(await setUp(c, p));
@@ -194,24 +214,37 @@ export async function runFaultBench(
       for (const [i, s] of setups.entries()) {
         const step = `round ${r}: ${s.mode}, ${s.vcpus} vCPU${s.mmu ? ", MMU model" : ""}`;
         opts.progress?.(r * (setups.length + 1) + i, steps, step);
-        const ns = await round(s, p.bytesPerVcpu);
-        if (r > 0) s.ns.push(ns);
+        const [ns, cpu] = await round(s, p.bytesPerVcpu);
+        if (r > 0) {
+          s.ns.push(ns);
+          s.cpu.push(cpu);
+        }
       }
       opts.progress?.(r * (setups.length + 1) + setups.length, steps, `round ${r}: bare populate loop`);
-      const [ns] = timeBarePopulate(p.granule, p.iaBits, p.bytesPerVcpu, GIB, 1) as [number];
-      if (r > 0) raw.push(ns);
+      const cpu: number[] = [];
+      const [ns] = timeBarePopulate(p.granule, p.iaBits, p.bytesPerVcpu, GIB, 1, cpu) as [number];
+      if (r > 0) {
+        raw.push(ns);
+        rawCpu.push(cpu[0] as number);
+      }
     }
     for (const s of setups) await tearDown(s);
   } catch (e) {
     for (const s of setups) await s.pool.terminate();
     throw e;
   }
-  return summarize(p, setups, raw);
+  return summarize(p, setups, raw, rawCpu);
 }
 
-function summarize(p: Required<FaultBenchParams>, setups: Setup[], raw: number[]): FaultBenchResult {
-  const find = (mode: FaultMode, vcpus: number, mmu = false) =>
-    (setups.find((s) => s.mode === mode && s.vcpus === vcpus && s.mmu === mmu) as Setup).ns;
+function summarize(
+  p: Required<FaultBenchParams>,
+  setups: Setup[],
+  raw: number[],
+  rawCpu: number[],
+): FaultBenchResult {
+  const setup = (mode: FaultMode, vcpus: number, mmu = false) =>
+    setups.find((s) => s.mode === mode && s.vcpus === vcpus && s.mmu === mmu) as Setup;
+  const find = (mode: FaultMode, vcpus: number, mmu = false) => setup(mode, vcpus, mmu).ns;
   const perRound = (f: (r: number) => number) => Array.from({ length: p.reps }, (_, r) => f(r));
   const s1 = find("shared", 1);
   const e1 = find("exclusive", 1);
@@ -235,6 +268,17 @@ function summarize(p: Required<FaultBenchParams>, setups: Setup[], raw: number[]
     nsPerPageMmu1v: m1,
     mmuOverhead1v: perRound((r) => (m1[r] as number) / (s1[r] as number)),
   };
+  // The same 1-vCPU figures in process CPU time: what a loaded machine cannot inflate.
+  const c1 = setup("shared", 1).cpu;
+  const ce1 = setup("exclusive", 1).cpu;
+  const cm1 = setup("shared", 1, true).cpu;
+  series.cpuNsPerFault1v = c1;
+  series.cpuRawNsPerPage = rawCpu;
+  series.cpuFaultOverRaw1v = perRound((r) => (c1[r] as number) / (rawCpu[r] as number));
+  series.cpuNsPerFaultExclusive1v = ce1;
+  series.cpuSharedOverExclusive1v = perRound((r) => (c1[r] as number) / (ce1[r] as number));
+  series.cpuNsPerPageMmu1v = cm1;
+  series.cpuMmuOverhead1v = perRound((r) => (cm1[r] as number) / (c1[r] as number));
   if (p.vcpus.includes(8)) {
     const s8 = find("shared", 8);
     series.speedup8vOver2v = perRound((r) => (s2[r] as number) / (s8[r] as number));
