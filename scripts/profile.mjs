@@ -45,6 +45,11 @@ function profileBench() {
   }
 }
 
+/** The vCPU workload's populate loop (not the benchmark's bare loop, also named populate). */
+function isPopulate(node) {
+  return node.callFrame.functionName === "populate" && node.callFrame.url.endsWith("/sim/workloads.js");
+}
+
 /** Self samples per function and per file inside the populate loop of one profile. */
 function summarize(profile) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -56,7 +61,7 @@ function summarize(profile) {
     if (inLoop.has(id)) return inLoop.get(id);
     const n = byId.get(id);
     const p = parent.get(id);
-    const v = n.callFrame.functionName === "populate" || (p !== undefined && underPopulate(p));
+    const v = isPopulate(n) || (p !== undefined && underPopulate(p));
     inLoop.set(id, v);
     return v;
   };
@@ -80,17 +85,16 @@ function merge(into, from) {
   into.total += from.total;
 }
 
-const groups = {
-  "MMU model off": { self: new Map(), total: 0 },
-  "MMU model on": { self: new Map(), total: 0 },
-};
+const OFF = "MMU model off, no lock waits (shared, and exclusive at 1 vCPU)";
+const WAITS = "MMU model off, waiting on mmu_lock (exclusive, 2+ vCPUs)";
+const ON = "MMU model on";
+const groups = Object.fromEntries([OFF, WAITS, ON].map((g) => [g, { self: new Map(), total: 0 }]));
 for (const file of readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))) {
   const profile = JSON.parse(readFileSync(join(dir, file), "utf8"));
-  if (!profile.nodes.some((n) => n.callFrame.functionName === "populate")) continue;
-  const mmu = profile.nodes.some(
-    (n) => n.hitCount > 0 && n.callFrame.url.endsWith("/mmu/hardware-walker.js"),
-  );
-  merge(groups[mmu ? "MMU model on" : "MMU model off"], summarize(profile));
+  if (!profile.nodes.some(isPopulate)) continue;
+  const hit = (suffix) => profile.nodes.some((n) => n.hitCount > 0 && n.callFrame.url.endsWith(suffix));
+  const group = hit("/mmu/hardware-walker.js") ? ON : hit("/sync/backoff.js") ? WAITS : OFF;
+  merge(groups[group], summarize(profile));
 }
 
 const pct = (n, total) => `${((100 * n) / total).toFixed(1).padStart(5)}%`;
