@@ -212,8 +212,9 @@ function visitEntry(pgt: Stage2, w: WalkState, ptep: number, level: number, size
   // a block). A callback that made no descriptor write (pteWrites unchanged: every write goes
   // through a pte-update.ts helper) changed nothing a re-read could show, except other threads'
   // updates, which a re-read may miss anyway: skipping it equals a re-read at the instant of the
-  // first read. Map's TABLE_PRE on every table above a page is such a callback.
-  const reload = visited && pgt.pteWrites !== writes;
+  // first read. Map's TABLE_PRE on every table above a page is such a callback. At the last level
+  // nothing is a table, so a re-read could not change what happens next: none is made there.
+  const reload = visited && level < 3 && pgt.pteWrites !== writes;
   if (reload && (pgt.bugs & TestBug.NO_REREAD) === 0) {
     ctx.old = loadPte(pgt, ptep);
     table = isTable(ctx.old, level);
