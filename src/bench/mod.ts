@@ -38,7 +38,7 @@ export const BENCHES: ReadonlyMap<string, BenchSpec> = new Map(
     {
       name: "faults",
       summary:
-        "vCPUs populating disjoint regions with pages, shared and exclusive, a vCPU sweep, the MMU model, and the bare populate loop (the floor)",
+        "populate faults: shared and exclusive vCPU sweep, MMU model cost, the bare loop (floor)",
       run: (o: BenchOptions) => runFaultBench(o, o.faults),
       text: (r: object) => faultsText(r as FaultBenchResult),
     },
