@@ -37,8 +37,7 @@ export const BENCHES: ReadonlyMap<string, BenchSpec> = new Map(
     },
     {
       name: "faults",
-      summary:
-        "populate faults: shared and exclusive vCPU sweep, MMU model cost, the bare loop (floor)",
+      summary: "populate faults: shared and exclusive vCPU sweep, MMU model cost, the bare loop (floor)",
       run: (o: BenchOptions) => runFaultBench(o, o.faults),
       text: (r: object) => faultsText(r as FaultBenchResult),
     },
