@@ -1,82 +1,158 @@
 /**
- * Fault-handling benchmark: N vCPU workers populate disjoint regions with 4K pages, in shared
- * mode (read lock, RCU, compare-and-swap) and in the exclusive baseline (every fault takes the
- * write lock), with 1 and 2 vCPUs, all in one process so the figures are ratios measured side by
- * side. Each configuration runs `reps` times; the best (shortest) wall time counts.
+ * Fault-handling benchmark: N vCPU workers populate disjoint regions with pages (one write fault
+ * per page, dirty_log_perf_test's populate phase), in shared mode (read lock, RCU,
+ * compare-and-swap) and in the exclusive baseline (every fault takes the write lock), for every
+ * vCPU count of the sweep (default 1, 2, 8), all in one process so the figures are ratios measured
+ * side by side. The default VM is KVM's default: 40-bit IPA, 4K granule.
  *
- * The four configurations above run with the MMU model off (the fault handler is called directly,
- * as before the model). A fifth runs shared, 1 vCPU, with the model on: every page is a guest
- * write through the vCPU's TLB and hardware walker (miss, translation fault, handler, retried
- * access). `mmuOverhead1v` is its populate time over the shared 1-vCPU time without the model.
+ * These configurations run with the MMU model off (the fault handler is called directly). One more
+ * runs shared, 1 vCPU, with the model on: every page is a guest write through the vCPU's TLB and
+ * hardware walker (miss, translation fault, handler, retried access). `mmuOverhead1v` is its
+ * populate time over the shared 1-vCPU time without the model.
+ *
+ * The floor: each round also runs a bare single-threaded populate of the same geometry and size in
+ * this thread (bare-populate.ts: tables from a bump pointer, one atomic load per level, one CAS per
+ * leaf); `rawNsPerPage` is its time per page, `faultOverRaw1v` the shared 1-vCPU fault over it.
+ *
+ * Rounds: every configuration gets its own VM and workers; a round runs all of them one after the
+ * other (a noisy moment hits them all alike); the first round warms the JIT up and is not counted.
+ * Every figure is the median of the counted rounds, with the spread (min-max) beside it, and every
+ * ratio is taken within a round before its median is.
  */
-import { Vm } from "../kvm/vm.js";
+import type { Granule } from "../arch/geometry.js";
 import type { FaultMode } from "../kvm/fault.js";
 import type { MemslotSpec } from "../kvm/memslot.js";
+import { Vm } from "../kvm/vm.js";
 import { VcpuPool } from "../sim/host.js";
+import { timeBarePopulate } from "./bare-populate.js";
 import type { BenchOptions } from "./options.js";
 
+/** What the faults benchmark can vary (`stage2 bench faults` flags). */
+export interface FaultBenchParams {
+  /** Default 4096. */
+  granule?: Granule;
+  /** Default 40 (KVM's default IPA size). */
+  iaBits?: number;
+  /** vCPU counts of the sweep; 1 and 2 are always added (the ratios need them). Default 1, 2, 8. */
+  vcpus?: number[];
+  /** Counted rounds (default 7; quick 2). */
+  reps?: number;
+  /** Bytes each vCPU populates per round (default 512 MiB; quick 16 MiB). */
+  bytesPerVcpu?: number;
+}
+
+/** One point of the sweep: a mode and a vCPU count. */
+export interface SweepPoint {
+  mode: FaultMode;
+  vcpus: number;
+  /** Wall ns per fault (all vCPUs together): median, min, max over the rounds. */
+  nsPerFault: number;
+  nsPerFaultMin: number;
+  nsPerFaultMax: number;
+  /** Faults per second, from the median. */
+  faultsPerSec: number;
+  /** Throughput over the same mode's 1-vCPU throughput, median of the per-round ratios. */
+  speedup: number;
+}
+
 export interface FaultBenchResult {
+  /** Shared, 1 vCPU, MMU model off: ns per fault (median of rounds). */
   nsPerFault1v: number;
+  /** The bare populate loop of the same geometry: ns per page (median). */
+  rawNsPerPage: number;
+  /** nsPerFault1v / rawNsPerPage (median of per-round ratios). */
+  faultOverRaw1v: number;
   nsPerFaultExclusive1v: number;
   nsPerFault2v: number;
   nsPerFaultExclusive2v: number;
   sharedSpeedup2v: number;
   exclusiveSpeedup2v: number;
   sharedOverExclusive1v: number;
-  /** Shared, 1 vCPU, MMU model on: wall time per page populated. */
+  /** Shared, 1 vCPU, MMU model on: wall time per page populated (median). */
   nsPerPageMmu1v: number;
-  /** 1-vCPU populate time with the MMU model over the time without it. */
+  /** 1-vCPU populate time with the MMU model over the time without it (median of ratios). */
   mmuOverhead1v: number;
+  /** Shared throughput with 8 vCPUs over 2 (only when 8 is in the sweep). */
+  speedup8vOver2v?: number;
+  /**
+   * The 1-vCPU figures again in process CPU time per fault or page (every thread; the others
+   * idle), which a machine loaded by other work does not inflate as it does wall time.
+   */
+  cpuNsPerFault1v: number;
+  cpuRawNsPerPage: number;
+  cpuFaultOverRaw1v: number;
+  cpuNsPerFaultExclusive1v: number;
+  cpuSharedOverExclusive1v: number;
+  cpuNsPerPageMmu1v: number;
+  cpuMmuOverhead1v: number;
   faultsPerVcpu: number;
   reps: number;
+  granule: number;
+  iaBits: number;
+  /** min and max over the rounds of every figure above that has a median. */
+  spread: Record<string, [number, number]>;
+  /** Every (mode, vCPUs) point: the throughput curve. */
+  sweep: SweepPoint[];
 }
 
 const GIB = 1024 ** 3;
+const HOST_PA = 2 ** 40;
 
-interface Setup {
+interface Config {
+  mode: FaultMode;
+  vcpus: number;
+  mmu: boolean;
+}
+
+interface Setup extends Config {
   vm: Vm;
   pool: VcpuPool;
-  vcpus: number;
-  bytesPerVcpu: number;
-  best: number;
-  /** Best wall time of a round, ms. */
-  bestMs: number;
+  /** Wall ns per fault of each counted round. */
+  ns: number[];
+  /** Process CPU ns per fault of each counted round (1-vCPU configurations: the vCPU's time). */
+  cpu: number[];
 }
 
-async function setUp(mode: FaultMode, vcpus: number, bytesPerVcpu: number, mmu: boolean): Promise<Setup> {
-  const memslots: MemslotSpec[] = [
-    { ipa: GIB, size: vcpus * bytesPerVcpu, hostPa: 0x100_0000_0000, backing: "anonymous" },
-  ];
+/** Table pages a populate of `bytes` needs below the start level, with slack. */
+function tablePages(bytes: number, granule: number): number {
+  const epp = granule / 8;
+  let pages = 0;
+  for (let span = granule * epp; span <= 2 ** 52; span *= epp) pages += Math.ceil(bytes / span) + 1;
+  return pages;
+}
+
+async function setUp(c: Config, p: Required<FaultBenchParams>): Promise<Setup> {
+  const size = c.vcpus * p.bytesPerVcpu;
+  const memslots: MemslotSpec[] = [{ ipa: GIB, size, hostPa: HOST_PA, backing: "anonymous" }];
   const vm = await Vm.create({
-    granule: 4096,
-    iaBits: 44,
-    poolPages: vcpus * Math.ceil(bytesPerVcpu / 4096 / 512) + 64 + vcpus * 32,
-    mode,
-    vcpus,
+    granule: p.granule,
+    iaBits: p.iaBits,
+    poolPages: c.vcpus * tablePages(p.bytesPerVcpu, p.granule) + 64 + c.vcpus * 32,
+    mode: c.mode,
+    vcpus: c.vcpus,
     memslots,
-    mmu,
+    mmu: c.mmu,
   });
-  return {
-    vm,
-    pool: new VcpuPool(vm),
-    vcpus,
-    bytesPerVcpu,
-    best: Number.POSITIVE_INFINITY,
-    bestMs: Number.POSITIVE_INFINITY,
-  };
+  return { ...c, vm, pool: new VcpuPool(vm), ns: [], cpu: [] };
 }
 
-/** One round: the vCPUs populate their regions, then the host unmaps everything. Returns ns/fault and wall ms. */
-async function round(s: Setup): Promise<[number, number]> {
+/**
+ * One round: the vCPUs populate their regions, then the host unmaps everything. Returns wall
+ * ns/fault and process CPU ns/fault (every thread: with 1 vCPU the others idle, so it is the
+ * vCPU's own time, without the time it spent descheduled on a loaded machine).
+ */
+async function round(s: Setup, bytesPerVcpu: number): Promise<[number, number]> {
   const cmds = Array.from({ length: s.vcpus }, (_, i) => ({
     type: "populate" as const,
-    start: GIB + i * s.bytesPerVcpu,
-    size: s.bytesPerVcpu,
+    start: GIB + i * bytesPerVcpu,
+    size: bytesPerVcpu,
   }));
+  const c0 = process.cpuUsage();
   const phase = await s.pool.runPhase(cmds);
+  const c = process.cpuUsage(c0);
   const faults = phase.replies.reduce((sum, x) => sum + x.faults, 0);
-  s.vm.unmap(GIB, s.vcpus * s.bytesPerVcpu);
-  return [(phase.wallMs * 1e6) / faults, phase.wallMs];
+  s.vm.unmap(GIB, s.vcpus * bytesPerVcpu);
+  return [(phase.wallMs * 1e6) / faults, ((c.user + c.system) * 1e3) / faults];
 }
 
 async function tearDown(s: Setup): Promise<void> {
@@ -86,37 +162,70 @@ async function tearDown(s: Setup): Promise<void> {
     throw new Error(`populate benchmark leaked ${report.leakedPages.length} pages`);
 }
 
-/**
- * Every configuration gets its own VM and workers; rounds run the configurations one after the
- * other (so a noisy moment hits them all alike), a first round warms the JIT up and is not
- * counted, and the best of the other `reps` rounds counts for each configuration.
- */
-export async function runFaultBench(opts: BenchOptions = {}): Promise<FaultBenchResult> {
-  const bytesPerVcpu = opts.quick ? 16 * 1024 * 1024 : 512 * 1024 * 1024;
-  const reps = opts.quick ? 1 : 7;
-  const configs: [FaultMode, number, boolean][] = [
-    ["shared", 1, false],
-    ["exclusive", 1, false],
-    ["shared", 2, false],
-    ["exclusive", 2, false],
-    ["shared", 1, true],
-  ];
+/** The median of `xs` (mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** Median and spread of per-round values. */
+function summary(xs: readonly number[]): { median: number; min: number; max: number } {
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
+}
+
+/** Resolves the parameters: defaults, quick sizes, and 1 and 2 always in the sweep. */
+export function faultBenchParams(opts: BenchOptions, p: FaultBenchParams = {}): Required<FaultBenchParams> {
+  const vcpus = [...new Set([1, 2, ...(p.vcpus ?? [8])])].sort((a, b) => a - b);
+  for (const v of vcpus)
+    if (!Number.isInteger(v) || v < 1 || v > 64) throw new RangeError(`vCPU count ${v} is not in 1..64`);
+  const reps = p.reps ?? (opts.quick ? 2 : 7);
+  if (!Number.isInteger(reps) || reps < 1) throw new RangeError(`reps ${reps} is not a positive integer`);
+  return {
+    granule: p.granule ?? 4096,
+    iaBits: p.iaBits ?? 40,
+    vcpus,
+    reps,
+    bytesPerVcpu: p.bytesPerVcpu ?? (opts.quick ? 16 * 2 ** 20 : 512 * 2 ** 20),
+  };
+}
+
+/** Runs the sweep, the MMU configuration and the bare loop, round after round. */
+export async function runFaultBench(
+  opts: BenchOptions = {},
+  params: FaultBenchParams = {},
+): Promise<FaultBenchResult> {
+  const p = faultBenchParams(opts, params);
+  if (GIB + Math.max(...p.vcpus) * p.bytesPerVcpu > 2 ** p.iaBits)
+    throw new RangeError(
+      `Cannot run the faults benchmark: ${Math.max(...p.vcpus)} vCPUs x ${p.bytesPerVcpu / 2 ** 20} MiB from 1 GiB exceed the ${p.iaBits}-bit IPA space`,
+    );
+  const configs: Config[] = [];
+  for (const vcpus of p.vcpus)
+    for (const mode of ["shared", "exclusive"] as const) configs.push({ mode, vcpus, mmu: false });
+  configs.push({ mode: "shared", vcpus: 1, mmu: true });
   const setups: Setup[] = [];
+  const raw: number[] = [];
+  const rawCpu: number[] = [];
+  const steps = (p.reps + 1) * (configs.length + 1);
   try {
-    for (const [mode, vcpus, mmu] of configs) setups.push(await setUp(mode, vcpus, bytesPerVcpu, mmu));
-    for (let r = 0; r <= reps; r++) {
+    for (const c of configs) setups.push(await setUp(c, p));
+    for (let r = 0; r <= p.reps; r++) {
       for (const [i, s] of setups.entries()) {
-        const [mode, vcpus, mmu] = configs[i] as [FaultMode, number, boolean];
-        opts.progress?.(
-          r * setups.length + i,
-          (reps + 1) * setups.length,
-          `round ${r}: ${mode}, ${vcpus} vCPU${mmu ? ", MMU model" : ""}`,
-        );
-        const [ns, ms] = await round(s);
+        const step = `round ${r}: ${s.mode}, ${s.vcpus} vCPU${s.mmu ? ", MMU model" : ""}`;
+        opts.progress?.(r * (setups.length + 1) + i, steps, step);
+        const [ns, cpu] = await round(s, p.bytesPerVcpu);
         if (r > 0) {
-          s.best = Math.min(s.best, ns);
-          s.bestMs = Math.min(s.bestMs, ms);
+          s.ns.push(ns);
+          s.cpu.push(cpu);
         }
+      }
+      opts.progress?.(r * (setups.length + 1) + setups.length, steps, `round ${r}: bare populate loop`);
+      const cpu: number[] = [];
+      const [ns] = timeBarePopulate(p.granule, p.iaBits, p.bytesPerVcpu, GIB, 1, cpu) as [number];
+      if (r > 0) {
+        raw.push(ns);
+        rawCpu.push(cpu[0] as number);
       }
     }
     for (const s of setups) await tearDown(s);
@@ -124,20 +233,90 @@ export async function runFaultBench(opts: BenchOptions = {}): Promise<FaultBench
     for (const s of setups) await s.pool.terminate();
     throw e;
   }
-  const [s1, e1, s2, e2] = setups.map((s) => s.best) as [number, number, number, number];
-  const [shared1, , , , mmu1] = setups as [Setup, Setup, Setup, Setup, Setup];
-  // Throughput with 2 vCPUs over throughput with 1: (1/ns2) / (1/ns1).
-  return {
+  return summarize(p, setups, raw, rawCpu);
+}
+
+function summarize(
+  p: Required<FaultBenchParams>,
+  setups: Setup[],
+  raw: number[],
+  rawCpu: number[],
+): FaultBenchResult {
+  const setup = (mode: FaultMode, vcpus: number, mmu = false) =>
+    setups.find((s) => s.mode === mode && s.vcpus === vcpus && s.mmu === mmu) as Setup;
+  const find = (mode: FaultMode, vcpus: number, mmu = false) => setup(mode, vcpus, mmu).ns;
+  const perRound = (f: (r: number) => number) => Array.from({ length: p.reps }, (_, r) => f(r));
+  const s1 = find("shared", 1);
+  const e1 = find("exclusive", 1);
+  const s2 = find("shared", 2);
+  const e2 = find("exclusive", 2);
+  const m1 = find("shared", 1, true);
+  const pages = p.bytesPerVcpu / p.granule;
+  // m1 is ns per fault and the MMU path takes one fault per page: its populate time per page is
+  // ns * faults / pages, and faults = pages (each first touch faults once).
+  const series: Record<string, number[]> = {
     nsPerFault1v: s1,
+    rawNsPerPage: raw,
+    faultOverRaw1v: perRound((r) => (s1[r] as number) / (raw[r] as number)),
     nsPerFaultExclusive1v: e1,
     nsPerFault2v: s2,
     nsPerFaultExclusive2v: e2,
-    sharedSpeedup2v: s1 / s2,
-    exclusiveSpeedup2v: e1 / e2,
-    sharedOverExclusive1v: s1 / e1,
-    nsPerPageMmu1v: (mmu1.bestMs * 1e6) / (bytesPerVcpu / 4096),
-    mmuOverhead1v: mmu1.bestMs / shared1.bestMs,
-    faultsPerVcpu: bytesPerVcpu / 4096,
-    reps,
+    // Throughput with 2 vCPUs over throughput with 1: (1/ns2) / (1/ns1).
+    sharedSpeedup2v: perRound((r) => (s1[r] as number) / (s2[r] as number)),
+    exclusiveSpeedup2v: perRound((r) => (e1[r] as number) / (e2[r] as number)),
+    sharedOverExclusive1v: perRound((r) => (s1[r] as number) / (e1[r] as number)),
+    nsPerPageMmu1v: m1,
+    mmuOverhead1v: perRound((r) => (m1[r] as number) / (s1[r] as number)),
+  };
+  // The same 1-vCPU figures in process CPU time: what a loaded machine cannot inflate.
+  const c1 = setup("shared", 1).cpu;
+  const ce1 = setup("exclusive", 1).cpu;
+  const cm1 = setup("shared", 1, true).cpu;
+  series.cpuNsPerFault1v = c1;
+  series.cpuRawNsPerPage = rawCpu;
+  series.cpuFaultOverRaw1v = perRound((r) => (c1[r] as number) / (rawCpu[r] as number));
+  series.cpuNsPerFaultExclusive1v = ce1;
+  series.cpuSharedOverExclusive1v = perRound((r) => (c1[r] as number) / (ce1[r] as number));
+  series.cpuNsPerPageMmu1v = cm1;
+  series.cpuMmuOverhead1v = perRound((r) => (cm1[r] as number) / (c1[r] as number));
+  if (p.vcpus.includes(8)) {
+    const s8 = find("shared", 8);
+    series.speedup8vOver2v = perRound((r) => (s2[r] as number) / (s8[r] as number));
+  }
+  const out: Record<string, number> = {};
+  const spread: Record<string, [number, number]> = {};
+  for (const [k, xs] of Object.entries(series)) {
+    const sm = summary(xs);
+    out[k] = sm.median;
+    spread[k] = [sm.min, sm.max];
+  }
+  const sweep: SweepPoint[] = [];
+  for (const mode of ["shared", "exclusive"] as const) {
+    const one = find(mode, 1);
+    for (const vcpus of p.vcpus) {
+      const ns = find(mode, vcpus);
+      const sm = summary(ns);
+      sweep.push({
+        mode,
+        vcpus,
+        nsPerFault: sm.median,
+        nsPerFaultMin: sm.min,
+        nsPerFaultMax: sm.max,
+        faultsPerSec: 1e9 / sm.median,
+        speedup: median(perRound((r) => (one[r] as number) / (ns[r] as number))),
+      });
+    }
+  }
+  return {
+    ...(out as unknown as Omit<
+      FaultBenchResult,
+      "faultsPerVcpu" | "reps" | "granule" | "iaBits" | "spread" | "sweep"
+    >),
+    faultsPerVcpu: pages,
+    reps: p.reps,
+    granule: p.granule,
+    iaBits: p.iaBits,
+    spread,
+    sweep,
   };
 }

@@ -53,7 +53,7 @@ describe("format", () => {
 describe("bench registry", () => {
   test("names are looked up in a Map: Object.prototype members select nothing", () => {
     for (const word of ["toString", "constructor", "__proto__"]) assert.equal(BENCHES.get(word), undefined);
-    assert.deepEqual([...BENCHES.keys()], ["rcu", "faults", "pgtable", "rwlock", "reclaim"]);
+    assert.deepEqual([...BENCHES.keys()], ["rcu", "faults", "teardown", "pgtable", "rwlock", "reclaim"]);
   });
 
   test("resultText() shows labels and units instead of camelCase keys", () => {

@@ -6,13 +6,14 @@
  * Results keep their camelCase keys (stable, for `--json` and bench/results/latest.json); the
  * labels below are for people only.
  */
-import { type MetricRow, metricTable, figure, count, usBound, usFromNs } from "./format.js";
-import { runFaultBench } from "./faults.js";
+import { type MetricRow, metricTable, figure, count, table, usBound, usFromNs } from "./format.js";
+import { type FaultBenchResult, runFaultBench } from "./faults.js";
 import type { BenchOptions } from "./options.js";
 import { runPgtableBench } from "./pgtable.js";
 import { runRcuBench } from "./rcu.js";
 import { runReclaimStudy, type StormResult } from "./reclaim.js";
 import { runRwlockBench } from "./rwlock.js";
+import { runTeardownBench } from "./teardown.js";
 
 export type { BenchOptions, BenchProgress } from "./options.js";
 
@@ -21,6 +22,8 @@ export interface BenchSpec {
   /** One line for `stage2 bench --help`. */
   readonly summary: string;
   run(opts: BenchOptions): Promise<object>;
+  /** The result for people (default: resultText, one labelled row per key). */
+  text?(result: object): string[];
 }
 
 /** Benchmarks in the order `stage2 bench --help` lists them. A Map: a user's word selects one. */
@@ -34,8 +37,15 @@ export const BENCHES: ReadonlyMap<string, BenchSpec> = new Map(
     },
     {
       name: "faults",
-      summary: "vCPUs populating disjoint regions with 4K pages: 1 and 2 vCPUs, shared and exclusive",
-      run: (o: BenchOptions) => runFaultBench(o),
+      summary: "populate faults: shared and exclusive vCPU sweep, MMU model cost, the bare loop (floor)",
+      run: (o: BenchOptions) => runFaultBench(o, o.faults),
+      text: (r: object) => faultsText(r as FaultBenchResult),
+    },
+    {
+      name: "teardown",
+      summary: "destroy of a 64 GiB stage-2 fully mapped with 4K pages: entries per second, longest chunk",
+      run: (o: BenchOptions) => runTeardownBench(o),
+      text: (r: object) => spreadText(r as object & { spread: Record<string, [number, number]> }),
     },
     {
       name: "pgtable",
@@ -51,6 +61,7 @@ export const BENCHES: ReadonlyMap<string, BenchSpec> = new Map(
       name: "reclaim",
       summary: "collapse storms per reclaim strategy: memory waiting for grace periods, callback times",
       run: (o: BenchOptions) => runReclaimStudy(o),
+      text: (r: object) => stormsText((r as { storms: StormResult[] }).storms),
     },
   ].map((b) => [b.name, b] as const),
 );
@@ -69,6 +80,8 @@ export const LABELS: ReadonlyMap<string, { bench: string; label: string; unit: s
       ["rcu", "callEnqueuePerSec", "call_rcu enqueue rate", "per s"],
       ["rcu", "callGracePeriods", "grace periods for the call_rcu run", ""],
       ["faults", "nsPerFault1v", "fault cost, shared mode, 1 vCPU", "ns"],
+      ["faults", "rawNsPerPage", "bare populate loop, same geometry (the floor)", "ns/page"],
+      ["faults", "faultOverRaw1v", "fault cost shared 1 vCPU / bare loop", "x"],
       ["faults", "nsPerFaultExclusive1v", "fault cost, exclusive mode, 1 vCPU", "ns"],
       ["faults", "nsPerFault2v", "wall time per fault, shared, 2 vCPUs", "ns"],
       ["faults", "nsPerFaultExclusive2v", "wall time per fault, exclusive, 2 vCPUs", "ns"],
@@ -77,8 +90,28 @@ export const LABELS: ReadonlyMap<string, { bench: string; label: string; unit: s
       ["faults", "sharedOverExclusive1v", "fault cost shared / exclusive, 1 vCPU", "x"],
       ["faults", "nsPerPageMmu1v", "populate per page, shared, 1 vCPU, MMU model on", "ns"],
       ["faults", "mmuOverhead1v", "populate time MMU model on / off, 1 vCPU", "x"],
+      ["faults", "speedup8vOver2v", "throughput 8 vCPUs / 2 vCPUs, shared", "x"],
+      ["faults", "cpuNsPerFault1v", "CPU time: fault, shared, 1 vCPU", "ns"],
+      ["faults", "cpuRawNsPerPage", "CPU time: bare populate loop", "ns/page"],
+      ["faults", "cpuFaultOverRaw1v", "CPU time: fault shared 1 vCPU / bare loop", "x"],
+      ["faults", "cpuNsPerFaultExclusive1v", "CPU time: fault, exclusive, 1 vCPU", "ns"],
+      ["faults", "cpuSharedOverExclusive1v", "CPU time: shared / exclusive, 1 vCPU", "x"],
+      ["faults", "cpuNsPerPageMmu1v", "CPU time: populate per page, MMU model on", "ns"],
+      ["faults", "cpuMmuOverhead1v", "CPU time: MMU model on / off, 1 vCPU", "x"],
       ["faults", "faultsPerVcpu", "faults per vCPU per round", ""],
-      ["faults", "reps", "timed rounds (the best counts)", ""],
+      ["faults", "reps", "counted rounds (figures are their medians)", ""],
+      ["faults", "granule", "translation granule", "bytes"],
+      ["faults", "iaBits", "IPA size", "bits"],
+      ["teardown", "mappedGiB", "stage-2 mapped with 4K pages before destroy", "GiB"],
+      ["teardown", "leafEntries", "leaf entries mapped", ""],
+      ["teardown", "tablesFreed", "table pages freed by destroy", ""],
+      ["teardown", "chunks", "chunks (write-lock holds between resched points)", ""],
+      ["teardown", "destroyMs", "freeing the tree, all chunks", "ms"],
+      ["teardown", "destroyEntriesPerSec", "leaf entries torn down per second", "per s"],
+      ["teardown", "destroyMaxChunkMs", "longest chunk", "ms"],
+      ["teardown", "coldMaxChunkMs", "longest chunk of the warm-up destroy (cold JIT)", "ms"],
+      ["teardown", "barrierMs", "RCU barrier after the free", "ms"],
+      ["teardown", "buildMs", "building the table (not timed above)", "ms"],
       ["pgtable", "mappedMiB", "range mapped by each phase", "MiB"],
       ["pgtable", "map4kNsPerPage", "map, one call per 4K page", "ns"],
       ["pgtable", "map4kSharedNsPerPage", "map, one shared-walk call per 4K page", "ns"],
@@ -103,6 +136,43 @@ export function resultText(result: object): string[] {
     return { label: l?.label ?? key, unit: l?.unit ?? "", cells: [cell] };
   });
   return metricTable(["value"], rows);
+}
+
+/** A flat result whose medians have a spread: one row per number, "median (min-max)" where known. */
+export function spreadText(r: object & { spread: Record<string, [number, number]> }): string[] {
+  const rows: MetricRow[] = [];
+  for (const [key, value] of Object.entries(r)) {
+    if (typeof value !== "number") continue;
+    const l = LABELS.get(key);
+    const range = r.spread[key];
+    const cell = range ? `${figure(value)} (${figure(range[0])}-${figure(range[1])})` : figure(value);
+    rows.push({ label: l?.label ?? key, unit: l?.unit ?? "", cells: [cell] });
+  }
+  return metricTable(["median (min-max)"], rows);
+}
+
+/**
+ * The faults benchmark for people: every figure as median (min-max) over the rounds, then the
+ * throughput curve of the vCPU sweep for both modes.
+ */
+export function faultsText(r: FaultBenchResult): string[] {
+  const out = [
+    `${r.granule / 1024}K granule, ${r.iaBits}-bit IPA, ${count(r.faultsPerVcpu)} faults per vCPU per round`,
+    ...spreadText(r),
+    "",
+    "Throughput curve (wall ns per fault with all vCPUs; speedup over the same mode at 1 vCPU):",
+  ];
+  const header = ["mode", "vCPUs", "ns/fault", "(min-max)", "M faults/s", "speedup"];
+  const cells = r.sweep.map((p) => [
+    p.mode,
+    String(p.vcpus),
+    figure(p.nsPerFault),
+    `(${figure(p.nsPerFaultMin)}-${figure(p.nsPerFaultMax)})`,
+    figure(p.faultsPerSec / 1e6),
+    figure(p.speedup),
+  ]);
+  out.push(...table(header, cells, "lrrrrr"));
+  return out;
 }
 
 /** What `bench reclaim` answers, in words (printed above its tables). */

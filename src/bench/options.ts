@@ -1,4 +1,5 @@
 /** Options every benchmark runner takes. */
+import type { FaultBenchParams } from "./faults.js";
 
 /**
  * Called between the steps of a benchmark (never inside a timed loop): `done` of `total` steps,
@@ -10,4 +11,6 @@ export interface BenchOptions {
   /** A short run (smoke test; figures are noisy). */
   quick?: boolean;
   progress?: BenchProgress;
+  /** `bench faults` only: geometry, sweep, rounds (stage2 bench faults flags). */
+  faults?: FaultBenchParams;
 }

@@ -119,6 +119,10 @@ export interface VmHandle {
 export interface DestroyReport {
   tablesFreed: number;
   chunks: number;
+  /** Time spent freeing the tree (every chunk, yields to waiting threads excluded), ms. */
+  freeMs: number;
+  /** The longest chunk (one hold of the write lock without a resched point), ms. */
+  maxChunkMs: number;
   barrierMs: number;
   leakedPages: number[];
   /** The RCU domain over the VM's life, read after the barrier. */
@@ -343,11 +347,17 @@ export class Vm {
     this.pgt.tlb.flushVmid(this.pgt.vmid);
     let freed = 0;
     let chunks = 0;
+    let freeMs = 0;
+    let maxChunkMs = 0;
     const done = { value: false };
     for (let i = 0; i < geo.pgdPages; i++) {
       done.value = false;
       while (!done.value) {
+        const c0 = performance.now();
         freed += freeQuiescentSlice(this.pgt, root + i, geo.startLevel - 1, DESTROY_CHUNK_PAGES, done);
+        const ms = performance.now() - c0;
+        freeMs += ms;
+        if (ms > maxChunkMs) maxChunkMs = ms;
         chunks++;
         if (this.lock.needsResched()) this.lock.yieldWrite();
       }
@@ -363,6 +373,8 @@ export class Vm {
     return {
       tablesFreed: freed,
       chunks,
+      freeMs,
+      maxChunkMs,
       barrierMs,
       leakedPages,
       gracePeriods: rcu.gracePeriods,

@@ -13,7 +13,8 @@
  * One place writes a PTE: every descriptor store of the page-table code goes through a helper of
  * this file (the three steps above, plus `clearPte`, `setPrivatePte` for pages no walker can reach
  * yet, `freezePte` for unlinked subtrees, `setPteSwBits`, and `setRoot` for VTTBR's table), so a
- * checker or an MMU model that wraps these sees every change.
+ * checker or an MMU model that wraps these sees every change. Each helper also counts the attempt
+ * in the view's `pteWrites` (thread-local), which tells the walker whether a visitor wrote at all.
  */
 import { type Pte, PTE_LOCKED, pteIsCounted, pteIsLocked, pteIsTable, pteValid } from "../arch/descriptor.js";
 import { RacePoint, racePoint } from "../common/race-points.js";
@@ -25,6 +26,7 @@ import { type VisitCtx, WalkFlag } from "./walk.js";
  * (SHARED). Returns false when a SHARED walk lost the race; the caller returns AGAIN.
  */
 export function trySetPte(pgt: Stage2, ctx: VisitCtx, pte: Pte): boolean {
+  pgt.pteWrites++;
   if ((ctx.flags & WalkFlag.SHARED) === 0) {
     // Exclusive: no software walker runs concurrently, but a hardware walker may read the entry
     // at any time, so the 64-bit value is still written with one single-copy-atomic store.
@@ -95,6 +97,7 @@ function invalidateOld(pgt: Stage2, addr: number, level: number, old: Pte): void
  * The caller drops the references.
  */
 export function zapPte(pgt: Stage2, ctx: VisitCtx): void {
+  pgt.pteWrites++;
   pgt.tlb.updateBegin();
   Atomics.store(pgt.ptes, ctx.ptep, 0n);
   invalidateOld(pgt, ctx.addr, ctx.level, ctx.old);
@@ -103,6 +106,7 @@ export function zapPte(pgt: Stage2, ctx: VisitCtx): void {
 
 /** Make: the entry must be locked by our break; take the new reference and publish. */
 export function makePte(pgt: Stage2, ctx: VisitCtx, pte: Pte): void {
+  pgt.pteWrites++;
   if (pteIsCounted(pte)) pgt.pool.getPage(pgt.pageOf(ctx.ptep));
   // Release: pairs with the Atomics.load in visitEntry (and a hardware walker's read); everything
   // written before (a new table's contents, the reference count) is visible to whoever sees `pte`.
@@ -112,6 +116,7 @@ export function makePte(pgt: Stage2, ctx: VisitCtx, pte: Pte): void {
 
 /** Exclusive-only: clear an entry (unmap, teardown). */
 export function clearPte(pgt: Stage2, ptep: number): void {
+  pgt.pteWrites++;
   // Single-copy atomic: a hardware walker may read the entry at any time.
   Atomics.store(pgt.ptes, ptep, 0n);
 }
@@ -121,6 +126,7 @@ export function clearPte(pgt: Stage2, ptep: number): void {
  * built in an unlinked subtree). Ordered for readers by the later makePte's release store.
  */
 export function setPrivatePte(pgt: Stage2, ptep: number, pte: Pte): void {
+  pgt.pteWrites++;
   Atomics.store(pgt.ptes, ptep, pte);
 }
 
@@ -129,6 +135,7 @@ export function setPrivatePte(pgt: Stage2, ptep: number, pte: Pte): void {
  * translation changes, so neither break nor invalidation is needed).
  */
 export function setPteSwBits(pgt: Stage2, ptep: number, pte: Pte): void {
+  pgt.pteWrites++;
   Atomics.store(pgt.ptes, ptep, pte);
 }
 
@@ -138,6 +145,7 @@ export function setPteSwBits(pgt: Stage2, ptep: number, pte: Pte): void {
  * and the caller swaps again).
  */
 export function freezePte(pgt: Stage2, ptep: number): Pte {
+  pgt.pteWrites++;
   return Atomics.exchange(pgt.ptes, ptep, PTE_LOCKED);
 }
 

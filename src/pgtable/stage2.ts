@@ -132,7 +132,11 @@ export class Stage2 {
   readonly geo: Geometry;
   readonly options: Required<Stage2Options>;
   readonly ptes: BigInt64Array;
+  /** The same memory as 32-bit halves (low half of entry e at 2e): see walk.ts loadPte. */
+  readonly words: Int32Array;
   readonly entriesPerPage: number;
+  /** 2^paBits: output addresses must stay below it. */
+  readonly paLimit: number;
   /** Bytes mapped by one entry at each level 0..3. */
   readonly levelSizes: readonly number[];
   /** Whether a leaf (block or page) may sit at each level 0..3. */
@@ -152,6 +156,12 @@ export class Stage2 {
   /** (page, generation) of the tables the current walk is inside, for use-after-free checks. */
   private readonly uafPages: number[] = [];
   private readonly uafGens: number[] = [];
+  /**
+   * Descriptor writes (and compare-and-swap attempts) made through this view's pte-update.ts
+   * helpers: thread-local, only ever compared with itself (walk.ts skips a re-read when a visitor
+   * wrote nothing).
+   */
+  pteWrites = 0;
   /** First use-after-free or corruption seen by this view, for error reports. */
   firstFault: string | null = null;
 
@@ -171,7 +181,9 @@ export class Stage2 {
       );
     }
     this.ptes = pool.ptes;
+    this.words = pool.words;
     this.entriesPerPage = pool.entriesPerPage;
+    this.paLimit = 2 ** this.geo.paBits;
     this.levelSizes = this.geo.shifts.map((s) => 2 ** s);
     this.leafAllowed = [0, 1, 2, 3].map((l) => blockAllowedAt(this.geo, l));
     this.vmid = options.vmid;

@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import { assertErr, assertNoLeak, assertSound, makeFixture } from "../testing/pgtable-harness.js";
 import { leafAttrs, makeLeafPte, Prot, pteIsTable } from "../arch/descriptor.js";
 import { Errno } from "../common/errno.js";
+import { clearPte, setPrivatePte, trySetPte } from "./pte-update.js";
 import {
   Ctl,
   map,
@@ -89,9 +90,10 @@ describe("walk()", () => {
         const child = mc.alloc();
         pgt.pool.setLevel(child, 3);
         pgt.count(Ctl.TABLES_ALLOCATED);
-        Atomics.store(pgt.ptes, child * 512, leaf);
+        // Through the pte-update.ts helpers, as every visitor writes (the walker counts them).
+        setPrivatePte(pgt, child * 512, leaf);
         pgt.pool.getPage(child);
-        Atomics.store(pgt.ptes, ctx.ptep, BigInt(pgt.pool.pageToPa(child)) | 3n);
+        assert.ok(trySetPte(pgt, ctx, BigInt(pgt.pool.pageToPa(child)) | 3n));
       }
       return Errno.OK;
     };
@@ -112,7 +114,7 @@ describe("walk()", () => {
     rec.result = (ctx, visit) => {
       if (visit === Visit.TABLE_PRE && ctx.level === 2) {
         unlinked = { ptep: ctx.ptep, pte: ctx.old };
-        Atomics.store(pgt.ptes, ctx.ptep, 0n);
+        clearPte(pgt, ctx.ptep);
       }
       return Errno.OK;
     };
@@ -215,6 +217,30 @@ describe("walkSubtree()", () => {
     Atomics.store(pgt.ptes, page * 512 + 2, 0n);
     pgt.pool.putPage(page);
     pgt.pool.putPage(page);
+    assertNoLeak(fx);
+  });
+});
+
+describe("walk() re-reads", () => {
+  test("an entry is re-read only after a callback that wrote through a pte-update.ts helper", () => {
+    const fx = makeFixture();
+    const { pgt, mc } = fx;
+    mc.topup(4);
+    map(pgt, G, P, PA, Prot.R, mc);
+    const before = pgt.pteWrites;
+    const rec = new Recorder();
+    // A TABLE_PRE callback that writes nothing: the walker goes on from the value it read.
+    walkWith(pgt, rec, G, P, ALL);
+    assert.equal(pgt.pteWrites, before, "a read-only walk counts no write");
+    const g = G / P;
+    assert.deepEqual(rec.log, [`pre L1 ${g}`, `pre L2 ${g}`, `leaf L3 ${g}`, `post L2 ${g}`, `post L1 ${g}`]);
+    // Every write through a helper counts (compare-and-swap attempts too, won or lost).
+    rec.result = (ctx, visit) => {
+      if (visit === Visit.LEAF) assert.equal(trySetPte(pgt, ctx, ctx.old), true);
+      return Errno.OK;
+    };
+    walkWith(pgt, rec, G, P, WalkFlag.LEAF);
+    assert.equal(pgt.pteWrites, before + 1);
     assertNoLeak(fx);
   });
 });

@@ -132,9 +132,50 @@ export function walk(pgt: Stage2, addr: number, size: number, walker: Walker): n
   return ret;
 }
 
+/**
+ * Reads descriptor `ptep` as one single-copy-atomic value. An empty entry is recognised from its
+ * low 32-bit half alone, without creating a BigInt (the common case of a fault's last level):
+ * every descriptor this code writes whose bits 31:0 are all zero is the empty descriptor 0 (a
+ * valid one has bit 0 set; the locked marker, owner annotations and the debug poison all have
+ * non-zero low bits), so an `Atomics.load` of the low half that returns 0 proves the whole entry
+ * was 0 at that instant: the same answer a 64-bit load at that instant gives. Anything else is
+ * read again whole, with one 64-bit `Atomics.load`.
+ */
+export function loadPte(pgt: Stage2, ptep: number): Pte {
+  // Both loads pair with the atomic store or compare-exchange that published the entry
+  // (makePte, trySetPte): a table descriptor read here orders the zeroing of the child page
+  // before our reads of it.
+  if (Atomics.load(pgt.words, ptep * 2) === 0) return 0n;
+  return Atomics.load(pgt.ptes, ptep);
+}
+
+/**
+ * pteIsTable(old, level) and the table's page, without a BigInt operation (each would allocate)
+ * for descriptors below 2^53, which every table descriptor is (OA below 2^48, no upper
+ * attributes): Number() of such a BigInt is exact, and ToInt32 (`| 0`) of an exact integral double
+ * keeps its low 32 bits exactly. Anything else takes the BigInt path.
+ */
+function isTable(old: Pte, level: number): boolean {
+  if (level >= 3 || old === 0n) return false;
+  const n = Number(old);
+  if (n >= 0 && n <= Number.MAX_SAFE_INTEGER) return ((n | 0) & 3) === 3;
+  return pteIsTable(old, level);
+}
+
+/** The pool page a table descriptor points at, or -1 outside the pool (see isTable). */
+function tablePage(pgt: Stage2, old: Pte): number {
+  const granule = pgt.geo.granule;
+  const n = Number(old);
+  // 64K: OA[51:48] sit in bits 15:12, which are zero below 2^48 only if the OA is; else decode.
+  if (n >= 0 && n < 2 ** 48 && (granule !== 65536 || ((n | 0) & 0xf000) === 0))
+    return pgt.pool.paToPage(n - ((n | 0) & (granule - 1)));
+  return pgt.pool.paToPage(decodeOa(old, granule));
+}
+
 function walkTable(pgt: Stage2, w: WalkState, base: number, level: number, entries: number): number {
   const size = pgt.levelSizes[level] as number;
-  let idx = Math.floor(w.addr / size) % entries;
+  // entries is a power of two; ToInt32 keeps the exact low bits of the integral quotient.
+  let idx = (Math.floor(w.addr / size) | 0) & (entries - 1);
   for (; idx < entries; idx++) {
     if (w.addr >= w.end) break;
     const ret = visitEntry(pgt, w, base + idx, level, size);
@@ -148,9 +189,7 @@ function visitEntry(pgt: Stage2, w: WalkState, ptep: number, level: number, size
   const flags = walker.flags;
   const ctx = w.ctxs[level] as VisitCtx;
   ctx.ptep = ptep;
-  // Pairs with the atomic store or compare-exchange that published this entry (make/try_set):
-  // a table descriptor read here orders the zeroing of the child page before our reads of it.
-  ctx.old = Atomics.load(pgt.ptes, ptep);
+  ctx.old = loadPte(pgt, ptep);
   ctx.start = w.start;
   ctx.addr = w.addr;
   ctx.end = w.end;
@@ -158,26 +197,34 @@ function visitEntry(pgt: Stage2, w: WalkState, ptep: number, level: number, size
   ctx.flags = flags;
   ctx.arg = walker.arg;
   let ret: number = Errno.OK;
-  let table = pteIsTable(ctx.old, level);
-  let reload = false;
+  let table = isTable(ctx.old, level);
+  let visited = false;
+  const writes = pgt.pteWrites;
   if (table && flags & WalkFlag.TABLE_PRE) {
     ret = walker.visitor.visit(pgt, ctx, Visit.TABLE_PRE);
-    reload = true;
+    visited = true;
   }
   if (!table && flags & WalkFlag.LEAF) {
     ret = walker.visitor.visit(pgt, ctx, Visit.LEAF);
-    reload = true;
+    visited = true;
   }
+  // The re-read shows the walker what the callback itself did (a table installed, or replaced by
+  // a block). A callback that made no descriptor write (pteWrites unchanged: every write goes
+  // through a pte-update.ts helper) changed nothing a re-read could show, except other threads'
+  // updates, which a re-read may miss anyway: skipping it equals a re-read at the instant of the
+  // first read. Map's TABLE_PRE on every table above a page is such a callback. At the last level
+  // nothing is a table, so a re-read could not change what happens next: none is made there.
+  const reload = visited && level < 3 && pgt.pteWrites !== writes;
   if (reload && (pgt.bugs & TestBug.NO_REREAD) === 0) {
-    ctx.old = Atomics.load(pgt.ptes, ptep);
-    table = pteIsTable(ctx.old, level);
+    ctx.old = loadPte(pgt, ptep);
+    table = isTable(ctx.old, level);
   }
   if (!walkContinue(flags, ret)) return ret;
   if (!table) {
     w.addr = Math.floor(w.addr / size) * size + size;
     return Errno.OK;
   }
-  const child = pgt.pool.paToPage(decodeOa(ctx.old, pgt.geo.granule));
+  const child = tablePage(pgt, ctx.old);
   if (child < 0) return pgt.corrupt(ptep, ctx.old, level);
   if (pgt.checkUaf) {
     pgt.noteTableEnter(child, level + 1);

@@ -2,10 +2,10 @@
  * `stage2 bench <name>`: one benchmark, as a table with labels and units, or one JSON object with
  * the raw keys. `npm run bench` (bench/run-all.ts) runs them all next to the liburcu anchor.
  */
-import { BENCHES, LABELS, resultText, stormsText } from "../../bench/mod.js";
-import type { StormResult } from "../../bench/reclaim.js";
+import type { Granule } from "../../arch/geometry.js";
+import { BENCHES, type BenchOptions, LABELS, resultText } from "../../bench/mod.js";
 import { type CliIo, type Command, UsageError } from "../command.js";
-import { parseFlags, quote } from "../parse.js";
+import { parseChoice, parseFlags, parseIntIn, parseNumber, quote } from "../parse.js";
 import { startProgress } from "../progress.js";
 
 const NAMES = [...BENCHES.keys()];
@@ -25,6 +25,7 @@ function legend(): string {
 }
 
 const USAGE = `Usage: stage2 bench <${NAMES.join("|")}> [--json] [--quick]
+       stage2 bench faults [--vcpus 1,2,4,8] [--ipa-bits 40] [--granule 4K] [--reps 7] [--size 512M]
 
 ${[...BENCHES.values()].map((b) => `  ${b.name.padEnd(8)} ${b.summary}`).join("\n")}
 
@@ -32,9 +33,18 @@ Options:
   --json    print one JSON object with the raw keys below (no table, no progress line)
   --quick   a short run (smoke test; figures are noisy)
 
-Figures are wall-clock on this machine, the best of several rounds; compare them only with figures
-from the same run (npm run bench prints them side by side with the liburcu anchor). A progress
-line is shown on a terminal for runs longer than a second.
+bench faults only:
+  --vcpus LIST     vCPU counts of the sweep, comma-separated (1 and 2 are always run; default 1,2,8):
+                   prints the throughput curve for shared and exclusive modes
+  --ipa-bits N     IPA size of the VM, 32..48 (default 40, KVM's default)
+  --granule G      4K, 16K or 64K (default 4K)
+  --reps N         counted rounds, 1..101 (default 7; the first, warm-up round is extra)
+  --size BYTES     memory each vCPU populates per round (default 512M; --quick 16M)
+
+Figures are wall-clock on this machine; compare them only with figures from the same run (npm run
+bench prints them side by side with the liburcu anchor). bench faults reports the median of its
+rounds with the spread (min-max), and takes every ratio within a round. A progress line is shown
+on a terminal for runs longer than a second.
 
 bench reclaim answers: when vCPUs replace populated tables with blocks as fast as they can, how
 much table memory waits for a grace period at peak under each reclaim strategy, and how long does
@@ -43,6 +53,27 @@ each RCU callback run? Callback p50/p99 are upper bounds of power-of-two buckets
 JSON keys and what they mean (bench reclaim: one object per storm and strategy, see its table):
 ${legend()}`;
 
+const GRANULES: Record<string, Granule> = { "4K": 4096, "16K": 16384, "64K": 65536 };
+
+/** The bench faults flags given, checked (absent flags stay absent: the benchmark's defaults). */
+function faultFlags(values: Record<string, unknown>): NonNullable<BenchOptions["faults"]> {
+  const out: NonNullable<BenchOptions["faults"]> = {};
+  if (typeof values.vcpus === "string")
+    out.vcpus = values.vcpus.split(",").map((v) => parseIntIn(v.trim(), "--vcpus", 1, 64));
+  if (typeof values["ipa-bits"] === "string")
+    out.iaBits = parseIntIn(values["ipa-bits"], "--ipa-bits", 32, 48);
+  if (typeof values.granule === "string")
+    out.granule = GRANULES[parseChoice(values.granule.toUpperCase(), "--granule", ["4K", "16K", "64K"])];
+  if (typeof values.reps === "string") out.reps = parseIntIn(values.reps, "--reps", 1, 101);
+  if (typeof values.size === "string") {
+    const size = parseNumber(values.size, "--size");
+    if (size < 2 ** 20 || size % 2 ** 20 !== 0)
+      throw new UsageError(`--size: ${quote(values.size)} is not a whole number of MiB (at least 1M)`);
+    out.bytesPerVcpu = size;
+  }
+  return out;
+}
+
 export const benchCommand: Command = {
   name: "bench",
   summary: `run one benchmark (${NAMES.join(", ")})`,
@@ -50,7 +81,15 @@ export const benchCommand: Command = {
   async run(argv: string[], io: CliIo): Promise<number> {
     const { values, positionals } = parseFlags(
       argv,
-      { json: { type: "boolean" }, quick: { type: "boolean" } },
+      {
+        json: { type: "boolean" },
+        quick: { type: "boolean" },
+        vcpus: { type: "string" },
+        "ipa-bits": { type: "string" },
+        granule: { type: "string" },
+        reps: { type: "string" },
+        size: { type: "string" },
+      },
       true,
     );
     const [name, ...extra] = positionals;
@@ -58,6 +97,9 @@ export const benchCommand: Command = {
     if (extra.length > 0) throw new UsageError(`unexpected argument ${quote(extra[0] as string)}`);
     const bench = BENCHES.get(name);
     if (!bench) throw new UsageError(`unknown benchmark ${quote(name)}: use one of ${NAMES.join(", ")}`);
+    const faults = faultFlags(values);
+    if (name !== "faults" && Object.keys(faults).length > 0)
+      throw new UsageError(`--vcpus, --ipa-bits, --granule, --reps and --size apply to bench faults only`);
     const json = values.json === true;
     const progress = startProgress(`stage2 bench ${name}`, undefined, { enabled: !json });
     let result: object;
@@ -65,13 +107,13 @@ export const benchCommand: Command = {
       result = await bench.run({
         quick: values.quick === true,
         progress: (done, total, step) => progress.update(done, step, total),
+        faults,
       });
     } finally {
       progress.done();
     }
     if (json) io.out(JSON.stringify(result));
-    else if ("storms" in result) io.out(stormsText((result as { storms: StormResult[] }).storms).join("\n"));
-    else io.out(resultText(result).join("\n"));
+    else io.out((bench.text ?? resultText)(result).join("\n"));
     return 0;
   },
 };

@@ -1,5 +1,15 @@
 /** Arguments of the map walkers (map, set_owner, create_unlinked), and the leaf-fit rule. */
-import { leafAttrs, PROT_MASK, Prot, type Pte } from "../../arch/descriptor.js";
+import {
+  leafAttrs,
+  PROT_MASK,
+  Prot,
+  type Pte,
+  PTE_TYPE_BLOCK,
+  PTE_TYPE_PAGE,
+  S2_MEMATTR_MASK,
+  S2_MEMATTR_NORMAL,
+  S2_XN,
+} from "../../arch/descriptor.js";
 import type { MemCache } from "../../mem/mod.js";
 import type { Stage2 } from "../stage2.js";
 import type { VisitCtx } from "../walk.js";
@@ -22,6 +32,18 @@ export class MapData {
   /** Derived from attr once per map call: does the new memory need CMOs before it is mapped. */
   cacheable = false;
   executable = false;
+  /** attr with the page and the block type bits (looked up per prot: no BigInt made per call). */
+  pageBits: Pte = 0n;
+  blockBits: Pte = 0n;
+}
+
+/**
+ * `x % size === 0` for a power-of-two `size` without the floating-point remainder (a runtime call
+ * in V8 once x leaves the int32 range): exact for integers below 2^53, false for fractions, NaN
+ * and infinities, as the remainder is.
+ */
+export function aligned(x: number, size: number): boolean {
+  return x - Math.floor(x / size) * size === 0;
 }
 
 export function physFor(ctx: VisitCtx, data: MapData): number {
@@ -36,15 +58,34 @@ export function leafMappingAllowed(pgt: Stage2, ctx: VisitCtx, data: MapData): b
   const size = pgt.levelSizes[level] as number;
   if (size > ctx.end - ctx.addr) return false;
   const phys = physFor(ctx, data);
-  if (phys !== PHYS_INVALID && phys % size !== 0) return false;
-  return ctx.addr % size === 0;
+  if (phys !== PHYS_INVALID && !aligned(phys, size)) return false;
+  return aligned(ctx.addr, size);
 }
 
 /** Encoded attributes of every valid Prot value, computed once (-1: invalid prot). */
 const ATTRS: (Pte | -1)[] = [];
+/** Per prot: the attributes with the page / block type bits, and whether CMOs are needed. */
+const PAGE_BITS: Pte[] = [];
+const BLOCK_BITS: Pte[] = [];
+const CACHEABLE: boolean[] = [];
+const EXECUTABLE: boolean[] = [];
 for (let prot = 0; prot <= PROT_MASK; prot++) {
   const bad = (prot & Prot.RWX) === 0 || (prot & Prot.DEVICE && prot & Prot.X) !== 0;
-  ATTRS.push(bad ? -1 : leafAttrs(prot));
+  const attr = bad ? 0n : leafAttrs(prot);
+  ATTRS.push(bad ? -1 : attr);
+  PAGE_BITS.push(attr | PTE_TYPE_PAGE);
+  BLOCK_BITS.push(attr | PTE_TYPE_BLOCK);
+  CACHEABLE.push((attr & S2_MEMATTR_MASK) === S2_MEMATTR_NORMAL);
+  EXECUTABLE.push((attr & S2_XN) === 0n);
+}
+
+/** Fills the per-prot fields of `data` (prot already checked by protToAttrs). */
+export function setProt(data: MapData, prot: number): void {
+  data.attr = ATTRS[prot] as Pte;
+  data.pageBits = PAGE_BITS[prot] as Pte;
+  data.blockBits = BLOCK_BITS[prot] as Pte;
+  data.cacheable = CACHEABLE[prot] as boolean;
+  data.executable = EXECUTABLE[prot] as boolean;
 }
 
 /**

@@ -23,8 +23,6 @@ import {
   makeOwnerPte,
   makeTablePte,
   pteValid,
-  S2_MEMATTR_MASK,
-  S2_MEMATTR_NORMAL,
   S2_S2AP_R,
   S2_S2AP_W,
   S2_XN,
@@ -36,7 +34,15 @@ import { Ctl, type Stage2, TestBug } from "../stage2.js";
 import { Visit, type VisitCtx, type Visitor, type Walker, walk, WalkFlag, walkShared } from "../walk.js";
 import { freeSubtreeNow } from "./free.js";
 import { fillTableWithLeaves } from "./fill.js";
-import { leafMappingAllowed, MapData, PHYS_INVALID, physFor, protToAttrs } from "./map-data.js";
+import {
+  aligned,
+  leafMappingAllowed,
+  MapData,
+  PHYS_INVALID,
+  physFor,
+  protToAttrs,
+  setProt,
+} from "./map-data.js";
 
 export { PHYS_INVALID, protToAttrs } from "./map-data.js";
 
@@ -48,12 +54,20 @@ function pteNeedsUpdate(old: Pte, pte: Pte): boolean {
   return ((old ^ pte) & ~PERMS_MASK) !== 0n;
 }
 
+/**
+ * makeLeafPte(phys, data.attr, level, granule) with one BigInt made instead of four: below 2^48 a
+ * granule-aligned PA is its own OA field (for 64K too: PA[51:48] is zero), so the encoding is the
+ * PA or'ed with the precomputed attribute and type bits.
+ */
+function leafPte(pgt: Stage2, phys: number, level: number, data: MapData): Pte {
+  if (phys >= 2 ** 48 || data.pageBits === 0n) return makeLeafPte(phys, data.attr, level, pgt.geo.granule);
+  return BigInt(phys) | (level === 3 ? data.pageBits : data.blockBits);
+}
+
 function tryLeaf(pgt: Stage2, ctx: VisitCtx, data: MapData): number {
   if (!leafMappingAllowed(pgt, ctx, data)) return Errno.E2BIG;
   const phys = physFor(ctx, data);
-  const level = ctx.level;
-  const pte =
-    phys === PHYS_INVALID ? makeOwnerPte(data.owner) : makeLeafPte(phys, data.attr, level, pgt.geo.granule);
+  const pte = phys === PHYS_INVALID ? makeOwnerPte(data.owner) : leafPte(pgt, phys, ctx.level, data);
   // Same mapping, at most the permissions differ: leave it to relax_perms (the vCPU faults again).
   const empty = ctx.old === 0n;
   const inSplit = ctx.addr < data.splitEnd;
@@ -177,15 +191,12 @@ export function map(
   forcePte = false,
 ): number {
   const page = pgt.geo.granule;
-  if (addr % page !== 0 || size % page !== 0 || phys % page !== 0 || size <= 0 || phys < 0)
+  if (!aligned(addr, page) || !aligned(size, page) || !aligned(phys, page) || size <= 0 || phys < 0)
     return Errno.INVAL;
-  if (phys + size > 2 ** pgt.geo.paBits) return Errno.RANGE;
-  const attr = protToAttrs(prot);
-  if (attr === -1) return Errno.INVAL;
+  if (phys + size > pgt.paLimit) return Errno.RANGE;
+  if (protToAttrs(prot) === -1) return Errno.INVAL;
   mapData.phys = phys;
-  mapData.attr = attr;
-  mapData.cacheable = (attr & S2_MEMATTR_MASK) === S2_MEMATTR_NORMAL;
-  mapData.executable = (attr & S2_XN) === 0n;
+  setProt(mapData, prot);
   mapData.owner = 0;
   mapData.memcache = memcache;
   mapData.forcePte = forcePte;
@@ -206,10 +217,12 @@ export function setOwner(
   owner: number,
 ): number {
   const page = pgt.geo.granule;
-  if (addr % page !== 0 || size % page !== 0 || size <= 0) return Errno.INVAL;
+  if (!aligned(addr, page) || !aligned(size, page) || size <= 0) return Errno.INVAL;
   if (!Number.isInteger(owner) || owner < 1 || owner > 0xff) return Errno.INVAL;
   mapData.phys = PHYS_INVALID;
   mapData.attr = 0n;
+  mapData.pageBits = 0n;
+  mapData.blockBits = 0n;
   mapData.owner = owner;
   mapData.memcache = memcache;
   mapData.forcePte = false;

@@ -1,0 +1,145 @@
+/**
+ * The faults sweep and the teardown benchmark, run small: every configuration runs, the JSON keys
+ * issue 11 names are there and finite, and destroy frees the whole tree in bounded chunks. No
+ * timing is asserted.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { runFaultBench } from "../src/bench/faults.js";
+import { faultsText, spreadText } from "../src/bench/mod.js";
+import { runTeardownBench } from "../src/bench/teardown.js";
+
+const MIB = 2 ** 20;
+
+describe("runFaultBench()", () => {
+  test("a sweep runs both modes at every vCPU count (1 and 2 added) and reports medians with spreads", async () => {
+    const r = await runFaultBench({ quick: true }, { vcpus: [4], reps: 2, bytesPerVcpu: 2 * MIB });
+    assert.equal(r.iaBits, 40, "KVM's default IPA size");
+    assert.equal(r.granule, 4096);
+    assert.equal(r.faultsPerVcpu, 512);
+    for (const key of [
+      "nsPerFault1v",
+      "rawNsPerPage",
+      "faultOverRaw1v",
+      "sharedSpeedup2v",
+      "sharedOverExclusive1v",
+      "mmuOverhead1v",
+      "nsPerPageMmu1v",
+      "cpuNsPerFault1v",
+      "cpuRawNsPerPage",
+      "cpuFaultOverRaw1v",
+      "cpuSharedOverExclusive1v",
+      "cpuMmuOverhead1v",
+    ] as const) {
+      assert.ok(Number.isFinite(r[key]) && r[key] > 0, `${key} = ${r[key]}`);
+      const [min, max] = r.spread[key] as [number, number];
+      assert.ok(min <= r[key] && r[key] <= max, `${key}: median ${r[key]} inside its spread ${min}-${max}`);
+    }
+    assert.equal(r.speedup8vOver2v, undefined, "no 8-vCPU point in this sweep");
+    assert.deepEqual(
+      r.sweep.map((p) => `${p.mode}/${p.vcpus}`),
+      ["shared/1", "shared/2", "shared/4", "exclusive/1", "exclusive/2", "exclusive/4"],
+    );
+    for (const p of r.sweep) {
+      assert.ok(p.nsPerFaultMin <= p.nsPerFault && p.nsPerFault <= p.nsPerFaultMax);
+      if (p.vcpus === 1) assert.equal(p.speedup, 1);
+    }
+    const text = faultsText(r).join("\n");
+    assert.match(text, /^4K granule, 40-bit IPA, 512 faults per vCPU per round$/m);
+    assert.match(
+      text,
+      /^bare populate loop, same geometry \(the floor\) +ns\/page +[\d.,]+ \([\d.,]+-[\d.,]+\)$/m,
+    );
+    assert.match(text, /^exclusive +4 +[\d.,]+ +\([\d.,]+-[\d.,]+\)/m);
+    // The JSON form is what npm run bench and --json consumers read.
+    const json = JSON.parse(JSON.stringify(r)) as Record<string, unknown>;
+    assert.equal(typeof json.nsPerFault1v, "number");
+  });
+
+  test("with 8 vCPUs in the sweep, speedup8vOver2v is reported; other geometries run", async () => {
+    const r = await runFaultBench(
+      { quick: true },
+      { vcpus: [8], reps: 1, bytesPerVcpu: MIB, granule: 16384, iaBits: 42 },
+    );
+    assert.ok(Number.isFinite(r.speedup8vOver2v) && (r.speedup8vOver2v as number) > 0);
+    assert.equal(r.granule, 16384);
+    assert.equal(r.faultsPerVcpu, 64);
+  });
+
+  test("a sweep that does not fit the IPA space is refused before any VM is built", async () => {
+    await assert.rejects(
+      runFaultBench({ quick: true }, { vcpus: [8], iaBits: 32, bytesPerVcpu: 512 * MIB }),
+      /exceed the 32-bit IPA space/,
+    );
+  });
+});
+
+describe("runTeardownBench()", () => {
+  test("destroy frees every table of a 1 GiB 4K-mapped stage-2 in chunks of at most 256 pages", async () => {
+    const r = await runTeardownBench({ quick: true });
+    assert.equal(r.mappedGiB, 1);
+    assert.equal(r.leafEntries, 262_144);
+    // 512 level-3 tables, one level-2 table, two concatenated start-level pages (40-bit IPA).
+    assert.equal(r.tablesFreed, 515);
+    assert.ok(r.chunks >= Math.ceil(513 / 256) + 1, `${r.chunks} chunks`);
+    for (const key of ["destroyEntriesPerSec", "destroyMaxChunkMs", "destroyMs", "coldMaxChunkMs"] as const)
+      assert.ok(Number.isFinite(r[key]) && r[key] > 0, `${key} = ${r[key]}`);
+    assert.ok(r.destroyMaxChunkMs <= r.destroyMs, "the longest chunk is one of the chunks");
+    assert.match(spreadText(r).join("\n"), /^longest chunk +ms +[\d.]+ \([\d.]+-[\d.]+\)$/m);
+  });
+});
+
+describe("stage2 bench faults / teardown flags", () => {
+  const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+  const cli = (args: string[]) => {
+    const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8" });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+
+  test("--vcpus, --size, --reps, --ipa-bits and --granule reach the benchmark; --json keeps the raw keys", () => {
+    const r = cli([
+      "bench",
+      "faults",
+      "--json",
+      "--vcpus",
+      "2,3",
+      "--size",
+      "1M",
+      "--reps",
+      "1",
+      "--ipa-bits",
+      "39",
+    ]);
+    assert.equal(r.code, 0, r.err);
+    const j = JSON.parse(r.out) as Record<string, unknown>;
+    for (const key of [
+      "nsPerFault1v",
+      "rawNsPerPage",
+      "sharedSpeedup2v",
+      "sharedOverExclusive1v",
+      "mmuOverhead1v",
+    ])
+      assert.equal(typeof j[key], "number", key);
+    assert.equal(j.iaBits, 39);
+    assert.equal(j.faultsPerVcpu, 256);
+    assert.deepEqual(
+      (j.sweep as { vcpus: number }[]).map((p) => p.vcpus),
+      [1, 2, 3, 1, 2, 3],
+    );
+  });
+
+  test("bad values name the flag; the faults flags are refused on other benchmarks", () => {
+    for (const [args, message] of [
+      [["bench", "faults", "--vcpus", "1,0"], /--vcpus: 0 is not in 1\.\.64/],
+      [["bench", "faults", "--size", "1000"], /--size: "1000" is not a whole number of MiB/],
+      [["bench", "faults", "--granule", "8K"], /--granule: "8K" is not one of 4K, 16K, 64K/],
+      [["bench", "rwlock", "--vcpus", "2"], /apply to bench faults only/],
+    ] as [string[], RegExp][]) {
+      const r = cli(args);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.err}`);
+      assert.match(r.err, message);
+    }
+  });
+});
