@@ -149,9 +149,12 @@ export class Stage2 {
   bugs: number;
   readonly walkState = new WalkState();
   readonly subtreeWalkState = new WalkState();
-  /** (page, generation) of the tables the current walk is inside, for use-after-free checks. */
-  private readonly uafPages: number[] = [];
-  private readonly uafGens: number[] = [];
+  /**
+   * (page, generation) of the tables the current walk is inside, for use-after-free checks (debug
+   * pools); read-only for debug race hooks at walk.table-entered (torture's RCU age check).
+   */
+  readonly uafPages: number[] = [];
+  readonly uafGens: number[] = [];
   /** First use-after-free or corruption seen by this view, for error reports. */
   firstFault: string | null = null;
 

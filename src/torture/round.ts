@@ -1,0 +1,264 @@
+/**
+ * One torture round: a fresh VM (debug pool, MMU model with its checkers), the vCPUs' op mix
+ * (`sim/torture-vcpu.ts`) against the host's op mix (`host-ops.ts`), then every checker: the MMU
+ * checkers (break-before-make, stale TLB, use after free, dirty log), the software walkers'
+ * use-after-free and corruption counts, the RCU age check, the refcount audit, and teardown with
+ * the RCU barrier and the leak check. The VM is destroyed at the end of every round (teardown and
+ * recreate between rounds).
+ *
+ * A round is a function of its spec (seed, round number, strategy, flavor, ...) up to thread
+ * timing: replaying the spec replays the same vCPU operations and the same host operations, in an
+ * interleaving that timing decides (use `--controlled` for exact replays).
+ */
+import { findings } from "../check/mod.js";
+import { Rng } from "../common/rng.js";
+import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
+import type { StrategyName } from "../kvm/reclaim/strategy.js";
+import { Vm } from "../kvm/vm.js";
+import { auditTable } from "../pgtable/audit.js";
+import { VcpuPool } from "../sim/host.js";
+import { createAgeTable } from "../sim/rcu-age.js";
+import { AGE_STRATEGY_URL } from "../sim/rcu-age-strategy.js";
+import type { TortureVcpuResult } from "../sim/torture-vcpu.js";
+import { HostMix, type HostOpRecord, LAYOUT } from "./host-ops.js";
+
+const MIB = 1024 * 1024;
+
+/** Everything that determines a round. */
+export interface RoundSpec {
+  /** The run's seed; the round's own seed derives from it and `round`. */
+  seed: number;
+  round: number;
+  strategy: StrategyName;
+  rcu: RcuFlavor;
+  vcpus: number;
+  /** Operations per vCPU. */
+  ops: number;
+  /** Failure rate at alloc.page and memcache.topup. */
+  allocFail: number;
+  /** Most delay spins at walk.table-entered and bbm.locked. */
+  raceSpins: number;
+  /** Test only: deliberately broken variants (VmOptions.testOnly.bugs); no CLI flag sets it. */
+  testOnlyBugs?: number;
+}
+
+/** One failed check. */
+export interface TortureViolation {
+  checker: string;
+  detail: string;
+}
+
+/** What a round did and found. */
+export interface RoundResult {
+  spec: RoundSpec;
+  wallMs: number;
+  vcpuOps: number;
+  hostOps: number;
+  hostCounts: Record<string, number>;
+  faults: number;
+  /** AGAIN retries (faults and walks that lost a race or met a locked entry) and lost CAS. */
+  again: number;
+  casFailures: number;
+  /** Guest accesses that ended in ENOMEM (reported to the guest) and in MMIO (no slot there). */
+  nomem: number;
+  mmio: number;
+  gracePeriods: number;
+  /** Injected failures and delays by point name, summed over vCPUs. */
+  injected: Record<string, number>;
+  /** RCU age histogram of the pages readers entered: ages 0, 1, 2, >2 grace periods. */
+  rcuAge: [number, number, number, number];
+  /** How many checks ran (each passed unless it is in `violations`). */
+  checks: number;
+  violations: TortureViolation[];
+  /** The round's op log: the host's operations, and each vCPU's last operations. */
+  hostLog: HostOpRecord[];
+  vcpuLastOps: string[][];
+}
+
+/** The checkers a round runs (each counts as one check when it passes). */
+export const ROUND_CHECKERS = [
+  "break-before-make",
+  "stale TLB",
+  "use after free",
+  "dirty log",
+  "corrupt",
+  "rcu age",
+  "refcount audit",
+  "leak",
+  "vcpu status",
+  "host ops",
+] as const;
+
+/** The round's own seed: the run's seed and the round number mixed (so rounds replay alone). */
+export function roundSeed(seed: number, round: number): number {
+  let h = (seed ^ Math.imul(round + 1, 0x9e3779b9)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+  return (h ^ (h >>> 13)) >>> 0;
+}
+
+/** Runs one round; `onHostOp` is called after every host operation (progress). */
+export async function runRound(
+  spec: RoundSpec,
+  live?: (vm: Vm, host: HostMix) => void,
+): Promise<RoundResult> {
+  const seed = roundSeed(spec.seed, spec.round);
+  const vm = await Vm.create({
+    granule: 4096,
+    iaBits: 40,
+    poolPages: 8192,
+    debug: true,
+    mode: "shared",
+    vcpus: spec.vcpus,
+    memslots: [LAYOUT.main, LAYOUT.thp, LAYOUT.moving],
+    rcuFlavor: spec.rcu,
+    mmu: true,
+    mmuCheck: true,
+    testOnly: { bugs: spec.testOnlyBugs ?? 0 },
+    reclaim: { strategy: { name: spec.strategy, url: AGE_STRATEGY_URL } },
+  });
+  const age = createAgeTable(vm.pool.pageCount, vm.rcu.handle.rcu.ctl);
+  // The fixed slots three and two times as often as each place the moving slot may be.
+  const main = { start: LAYOUT.main.ipa, size: LAYOUT.mainWindow };
+  const thp = { start: LAYOUT.thp.ipa, size: LAYOUT.thp.size };
+  const windows = [
+    main,
+    main,
+    main,
+    thp,
+    thp,
+    { start: LAYOUT.moving.ipa, size: LAYOUT.moving.size },
+    { start: LAYOUT.movedIpa, size: LAYOUT.moving.size },
+  ];
+  const cmds = Array.from({ length: spec.vcpus }, (_, i) => ({
+    type: "torture" as const,
+    options: {
+      seed: (seed + i * 0x9e3779b9) >>> 0,
+      iterations: spec.ops,
+      windows,
+      writeRatio: 0.3,
+      collapseRatio: 0.04,
+      walkRatio: 0.3,
+      // Mostly 2 MiB (one table page unlinked), now and then 1 GiB (a deep subtree).
+      collapseSizes: [...Array.from({ length: 15 }, () => 2 * MIB), 1024 * MIB],
+      raceSpins: spec.raceSpins,
+      allocFail: spec.allocFail,
+      age,
+    },
+  }));
+  const host = new HostMix(vm, new Rng(seed ^ 0xdeadbeef));
+  const violations: TortureViolation[] = [];
+  const pool = new VcpuPool(vm);
+  let running = true;
+  const hostLoop = (async () => {
+    while (running) {
+      await new Promise((r) => setTimeout(r, 1));
+      if (!running) break;
+      try {
+        host.step();
+        host.step();
+      } catch (e) {
+        violations.push({ checker: "host ops", detail: firstLine(e) });
+        return;
+      }
+      live?.(vm, host);
+    }
+  })();
+  let results: TortureVcpuResult[] = [];
+  let wallMs = 0;
+  let died: string | null = null;
+  try {
+    const phase = await pool.runPhase(cmds);
+    results = phase.replies.map((r) => r.torture as TortureVcpuResult);
+    wallMs = phase.wallMs;
+  } catch (e) {
+    died = firstLine(e);
+  }
+  running = false;
+  await hostLoop;
+  return finish(spec, vm, pool, host, results, wallMs, died, violations);
+}
+
+async function finish(
+  spec: RoundSpec,
+  vm: Vm,
+  pool: VcpuPool,
+  host: HostMix,
+  results: TortureVcpuResult[],
+  wallMs: number,
+  died: string | null,
+  violations: TortureViolation[],
+): Promise<RoundResult> {
+  if (died !== null) violations.push({ checker: "vcpu status", detail: `a vCPU died: ${died}` });
+  results.forEach((r, i) => {
+    if (r.unexpected !== null)
+      violations.push({ checker: "vcpu status", detail: `vCPU ${i}: ${r.unexpected}` });
+    if (r.age !== null && r.age.violations > 0)
+      violations.push({
+        checker: "rcu age",
+        detail: `vCPU ${i}: ${r.age.violations} observations; first: ${r.age.first}`,
+      });
+  });
+  let auditProblems: string[] = [];
+  let leakedPages: number[] = [];
+  let gracePeriods = 0;
+  let firstFault: string | null = null;
+  const mmuViolations = vm.mmu?.violations() ?? [];
+  if (violations.length > 0) {
+    // A vCPU stopped mid-operation may hold what teardown needs: end the threads, skip the audit.
+    await pool.terminate();
+    gracePeriods = vm.rcu.stats().gracePeriods;
+    await vm.rcu.close();
+  } else {
+    const closed = await pool.close();
+    firstFault = closed.map((c) => c.firstFault).find((f) => f !== null) ?? null;
+    vm.pgt.flushStats();
+    auditProblems = auditTable(vm.pgt).problems;
+    const destroy = await vm.destroy();
+    leakedPages = destroy.leakedPages;
+    gracePeriods = destroy.gracePeriods;
+  }
+  const pgt = vm.pgt.stats();
+  for (const f of findings({
+    mmuViolations,
+    softwareUaf: pgt.uafDetected,
+    firstFault,
+    corrupt: pgt.corrupt,
+    auditProblems,
+    leakedPages,
+  }))
+    violations.push({ checker: f.checker, detail: `${f.count}: ${f.detail}` });
+  const faults = vm.vcpuStats.snapshot();
+  const injected: Record<string, number> = {};
+  const rcuAge: [number, number, number, number] = [0, 0, 0, 0];
+  for (const r of results) {
+    for (const [k, v] of Object.entries(r.injected.failures)) injected[k] = (injected[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(r.injected.delays))
+      injected[`delay:${k}`] = (injected[`delay:${k}`] ?? 0) + v;
+    r.age?.histogram.forEach((n, i) => {
+      rcuAge[i] = (rcuAge[i] as number) + n;
+    });
+  }
+  return {
+    spec,
+    wallMs,
+    vcpuOps: results.reduce((n, r) => n + r.ops, 0),
+    hostOps: host.ops,
+    hostCounts: host.counts,
+    faults: faults.faults,
+    again: faults.again + pgt.again,
+    casFailures: pgt.casFailures,
+    nomem: results.reduce((n, r) => n + r.nomem, 0),
+    mmio: results.reduce((n, r) => n + r.mmio, 0),
+    gracePeriods,
+    injected,
+    rcuAge,
+    checks: ROUND_CHECKERS.length,
+    violations,
+    hostLog: host.log,
+    vcpuLastOps: results.map((r) => r.lastOps),
+  };
+}
+
+function firstLine(e: unknown): string {
+  return String((e as Error)?.message ?? e).split("\n")[0] as string;
+}
