@@ -113,7 +113,7 @@ export function roundConfig(o: TortureOptions, r: number): { strategy: StrategyN
 /** Runs the torture (see the file comment). */
 export async function runTorture(o: TortureOptions, io: TortureIo): Promise<TortureSummary> {
   const s: TortureSummary = {
-    seed: o.seed,
+    seed: o.replay ? o.replay.seed : o.seed,
     mode: o.controlled || o.replay ? "controlled" : "free",
     seconds: 0,
     rounds: 0,
