@@ -62,6 +62,8 @@ export interface RoundResult {
   /** Guest accesses that ended in ENOMEM (reported to the guest) and in MMIO (no slot there). */
   nomem: number;
   mmio: number;
+  /** Guest accesses that gave up after the retry budget (AGAIN each time: the host kept invalidating). */
+  gaveUp: number;
   gracePeriods: number;
   /** Injected failures and delays by point name, summed over vCPUs. */
   injected: Record<string, number>;
@@ -204,6 +206,7 @@ async function finish(
   let firstFault: string | null = null;
   const mmuViolations = vm.mmu?.violations() ?? [];
   if (violations.length > 0) {
+    firstFault = results.map((r) => r.unexpected).find((u) => u !== null) ?? died;
     // A vCPU stopped mid-operation may hold what teardown needs: end the threads, skip the audit.
     await pool.terminate();
     gracePeriods = vm.rcu.stats().gracePeriods;
@@ -249,6 +252,7 @@ async function finish(
     casFailures: pgt.casFailures,
     nomem: results.reduce((n, r) => n + r.nomem, 0),
     mmio: results.reduce((n, r) => n + r.mmio, 0),
+    gaveUp: results.reduce((n, r) => n + r.gaveUp, 0),
     gracePeriods,
     injected,
     rcuAge,

@@ -69,8 +69,9 @@ export interface TortureSummary {
   checksRun: number;
   /** Injected faults per kind (failure point names; delays as "delay:<point>"). */
   injected: Record<string, number>;
-  /** Guest accesses that reported ENOMEM. */
+  /** Guest accesses that reported ENOMEM, and that gave up after the retry budget (AGAIN). */
   nomemReported: number;
+  gaveUp: number;
   /** RCU age histogram: pages readers entered at ages 0, 1, 2, >2 grace periods. */
   rcuAge: [number, number, number, number];
   /** Rounds per "strategy/flavor". */
@@ -127,6 +128,7 @@ export async function runTorture(o: TortureOptions, io: TortureIo): Promise<Tort
     checksRun: 0,
     injected: {},
     nomemReported: 0,
+    gaveUp: 0,
     rcuAge: [0, 0, 0, 0],
     configs: {},
     schedules: [],
@@ -219,6 +221,7 @@ function add(s: TortureSummary, res: RoundResult): void {
   s.races.casFailures += res.casFailures;
   s.gracePeriods += res.gracePeriods;
   s.nomemReported += res.nomem;
+  s.gaveUp += res.gaveUp;
   const failed = new Set(res.violations.map((v) => v.checker)).size;
   s.checksRun += res.checks;
   s.checksPassed += res.checks - failed;
