@@ -98,10 +98,10 @@ export function roundSeed(seed: number, round: number): number {
   return (h ^ (h >>> 13)) >>> 0;
 }
 
-/** Runs one round; `onHostOp` is called after every host operation (progress). */
+/** Runs one round; `started` gets the round's VM and host mix once they exist (live progress). */
 export async function runRound(
   spec: RoundSpec,
-  live?: (vm: Vm, host: HostMix) => void,
+  started?: (vm: Vm, host: HostMix) => void,
 ): Promise<RoundResult> {
   const seed = roundSeed(spec.seed, spec.round);
   const vm = await Vm.create({
@@ -150,6 +150,7 @@ export async function runRound(
   const host = new HostMix(vm, new Rng(seed ^ 0xdeadbeef));
   const violations: TortureViolation[] = [];
   const pool = new VcpuPool(vm);
+  started?.(vm, host);
   let running = true;
   const hostLoop = (async () => {
     while (running) {
@@ -162,7 +163,6 @@ export async function runRound(
         violations.push({ checker: "host ops", detail: firstLine(e) });
         return;
       }
-      live?.(vm, host);
     }
   })();
   let results: TortureVcpuResult[] = [];

@@ -9,7 +9,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
 import { STRATEGIES, type StrategyName } from "../kvm/reclaim/strategy.js";
+import type { Vm } from "../kvm/vm.js";
 import { runControlledStress } from "../sim/stress-run.js";
+import type { HostMix } from "./host-ops.js";
 import { type RoundResult, type RoundSpec, roundSeed, runRound, type TortureViolation } from "./round.js";
 
 /** What `stage2 torture` runs. */
@@ -103,6 +105,8 @@ export interface TortureIo {
 }
 
 const STAT_MS = 2000;
+/** Checks of a controlled round: the stress loop's own (use after free, misuse), MMU, audit, leak, schedule. */
+const CONTROLLED_CHECKS = 5;
 
 /** The configuration of round `r`: strategies cycle fastest, then flavors. */
 export function roundConfig(o: TortureOptions, r: number): { strategy: StrategyName; rcu: RcuFlavor } {
@@ -135,15 +139,21 @@ export async function runTorture(o: TortureOptions, io: TortureIo): Promise<Tort
     violations: [],
   };
   const t0 = performance.now();
-  let live = "";
+  const live: Live = { what: "", vm: null, host: null };
   const timer = setInterval(() => io.stat(statLine(s, t0, live)), STAT_MS);
   try {
     for (let i = 0; ; i++) {
       const r = o.replay ? o.replay.round : (o.onlyRound ?? i);
       const cfg = o.replay ? { strategy: o.replay.strategy, rcu: o.replay.rcu } : roundConfig(o, r);
-      live = `round ${r} (${cfg.strategy}/${cfg.rcu})`;
+      live.what = `round ${r} (${cfg.strategy}/${cfg.rcu})`;
       if (o.controlled || o.replay) await controlledRound(o, r, cfg, s, io);
-      else await freeRound(o, r, cfg, s);
+      else
+        await freeRound(o, r, cfg, s, (vm, host) => {
+          live.vm = vm;
+          live.host = host;
+        });
+      live.vm = null;
+      live.host = null;
       s.rounds++;
       s.configs[`${cfg.strategy}/${cfg.rcu}`] = (s.configs[`${cfg.strategy}/${cfg.rcu}`] ?? 0) + 1;
       if (s.violations.length > 0 || o.replay || o.onlyRound !== undefined) break;
@@ -158,15 +168,26 @@ export async function runTorture(o: TortureOptions, io: TortureIo): Promise<Tort
   return s;
 }
 
-function statLine(s: TortureSummary, t0: number, live: string): string {
+/** The round in progress, for the stat line (its VM's counters are shared memory: read live). */
+interface Live {
+  what: string;
+  vm: Vm | null;
+  host: HostMix | null;
+}
+
+function statLine(s: TortureSummary, t0: number, live: Live): string {
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
   const injected = Object.entries(s.injected)
     .filter(([k]) => !k.startsWith("delay:"))
     .reduce((n, [, v]) => n + v, 0);
+  const now = live.vm?.vcpuStats.snapshot();
+  const faults = s.faults + (now?.faults ?? 0);
+  const again = s.races.again + (now?.again ?? 0);
+  const nomem = s.nomemReported + (now?.nomem ?? 0);
   return (
-    `torture ${secs}s: ${live}; rounds ${s.rounds} ops ${s.vcpuOps + s.hostOps} faults ${s.faults} ` +
-    `again ${s.races.again} cas-fail ${s.races.casFailures} gps ${s.gracePeriods} ` +
-    `alloc-fail ${injected} enomem ${s.nomemReported} rcu-age ${s.rcuAge.join("/")} ` +
+    `torture ${secs}s: ${live.what}; rounds ${s.rounds} ops ${s.vcpuOps + s.hostOps + (live.host?.ops ?? 0)} ` +
+    `faults ${faults} again ${again} cas-fail ${s.races.casFailures} gps ${s.gracePeriods} ` +
+    `alloc-fail ${injected} enomem ${nomem} rcu-age ${s.rcuAge.join("/")} ` +
     `violations ${s.violations.length}`
   );
 }
@@ -176,6 +197,7 @@ async function freeRound(
   r: number,
   cfg: { strategy: StrategyName; rcu: RcuFlavor },
   s: TortureSummary,
+  started: (vm: Vm, host: HostMix) => void,
 ): Promise<void> {
   const spec: RoundSpec = {
     seed: o.seed,
@@ -187,7 +209,7 @@ async function freeRound(
     raceSpins: o.raceSpins,
     ...(o.testOnlyBugs ? { testOnlyBugs: o.testOnlyBugs } : {}),
   };
-  const res = await runRound(spec);
+  const res = await runRound(spec, started);
   add(s, res);
   if (res.violations.length === 0) return;
   const replay = replayLine(o, r, cfg);
@@ -294,9 +316,8 @@ async function controlledRound(
   if (rep.leakedPages.length > 0) found.push({ checker: "leak", detail: `${rep.leakedPages.length} pages` });
   if (sched.abandoned)
     found.push({ checker: "controlled", detail: "the schedule was abandoned (a participant stalled)" });
-  const checks = 5;
-  s.checksRun += checks;
-  s.checksPassed += checks - new Set(found.map((f) => f.checker)).size;
+  s.checksRun += CONTROLLED_CHECKS;
+  s.checksPassed += CONTROLLED_CHECKS - new Set(found.map((f) => f.checker)).size;
   if (found.length === 0) return;
   const file: ScheduleFile = {
     format: "stage2-torture-schedule",
