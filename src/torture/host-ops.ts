@@ -7,8 +7,11 @@
  * deleted and created again). Every operation goes into the round's op log.
  *
  * The host keeps its own idea of each slot's state (logging, manual protect, where the moving slot
- * is), so every call is legal: a host operation that throws is a violation.
+ * is), so every call is legal: a host operation that throws is a violation, except ENOMEM (an
+ * eager split that could not get tables, with failures injected): that is the ioctl's -ENOMEM,
+ * counted, and the host reads the slot's state back before going on.
  */
+import { Errno, Stage2Error } from "../common/errno.js";
 import type { Rng } from "../common/rng.js";
 import type { Vm } from "../kvm/vm.js";
 import type { MemslotSpec } from "../kvm/memslot.js";
@@ -53,6 +56,8 @@ export interface HostOpRecord {
   t: number;
   op: string;
   args: number[];
+  /** Set when the operation failed with ENOMEM. */
+  nomem?: true;
 }
 
 /** Host operation kinds, in the order of `HOST_OP_NAMES`. */
@@ -73,6 +78,8 @@ export type HostOpName = (typeof HOST_OP_NAMES)[number];
 export class HostMix {
   readonly log: HostOpRecord[] = [];
   readonly counts: Record<string, number> = {};
+  /** Host operations that failed with ENOMEM. */
+  nomem = 0;
   private logging = false;
   private manual = false;
   private movingId = 2;
@@ -104,17 +111,18 @@ export class HostMix {
     if (!this.logging) {
       const manual = rng.below(2) === 0;
       const eager = rng.below(2) === 0 ? 2 * MIB : 0;
+      // The state first: an ENOMEM inside (the eager split) reads it back from the slot.
+      this.logging = true;
+      this.manual = manual;
       this.run("dirty-log-enable", [LOGGED_SLOT, manual ? 1 : 0, eager], () =>
         this.vm.enableDirtyLogging(LOGGED_SLOT, { manualProtect: manual, eagerSplitChunk: eager }),
       );
-      this.logging = true;
-      this.manual = manual;
       return;
     }
     const dice = rng.below(10);
     if (dice < 2) {
-      this.run("dirty-log-disable", [LOGGED_SLOT], () => this.vm.disableDirtyLogging(LOGGED_SLOT));
       this.logging = false;
+      this.run("dirty-log-disable", [LOGGED_SLOT], () => this.vm.disableDirtyLogging(LOGGED_SLOT));
     } else if (dice < 6 || !this.manual)
       this.run("dirty-log-get", [LOGGED_SLOT], () => this.vm.getDirtyLog(LOGGED_SLOT));
     else {
@@ -142,9 +150,19 @@ export class HostMix {
   }
 
   private run(op: HostOpName, args: number[], fn: () => unknown): void {
-    this.log.push({ t: Math.round((performance.now() - this.t0) * 1000) / 1000, op, args });
+    const rec: HostOpRecord = { t: Math.round((performance.now() - this.t0) * 1000) / 1000, op, args };
+    this.log.push(rec);
     this.counts[op] = (this.counts[op] ?? 0) + 1;
-    fn();
+    try {
+      fn();
+    } catch (e) {
+      if (!(e instanceof Stage2Error) || e.code !== Errno.NOMEM) throw e;
+      rec.nomem = true;
+      this.nomem++;
+      const slot = this.vm.memslot(LOGGED_SLOT);
+      this.logging = slot?.logging ?? false;
+      this.manual = slot?.manualProtect ?? false;
+    }
   }
 
   /** Host operations so far. */

@@ -11,6 +11,13 @@
  * interleaving that timing decides (use `--controlled` for exact replays).
  */
 import { findings } from "../check/mod.js";
+import {
+  clearFailures,
+  FAILURE_POINTS,
+  injectedCounts,
+  resetInjectedCounts,
+  setFailureRates,
+} from "../common/race-points.js";
 import { Rng } from "../common/rng.js";
 import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
 import type { StrategyName } from "../kvm/reclaim/strategy.js";
@@ -61,6 +68,8 @@ export interface RoundResult {
   casFailures: number;
   /** Guest accesses that ended in ENOMEM (reported to the guest) and in MMIO (no slot there). */
   nomem: number;
+  /** Host operations that failed with ENOMEM (an eager split that could not get its tables). */
+  hostNomem: number;
   mmio: number;
   /** Guest accesses that gave up after the retry budget (AGAIN each time: the host kept invalidating). */
   gaveUp: number;
@@ -151,6 +160,10 @@ export async function runRound(
   const violations: TortureViolation[] = [];
   const pool = new VcpuPool(vm);
   started?.(vm, host);
+  // The host thread's own allocations (eager splits) fail at the same rate as the vCPUs'.
+  resetInjectedCounts();
+  if (spec.allocFail > 0)
+    setFailureRates(Object.fromEntries(FAILURE_POINTS.map((p) => [p, spec.allocFail])), seed ^ 0x68e31da4);
   let running = true;
   const hostLoop = (async () => {
     while (running) {
@@ -177,7 +190,9 @@ export async function runRound(
   }
   running = false;
   await hostLoop;
-  return finish(spec, vm, pool, host, results, wallMs, died, violations);
+  clearFailures();
+  const hostInjected = injectedCounts().failures;
+  return finish(spec, vm, pool, host, hostInjected, results, wallMs, died, violations);
 }
 
 async function finish(
@@ -185,6 +200,7 @@ async function finish(
   vm: Vm,
   pool: VcpuPool,
   host: HostMix,
+  hostInjected: Record<string, number>,
   results: TortureVcpuResult[],
   wallMs: number,
   died: string | null,
@@ -233,6 +249,7 @@ async function finish(
   const faults = vm.vcpuStats.snapshot();
   const injected: Record<string, number> = {};
   const rcuAge: [number, number, number, number] = [0, 0, 0, 0];
+  for (const [k, v] of Object.entries(hostInjected)) injected[`host:${k}`] = v;
   for (const r of results) {
     for (const [k, v] of Object.entries(r.injected.failures)) injected[k] = (injected[k] ?? 0) + v;
     for (const [k, v] of Object.entries(r.injected.delays))
@@ -251,6 +268,7 @@ async function finish(
     again: faults.again + pgt.again,
     casFailures: pgt.casFailures,
     nomem: results.reduce((n, r) => n + r.nomem, 0),
+    hostNomem: host.nomem,
     mmio: results.reduce((n, r) => n + r.mmio, 0),
     gaveUp: results.reduce((n, r) => n + r.gaveUp, 0),
     gracePeriods,

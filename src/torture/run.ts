@@ -74,6 +74,8 @@ export interface TortureSummary {
   /** Guest accesses that reported ENOMEM, and that gave up after the retry budget (AGAIN). */
   nomemReported: number;
   gaveUp: number;
+  /** Host operations that failed with ENOMEM (the ioctl's -ENOMEM). */
+  hostNomem: number;
   /** RCU age histogram: pages readers entered at ages 0, 1, 2, >2 grace periods. */
   rcuAge: [number, number, number, number];
   /** Rounds per "strategy/flavor". */
@@ -133,6 +135,7 @@ export async function runTorture(o: TortureOptions, io: TortureIo): Promise<Tort
     injected: {},
     nomemReported: 0,
     gaveUp: 0,
+    hostNomem: 0,
     rcuAge: [0, 0, 0, 0],
     configs: {},
     schedules: [],
@@ -244,6 +247,7 @@ function add(s: TortureSummary, res: RoundResult): void {
   s.gracePeriods += res.gracePeriods;
   s.nomemReported += res.nomem;
   s.gaveUp += res.gaveUp;
+  s.hostNomem += res.hostNomem;
   const failed = new Set(res.violations.map((v) => v.checker)).size;
   s.checksRun += res.checks;
   s.checksPassed += res.checks - failed;

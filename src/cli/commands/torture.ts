@@ -37,8 +37,9 @@ Options:
   --ops N           operations per vCPU per round, 1..1000000 (default 20000; controlled: 400)
   --strategy P      per-table | per-subtree | bounded | batched | all (default all)
   --rcu F           mb | qsbr | all (default all)
-  --alloc-fail R    injected allocation failure rate at alloc.page and memcache.topup, 0..1
-                    (default 0): faults report ENOMEM and retry; nothing may leak
+  --alloc-fail R    injected allocation failure rate at alloc.page and memcache.topup, 0..1, in
+                    the vCPUs and the host thread (default 0): faults report ENOMEM and retry,
+                    host eager splits fail with ENOMEM; nothing may leak
   --race-spins N    delay spins at walk.table-entered and bbm.locked, 0..100000 (default 500)
   --round R         run only round R of the seed (what a failing run prints for replay)
   --controlled      run the rounds under the controlled scheduler: vCPU-only op mixes, one
@@ -140,7 +141,7 @@ export function summaryLines(s: TortureSummary): string[] {
     `  operations:      ${s.operations} (vCPU ${s.vcpuOps}, host ${s.hostOps}); faults ${s.faults}`,
     `  races seen:      ${s.races.again} AGAIN retries, ${s.races.casFailures} CAS failures`,
     `  grace periods:   ${s.gracePeriods}`,
-    `  injected:        ${injected.length > 0 ? injected.join(", ") : "none"}; ENOMEM reported to the guest ${s.nomemReported}`,
+    `  injected:        ${injected.length > 0 ? injected.join(", ") : "none"}; ENOMEM reported to the guest ${s.nomemReported}, to the host ${s.hostNomem}`,
     `  gave up:         ${s.gaveUp} guest accesses still AGAIN after the retry budget (reported, not flagged)`,
     `  rcu age:         ${s.rcuAge[0]} / ${s.rcuAge[1]} / ${s.rcuAge[2]} / ${s.rcuAge[3]} pages entered at 0 / 1 / 2 / >2 grace periods`,
     `  checks passed:   ${s.checksPassed} of ${s.checksRun}`,
