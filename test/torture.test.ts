@@ -68,7 +68,7 @@ test("torture --controlled: a planted bug exits 1 with a schedule that replays t
     "--seed",
     "7",
     "--rounds",
-    "40",
+    "100",
     "--ops",
     "3000",
     "--controlled",

@@ -17,9 +17,9 @@ import { type RoundResult, type RoundSpec, roundSeed, runRound, type TortureViol
 /** What `stage2 torture` runs. */
 export interface TortureOptions {
   seed: number;
-  /** Time budget: no new round starts after it (at least one round runs). */
-  seconds: number;
-  /** Most rounds (default: unlimited within `seconds`). */
+  /** Time budget: no new round starts after it (at least one round runs); none when absent. */
+  seconds?: number;
+  /** Most rounds; none when absent. */
   rounds?: number;
   /** Run only this round of the seed (a replay); strategy and flavor as given. */
   onlyRound?: number;
@@ -161,7 +161,8 @@ export async function runTorture(o: TortureOptions, io: TortureIo): Promise<Tort
       s.configs[`${cfg.strategy}/${cfg.rcu}`] = (s.configs[`${cfg.strategy}/${cfg.rcu}`] ?? 0) + 1;
       if (s.violations.length > 0 || o.replay || o.onlyRound !== undefined) break;
       if (o.rounds !== undefined && s.rounds >= o.rounds) break;
-      if (performance.now() - t0 >= o.seconds * 1000) break;
+      if (o.seconds !== undefined && performance.now() - t0 >= o.seconds * 1000) break;
+      if (o.seconds === undefined && o.rounds === undefined) break;
     }
   } finally {
     clearInterval(timer);

@@ -30,8 +30,9 @@ pool, the RCU age check (a reader inside a table 2+ grace periods after its unli
 audit, and the leak check after teardown. A stat line every 2 s (stderr with --json).
 
 Options:
-  --seconds N       time budget; no round starts after it (default 10; at least one round runs)
-  --rounds N        stop after N rounds (default: as many as the time allows)
+  --seconds N       time budget; no round starts after it (default 10 unless --rounds is given;
+                    at least one round runs)
+  --rounds N        stop after N rounds (with --seconds: whichever comes first)
   --seed S          seed, 0..4294967295 (default: STAGE2_SEED or random); printed first
   --vcpus N         vCPU worker threads, 1..16 (default 2)
   --ops N           operations per vCPU per round, 1..1000000 (default 20000; controlled: 400)
@@ -92,7 +93,6 @@ function parseOptions(argv: string[]): { o: TortureOptions; json: boolean } {
   const rcu = parseChoice(str(values, "rcu") ?? "all", "--rcu", ["mb", "qsbr", "all"] as const);
   const o: TortureOptions = {
     seed: chooseSeed(str(values, "seed")),
-    seconds: int("seconds", 10, 0, 7 * 24 * 3600),
     vcpus: int("vcpus", 2, 1, 16),
     ops: int("ops", controlled ? 400 : 20_000, 1, 1_000_000),
     strategies: strategy === "all" ? STRATEGIES : [strategy as StrategyName],
@@ -106,6 +106,9 @@ function parseOptions(argv: string[]): { o: TortureOptions; json: boolean } {
     logDir: str(values, "log-dir") ?? join(tmpdir(), "stage2-torture"),
   };
   if (values.rounds !== undefined) o.rounds = int("rounds", 1, 1, 1_000_000);
+  // --rounds alone runs that many rounds; otherwise the time budget (default 10 s) decides.
+  if (values.seconds !== undefined || o.rounds === undefined)
+    o.seconds = int("seconds", 10, 0, 7 * 24 * 3600);
   if (values.round !== undefined) o.onlyRound = int("round", 0, 0, 1_000_000);
   if (values["pct-depth"] !== undefined) {
     if (!controlled) throw new UsageError("--pct-depth needs --controlled");
