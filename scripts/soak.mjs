@@ -47,6 +47,8 @@ const total = {
   gracePeriods: 0,
   injected: {},
   nomemReported: 0,
+  hostNomem: 0,
+  gaveUp: 0,
   rcuAge: [0, 0, 0, 0],
   checksPassed: 0,
   checksRun: 0,
@@ -56,7 +58,16 @@ const total = {
 for (let i = 0; Date.now() < deadline - 5000; i++) {
   const seed = (Math.random() * 2 ** 32) >>> 0;
   const secs = Math.max(5, Math.min(segment, Math.floor((deadline - Date.now()) / 1000) - 5));
-  const args = ["torture", "--seed", String(seed), "--seconds", String(secs), "--vcpus", values.vcpus, "--json"];
+  const args = [
+    "torture",
+    "--seed",
+    String(seed),
+    "--seconds",
+    String(secs),
+    "--vcpus",
+    values.vcpus,
+    "--json",
+  ];
   if (i % 4 === 3) args.push("--controlled", "--pct-depth", "3");
   else if (i % 2 === 1) args.push("--alloc-fail", "0.2");
   console.error(`soak: segment ${i}: stage2 ${args.join(" ")}`);
@@ -73,7 +84,13 @@ for (let i = 0; Date.now() < deadline - 5000; i++) {
     total.segments.push({ seed, args: args.join(" "), exit: r.status });
     continue;
   }
-  total.segments.push({ seed, args: args.join(" "), exit: r.status, rounds: s.rounds, operations: s.operations });
+  total.segments.push({
+    seed,
+    args: args.join(" "),
+    exit: r.status,
+    rounds: s.rounds,
+    operations: s.operations,
+  });
   total.operations += s.operations;
   total.rounds += s.rounds;
   total.faults += s.faults;
@@ -81,6 +98,8 @@ for (let i = 0; Date.now() < deadline - 5000; i++) {
   total.races.casFailures += s.races.casFailures;
   total.gracePeriods += s.gracePeriods;
   total.nomemReported += s.nomemReported;
+  total.hostNomem += s.hostNomem ?? 0;
+  total.gaveUp += s.gaveUp ?? 0;
   total.checksPassed += s.checksPassed;
   total.checksRun += s.checksRun;
   s.rcuAge.forEach((n, k) => {
