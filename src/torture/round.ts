@@ -24,7 +24,8 @@ import type { StrategyName } from "../kvm/reclaim/strategy.js";
 import { Vm } from "../kvm/vm.js";
 import { auditTable } from "../pgtable/audit.js";
 import { VcpuPool } from "../sim/host.js";
-import { createAgeTable } from "../sim/rcu-age.js";
+import type { VcpuCommand } from "../sim/protocol.js";
+import { type AgeHandle, createAgeTable } from "../sim/rcu-age.js";
 import { AGE_STRATEGY_URL } from "../sim/rcu-age-strategy.js";
 import type { TortureVcpuResult } from "../sim/torture-vcpu.js";
 import { HostMix, type HostOpRecord, LAYOUT } from "./host-ops.js";
@@ -127,7 +128,36 @@ export async function runRound(
     testOnly: { bugs: spec.testOnlyBugs ?? 0 },
     reclaim: { strategy: { name: spec.strategy, url: AGE_STRATEGY_URL } },
   });
-  const age = createAgeTable(vm.pool.pageCount, vm.rcu.handle.rcu.ctl);
+  const cmds = vcpuCommands(spec, seed, createAgeTable(vm.pool.pageCount, vm.rcu.handle.rcu.ctl));
+  const host = new HostMix(vm, new Rng(seed ^ 0xdeadbeef));
+  const violations: TortureViolation[] = [];
+  const pool = new VcpuPool(vm);
+  started?.(vm, host);
+  // The host thread's own allocations (eager splits) fail at the same rate as the vCPUs'.
+  resetInjectedCounts();
+  if (spec.allocFail > 0)
+    setFailureRates(Object.fromEntries(FAILURE_POINTS.map((p) => [p, spec.allocFail])), seed ^ 0x68e31da4);
+  const running = { value: true };
+  const hostLoop = runHost(host, running, violations);
+  let results: TortureVcpuResult[] = [];
+  let wallMs = 0;
+  let died: string | null = null;
+  try {
+    const phase = await pool.runPhase(cmds);
+    results = phase.replies.map((r) => r.torture as TortureVcpuResult);
+    wallMs = phase.wallMs;
+  } catch (e) {
+    died = firstLine(e);
+  }
+  running.value = false;
+  await hostLoop;
+  clearFailures();
+  const hostInjected = injectedCounts().failures;
+  return finish(spec, vm, pool, host, hostInjected, results, wallMs, died, violations);
+}
+
+/** The vCPUs' commands: each its own seed, the same windows and mix. */
+function vcpuCommands(spec: RoundSpec, seed: number, age: AgeHandle): VcpuCommand[] {
   // The fixed slots three and two times as often as each place the moving slot may be.
   const main = { start: LAYOUT.main.ipa, size: LAYOUT.mainWindow };
   const thp = { start: LAYOUT.thp.ipa, size: LAYOUT.thp.size };
@@ -140,7 +170,7 @@ export async function runRound(
     { start: LAYOUT.moving.ipa, size: LAYOUT.moving.size },
     { start: LAYOUT.movedIpa, size: LAYOUT.moving.size },
   ];
-  const cmds = Array.from({ length: spec.vcpus }, (_, i) => ({
+  return Array.from({ length: spec.vcpus }, (_, i) => ({
     type: "torture" as const,
     options: {
       seed: (seed + i * 0x9e3779b9) >>> 0,
@@ -156,43 +186,25 @@ export async function runRound(
       age,
     },
   }));
-  const host = new HostMix(vm, new Rng(seed ^ 0xdeadbeef));
-  const violations: TortureViolation[] = [];
-  const pool = new VcpuPool(vm);
-  started?.(vm, host);
-  // The host thread's own allocations (eager splits) fail at the same rate as the vCPUs'.
-  resetInjectedCounts();
-  if (spec.allocFail > 0)
-    setFailureRates(Object.fromEntries(FAILURE_POINTS.map((p) => [p, spec.allocFail])), seed ^ 0x68e31da4);
-  let running = true;
-  const hostLoop = (async () => {
-    while (running) {
-      await new Promise((r) => setTimeout(r, 1));
-      if (!running) break;
-      try {
-        host.step();
-        host.step();
-      } catch (e) {
-        violations.push({ checker: "host ops", detail: firstLine(e) });
-        return;
-      }
+}
+
+/** The host's loop: two operations a millisecond until told to stop, or until one throws. */
+async function runHost(
+  host: HostMix,
+  running: { value: boolean },
+  violations: TortureViolation[],
+): Promise<void> {
+  while (running.value) {
+    await new Promise((r) => setTimeout(r, 1));
+    if (!running.value) break;
+    try {
+      host.step();
+      host.step();
+    } catch (e) {
+      violations.push({ checker: "host ops", detail: firstLine(e) });
+      return;
     }
-  })();
-  let results: TortureVcpuResult[] = [];
-  let wallMs = 0;
-  let died: string | null = null;
-  try {
-    const phase = await pool.runPhase(cmds);
-    results = phase.replies.map((r) => r.torture as TortureVcpuResult);
-    wallMs = phase.wallMs;
-  } catch (e) {
-    died = firstLine(e);
   }
-  running = false;
-  await hostLoop;
-  clearFailures();
-  const hostInjected = injectedCounts().failures;
-  return finish(spec, vm, pool, host, hostInjected, results, wallMs, died, violations);
 }
 
 async function finish(
