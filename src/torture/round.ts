@@ -228,26 +228,10 @@ async function finish(
         detail: `vCPU ${i}: ${r.age.violations} observations; first: ${r.age.first}`,
       });
   });
-  let auditProblems: string[] = [];
-  let leakedPages: number[] = [];
-  let gracePeriods = 0;
-  let firstFault: string | null = null;
   const mmuViolations = vm.mmu?.violations() ?? [];
-  if (violations.length > 0) {
-    firstFault = results.map((r) => r.unexpected).find((u) => u !== null) ?? died;
-    // A vCPU stopped mid-operation may hold what teardown needs: end the threads, skip the audit.
-    await pool.terminate();
-    gracePeriods = vm.rcu.stats().gracePeriods;
-    await vm.rcu.close();
-  } else {
-    const closed = await pool.close();
-    firstFault = closed.map((c) => c.firstFault).find((f) => f !== null) ?? null;
-    vm.pgt.flushStats();
-    auditProblems = auditTable(vm.pgt).problems;
-    const destroy = await vm.destroy();
-    leakedPages = destroy.leakedPages;
-    gracePeriods = destroy.gracePeriods;
-  }
+  const down = await teardown(vm, pool, violations.length > 0);
+  const firstFault = results.map((r) => r.unexpected).find((u) => u !== null) ?? died ?? down.firstFault;
+  const { auditProblems, leakedPages, gracePeriods } = down;
   const pgt = vm.pgt.stats();
   for (const f of findings({
     mmuViolations,
@@ -259,17 +243,7 @@ async function finish(
   }))
     violations.push({ checker: f.checker, detail: `${f.count}: ${f.detail}` });
   const faults = vm.vcpuStats.snapshot();
-  const injected: Record<string, number> = {};
-  const rcuAge: [number, number, number, number] = [0, 0, 0, 0];
-  for (const [k, v] of Object.entries(hostInjected)) injected[`host:${k}`] = v;
-  for (const r of results) {
-    for (const [k, v] of Object.entries(r.injected.failures)) injected[k] = (injected[k] ?? 0) + v;
-    for (const [k, v] of Object.entries(r.injected.delays))
-      injected[`delay:${k}`] = (injected[`delay:${k}`] ?? 0) + v;
-    r.age?.histogram.forEach((n, i) => {
-      rcuAge[i] = (rcuAge[i] as number) + n;
-    });
-  }
+  const { injected, rcuAge } = sumVcpus(results, hostInjected);
   return {
     spec,
     wallMs,
@@ -291,6 +265,54 @@ async function finish(
     hostLog: host.log,
     vcpuLastOps: results.map((r) => r.lastOps),
   };
+}
+
+/**
+ * Ends the round's threads and VM. A failed round's vCPUs are terminated (one stopped mid-operation
+ * may hold what teardown needs) and nothing is audited; a clean one is closed, audited, destroyed
+ * and leak-checked.
+ */
+async function teardown(
+  vm: Vm,
+  pool: VcpuPool,
+  failed: boolean,
+): Promise<{
+  auditProblems: string[];
+  leakedPages: number[];
+  gracePeriods: number;
+  firstFault: string | null;
+}> {
+  if (failed) {
+    await pool.terminate();
+    const gracePeriods = vm.rcu.stats().gracePeriods;
+    await vm.rcu.close();
+    return { auditProblems: [], leakedPages: [], gracePeriods, firstFault: null };
+  }
+  const closed = await pool.close();
+  const firstFault = closed.map((c) => c.firstFault).find((f) => f !== null) ?? null;
+  vm.pgt.flushStats();
+  const auditProblems = auditTable(vm.pgt).problems;
+  const destroy = await vm.destroy();
+  return { auditProblems, leakedPages: destroy.leakedPages, gracePeriods: destroy.gracePeriods, firstFault };
+}
+
+/** Injected failures and delays (host ones as "host:<point>") and the RCU age histogram, summed. */
+function sumVcpus(
+  results: TortureVcpuResult[],
+  hostInjected: Record<string, number>,
+): { injected: Record<string, number>; rcuAge: [number, number, number, number] } {
+  const injected: Record<string, number> = {};
+  const rcuAge: [number, number, number, number] = [0, 0, 0, 0];
+  for (const [k, v] of Object.entries(hostInjected)) injected[`host:${k}`] = v;
+  for (const r of results) {
+    for (const [k, v] of Object.entries(r.injected.failures)) injected[k] = (injected[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(r.injected.delays))
+      injected[`delay:${k}`] = (injected[`delay:${k}`] ?? 0) + v;
+    r.age?.histogram.forEach((n, i) => {
+      rcuAge[i] = (rcuAge[i] as number) + n;
+    });
+  }
+  return { injected, rcuAge };
 }
 
 function firstLine(e: unknown): string {
