@@ -18,6 +18,6 @@ export const COMMANDS: readonly Command[] = [
   decodeCommand,
   scriptCommand,
   faultsCommand,
-  tortureCommand,
   benchCommand,
+  tortureCommand,
 ];
