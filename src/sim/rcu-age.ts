@@ -101,6 +101,8 @@ export function takeAgeReport(): AgeReport {
  */
 export function recordUnlinked(pgt: Stage2, page: number, level: number): void {
   if (table === null || ctl === null) return;
+  // Pairs with the grace-period driver's store of GP_COMPLETED: read after the unlink's store,
+  // so it is the count at the unlink or later (a later one only under-estimates ages).
   recordSubtree(pgt, table, page, level, Atomics.load(ctl, RcuCtl.GP_COMPLETED));
 }
 
@@ -125,12 +127,14 @@ function onPoint(point: RacePoint): void {
   if (w === null || (w.flags & WalkFlag.SHARED) === 0) return;
   const pages = view.uafPages;
   const gens = view.uafGens;
+  // Pairs with the driver's store of GP_COMPLETED (a period that completed is counted).
   const now = Atomics.load(ctl, RcuCtl.GP_COMPLETED);
   const top = pages.length - 1;
   for (let i = 0; i <= top; i++) {
     const page = pages[i] as number;
     const gen = gens[i] as number;
     let age = 0;
+    // GEN before GP: pairs with recordSubtree's stores (GP first, GEN second).
     if (Atomics.load(table, 2 * page) === gen + 1)
       age = Math.max(0, (now - Atomics.load(table, 2 * page + 1)) | 0);
     if (i === top) (histogram[Math.min(age, 3)] as number)++;
