@@ -16,7 +16,7 @@ import { makeTortureCommand } from "../src/cli/commands/torture.js";
 import type { CliIo } from "../src/cli/command.js";
 import { seedFromEnv } from "../src/common/rng.js";
 import { TestBug } from "../src/pgtable/stage2.js";
-import type { TortureSummary } from "../src/torture/run.js";
+import { runTorture, type TortureSummary } from "../src/torture/run.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const seed = seedFromEnv();
@@ -134,4 +134,32 @@ test("torture: bad flags exit 2 with one line", () => {
   const help = spawnSync(process.execPath, [MAIN, "torture", "--help"], { encoding: "utf8" });
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--alloc-fail R/);
+});
+
+test("torture: a round that throws is a violation with its replay line, not a crash", async () => {
+  // 100 vCPUs: Vm.create refuses (1..64), so the round throws before it starts.
+  const s = await runTorture(
+    {
+      seed: 5,
+      rounds: 1,
+      vcpus: 100,
+      ops: 10,
+      strategies: ["per-table"],
+      flavors: ["mb"],
+      allocFail: 0,
+      raceSpins: 0,
+      controlled: false,
+      logDir,
+    },
+    { stat: () => {} },
+  );
+  assert.equal(s.violations.length, 1);
+  const v = s.violations[0];
+  assert.equal(v?.checker, "round died");
+  assert.match(v?.detail ?? "", /vcpus 100/);
+  assert.equal(
+    v?.replay,
+    "stage2 torture --seed 5 --round 0 --strategy per-table --rcu mb --vcpus 100 --ops 10 --alloc-fail 0 --race-spins 0",
+  );
+  assert.match(readFileSync(v?.logFile ?? "", "utf8"), /RangeError/);
 });

@@ -37,6 +37,8 @@ export interface TortureOptions {
   pctDepth?: number;
   /** A schedule file a failing controlled run wrote: replay it (one round). */
   replay?: ScheduleFile;
+  /** Where `replay` was read from (for the replay line). */
+  replayPath?: string;
   /** Where replay files go. */
   logDir: string;
   /** Test only: deliberately broken variants (VmOptions.testOnly.bugs); no CLI flag sets it. */
@@ -149,12 +151,16 @@ export async function runTorture(o: TortureOptions, io: TortureIo): Promise<Tort
       const r = o.replay ? o.replay.round : (o.onlyRound ?? i);
       const cfg = o.replay ? { strategy: o.replay.strategy, rcu: o.replay.rcu } : roundConfig(o, r);
       live.what = `round ${r} (${cfg.strategy}/${cfg.rcu})`;
-      if (o.controlled || o.replay) await controlledRound(o, r, cfg, s, io);
-      else
-        await freeRound(o, r, cfg, s, (vm, host) => {
-          live.vm = vm;
-          live.host = host;
-        });
+      try {
+        if (o.controlled || o.replay) await controlledRound(o, r, cfg, s, io);
+        else
+          await freeRound(o, r, cfg, s, (vm, host) => {
+            live.vm = vm;
+            live.host = host;
+          });
+      } catch (e) {
+        roundDied(o, r, cfg, s, e);
+      }
       live.vm = null;
       live.host = null;
       s.rounds++;
@@ -256,6 +262,30 @@ function add(s: TortureSummary, res: RoundResult): void {
   res.rcuAge.forEach((n, i) => {
     s.rcuAge[i] = (s.rcuAge[i] as number) + n;
   });
+}
+
+/**
+ * A round that threw instead of finishing (a worker that could not start, a controlled run whose
+ * vCPU crashed): a violation like any other, with the command line that reruns the round (for a
+ * controlled round the seed alone decides the schedule, so it replays exactly too).
+ */
+function roundDied(
+  o: TortureOptions,
+  r: number,
+  cfg: { strategy: StrategyName; rcu: RcuFlavor },
+  s: TortureSummary,
+  e: unknown,
+): void {
+  const detail = `the round died: ${String((e as Error)?.message ?? e).split("\n")[0]}`;
+  const replay = o.replay ? `stage2 torture --replay ${o.replayPath ?? "FILE"}` : replayLine(o, r, cfg);
+  const logFile = join(o.logDir, `torture-${s.seed}-round-${r}-died.json`);
+  mkdirSync(o.logDir, { recursive: true });
+  const stack = String((e as Error)?.stack ?? e);
+  writeFileSync(
+    logFile,
+    `${JSON.stringify({ format: "stage2-torture-died", version: 1, replay, round: r, ...cfg, stack }, null, 1)}\n`,
+  );
+  s.violations.push({ checker: "round died", detail, round: r, ...cfg, replay, logFile });
 }
 
 /** The exact command line that reruns round `r` alone. */

@@ -117,7 +117,10 @@ function parseOptions(argv: string[]): { o: TortureOptions; json: boolean } {
   if (controlled && values["alloc-fail"] !== undefined)
     throw new UsageError("--alloc-fail does not apply to --controlled rounds (vCPU-only op mixes)");
   const replay = str(values, "replay");
-  if (replay !== undefined) o.replay = readReplay(replay);
+  if (replay !== undefined) {
+    o.replay = readReplay(replay);
+    o.replayPath = replay;
+  }
   return { o, json: values.json === true };
 }
 
