@@ -8,6 +8,7 @@
  * TABLE, refcount 1), so `drain()` every cache before a leak check or teardown.
  */
 import { Errno } from "../common/errno.js";
+import { RacePoint, shouldFail } from "../common/race-points.js";
 import type { PagePool } from "./page-pool.js";
 
 /** Default capacity, as KVM_ARCH_NR_OBJS_PER_MEMORY_CACHE on arm64 (a fault needs at most levels - 1). */
@@ -42,6 +43,8 @@ export class MemCache {
     if (!(min <= this.capacity)) {
       throw new RangeError(`Cannot top up memory cache to ${min} pages: its capacity is ${this.capacity}`);
     }
+    // Injected ENOMEM (torture): nothing taken, so nothing to give back.
+    if (shouldFail(RacePoint.MEMCACHE_TOPUP)) return Errno.NOMEM;
     this.cached += this.pool.allocBatch(this.pages, this.capacity - this.cached, this.cached);
     return this.cached >= min ? Errno.OK : Errno.NOMEM;
   }

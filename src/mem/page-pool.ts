@@ -41,6 +41,7 @@ import {
 } from "./pool-options.js";
 import { formatPages, type PageInfo, type PoolStats, pageInfo, readStats } from "./pool-stats.js";
 import { mutexLock, mutexUnlock } from "./spin-mutex.js";
+import { RacePoint, shouldFail } from "../common/race-points.js";
 
 export { PageState } from "./layout.js";
 export { PTE_POISON } from "./poison.js";
@@ -139,6 +140,11 @@ export class PagePool {
   allocBatch(out: Int32Array, n: number, offset = 0): number {
     if (!((n | 0) === n && n >= 0 && offset >= 0 && offset + n <= out.length)) {
       throw new RangeError(`Cannot allocate ${n} pages at offset ${offset} into an array of ${out.length}`);
+    }
+    // Injected ENOMEM (torture): before any lock, so a scheduler hook here never runs under the mutex.
+    if (shouldFail(RacePoint.ALLOC_PAGE)) {
+      this.countAllocs(0, n);
+      return 0;
     }
     let got = 0;
     // Unlocked hint; pairs with the Atomics.store of FREE_COUNT under the lock in free-list.ts.

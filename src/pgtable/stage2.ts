@@ -153,9 +153,12 @@ export class Stage2 {
   bugs: number;
   readonly walkState = new WalkState();
   readonly subtreeWalkState = new WalkState();
-  /** (page, generation) of the tables the current walk is inside, for use-after-free checks. */
-  private readonly uafPages: number[] = [];
-  private readonly uafGens: number[] = [];
+  /**
+   * (page, generation) of the tables the current walk is inside, for use-after-free checks (debug
+   * pools); read-only for debug race hooks at walk.table-entered (torture's RCU age check).
+   */
+  readonly uafPages: number[] = [];
+  readonly uafGens: number[] = [];
   /**
    * Descriptor writes (and compare-and-swap attempts) made through this view's pte-update.ts
    * helpers: thread-local, only ever compared with itself (walk.ts skips a re-read when a visitor

@@ -1,11 +1,14 @@
 /** Messages between the host thread and vCPU workers (structured-cloneable plain objects). */
 import type { MemstressHandle, MemstressSlice } from "./memstress.js";
+import type { TortureVcpuOptions, TortureVcpuResult } from "./torture-vcpu.js";
 import type { StressOptions, StressResult } from "./workloads.js";
 
 /** A command for one vCPU worker (one per vCPU in `VcpuPool.runPhase`). */
 export type VcpuCommand =
   | { type: "populate"; start: number; size: number }
   | { type: "stress"; options: StressOptions }
+  /** `stage2 torture`: a seeded op mix with injected failures and the RCU age check. */
+  | { type: "torture"; options: TortureVcpuOptions }
   | { type: "collapse"; start: number; size: number; blockSize: number }
   /** Runs memstress passes as the host drives them through `ms` until it sets QUIT. */
   | { type: "memstress"; ms: MemstressHandle; slice: MemstressSlice }
@@ -13,7 +16,15 @@ export type VcpuCommand =
 
 export type VcpuReply =
   | { type: "ready"; vcpu: number }
-  | { type: "done"; vcpu: number; startMs: number; endMs: number; faults: number; stress?: StressResult }
+  | {
+      type: "done";
+      vcpu: number;
+      startMs: number;
+      endMs: number;
+      faults: number;
+      stress?: StressResult;
+      torture?: TortureVcpuResult;
+    }
   | { type: "closed"; vcpu: number; uaf: number; firstFault: string | null }
   | { type: "error"; vcpu: number; message: string };
 

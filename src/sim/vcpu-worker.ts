@@ -9,6 +9,7 @@ import { loadStrategyFactory } from "../kvm/reclaim/user-strategy.js";
 import { attachVcpu, type VmHandle } from "../kvm/vm.js";
 import { guestLoop } from "./memstress.js";
 import { Go, type VcpuCommand, type VcpuReply } from "./protocol.js";
+import { tortureVcpu } from "./torture-vcpu.js";
 import { collapseRange, populate, stress } from "./workloads.js";
 
 interface VcpuWorkerData {
@@ -72,6 +73,10 @@ function run(cmd: VcpuCommand): void {
     const endMs = performance.timeOrigin + performance.now();
     if (status < 0) throw new Error(`guest access failed with status ${errnoName(status)}`);
     reply({ type: "done", vcpu: data.vcpu, startMs, endMs, faults: 0 });
+  } else if (cmd.type === "torture") {
+    const result = tortureVcpu(ctx, cmd.options);
+    const endMs = performance.timeOrigin + performance.now();
+    reply({ type: "done", vcpu: data.vcpu, startMs, endMs, faults: result.faults, torture: result });
   } else {
     const result = stress(ctx.handler, cmd.options);
     const endMs = performance.timeOrigin + performance.now();

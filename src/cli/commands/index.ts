@@ -8,6 +8,7 @@ import { reportCommand } from "./report.js";
 import { runCommand } from "./run.js";
 import { geometryCommand } from "./geometry.js";
 import { scriptCommand } from "./script.js";
+import { tortureCommand } from "./torture.js";
 
 export const COMMANDS: readonly Command[] = [
   runCommand,
@@ -18,4 +19,5 @@ export const COMMANDS: readonly Command[] = [
   scriptCommand,
   faultsCommand,
   benchCommand,
+  tortureCommand,
 ];

@@ -1,0 +1,222 @@
+/**
+ * The vCPU side of `stage2 torture`: a seeded mix of guest reads, guest writes, collapses and
+ * software walks (translations under the read lock and the RCU read side, checking every table
+ * page they enter) over
+ * IPA windows the host keeps changing (memslots moving, logging on and off, unmaps), with injected
+ * allocation failures, seeded delays at the walk and break-before-make windows, and the RCU age
+ * check (`rcu-age.ts`) installed as this thread's race hook.
+ *
+ * What a vCPU may legitimately get back, and is counted, not flagged: ENOMEM (an injected or real
+ * allocation failure: the access is reported, the next one retries), NOENT (MMIO: no memslot there
+ * right now), ERANGE (a collapse that would cross a memslot's end), AGAIN after the retry budget
+ * (the host kept invalidating). Anything else, and any exception (a debug pool's misuse report),
+ * is unexpected: the loop stops there and reports the operation.
+ */
+import { Errno, errnoName } from "../common/errno.js";
+import {
+  FAILURE_POINTS,
+  RacePoint,
+  clearFailures,
+  clearRaceDelays,
+  injectedCounts,
+  resetInjectedCounts,
+  setFailureRates,
+  setRaceDelays,
+} from "../common/race-points.js";
+import { Rng } from "../common/rng.js";
+import type { VcpuContext } from "../kvm/vm.js";
+import { getLeaf, LeafResult } from "../pgtable/ops/attr.js";
+import { WalkFlag } from "../pgtable/walk.js";
+import { type AgeHandle, type AgeReport, installAgeCheck, takeAgeReport } from "./rcu-age.js";
+import { touch } from "./workloads.js";
+
+/** An IPA window the vCPU touches (a memslot, or a place a moving memslot may be). */
+export interface IpaWindow {
+  start: number;
+  size: number;
+}
+
+/** Options of one vCPU's torture operations. */
+export interface TortureVcpuOptions {
+  seed: number;
+  iterations: number;
+  windows: IpaWindow[];
+  /** Shares of guest writes, collapses and software walks; the rest are guest reads. */
+  writeRatio: number;
+  collapseRatio: number;
+  walkRatio: number;
+  /** Block sizes of collapses, drawn uniformly (repeat a size to weight it). */
+  collapseSizes: number[];
+  /** Most delay spins at walk.table-entered and bbm.locked (0: none). */
+  raceSpins: number;
+  /** Failure rate at alloc.page and memcache.topup (0: none). */
+  allocFail: number;
+  /** The RCU age check (debug pools), or null. */
+  age: AgeHandle | null;
+}
+
+/** The kinds of operation in the op log. */
+export const enum TortureOp {
+  READ = 0,
+  WRITE = 1,
+  COLLAPSE = 2,
+  WALK = 3,
+}
+const OP_NAMES = ["read", "write", "collapse", "walk"];
+/** Operations kept in a vCPU's op log (the last ones before the loop ended). */
+const LOG_OPS = 32;
+
+/** What one vCPU did and saw. */
+export interface TortureVcpuResult {
+  ops: number;
+  reads: number;
+  writes: number;
+  collapses: number;
+  walks: number;
+  /** Faults taken by guest accesses (each retried access counts its faults). */
+  faults: number;
+  nomem: number;
+  mmio: number;
+  range: number;
+  gaveUp: number;
+  /** First unexpected status or exception (the loop stopped there), or null. */
+  unexpected: string | null;
+  /** Injected delays and failures by point name. */
+  injected: { delays: Record<string, number>; failures: Record<string, number> };
+  age: AgeReport | null;
+  /** The last operations, oldest first: "op#i read 0x... -> status". */
+  lastOps: string[];
+}
+
+/** Runs the operations; never throws for what the operations do (it reports it). */
+export function tortureVcpu(ctx: VcpuContext, o: TortureVcpuOptions): TortureVcpuResult {
+  const r: TortureVcpuResult = {
+    ops: 0,
+    reads: 0,
+    writes: 0,
+    collapses: 0,
+    walks: 0,
+    faults: 0,
+    nomem: 0,
+    mmio: 0,
+    range: 0,
+    gaveUp: 0,
+    unexpected: null,
+    injected: { delays: {}, failures: {} },
+    age: null,
+    lastOps: [],
+  };
+  const log = new Float64Array(LOG_OPS * 3);
+  resetInjectedCounts();
+  if (o.age !== null) installAgeCheck(o.age, ctx.pgt);
+  if (o.raceSpins > 0)
+    setRaceDelays(
+      { [RacePoint.WALK_TABLE_ENTERED]: o.raceSpins, [RacePoint.BBM_LOCKED]: o.raceSpins },
+      o.seed ^ 0x5bd1e995,
+    );
+  if (o.allocFail > 0)
+    setFailureRates(Object.fromEntries(FAILURE_POINTS.map((p) => [p, o.allocFail])), o.seed ^ 0x2545f491);
+  try {
+    loop(ctx, o, r, log);
+  } finally {
+    clearRaceDelays();
+    clearFailures();
+    r.injected = injectedCounts();
+    if (o.age !== null) r.age = takeAgeReport();
+  }
+  r.lastOps = formatLog(log, r.ops);
+  return r;
+}
+
+function loop(ctx: VcpuContext, o: TortureVcpuOptions, r: TortureVcpuResult, log: Float64Array): void {
+  const rng = new Rng(o.seed);
+  const h = ctx.handler;
+  const page = ctx.pgt.geo.granule;
+  for (let i = 0; i < o.iterations; i++) {
+    const win = o.windows[rng.below(o.windows.length)] as IpaWindow;
+    const ipa = win.start + rng.below(win.size / page) * page;
+    const dice = rng.next();
+    const op = pickOp(o, dice);
+    const slot = (i % LOG_OPS) * 3;
+    log[slot] = op;
+    log[slot + 1] = ipa;
+    log[slot + 2] = Number.NaN;
+    r.ops++;
+    let ret: number;
+    try {
+      ret = runOp(h, op, ipa, o.collapseSizes[rng.below(o.collapseSizes.length)] as number, r);
+    } catch (e) {
+      r.unexpected = `op ${i} (${OP_NAMES[op]} 0x${ipa.toString(16)}) threw: ${String((e as Error).message).split("\n")[0]}`;
+      return;
+    }
+    log[slot + 2] = ret;
+    if (ctx.pgt.firstFault !== null) {
+      r.unexpected = `op ${i} (${OP_NAMES[op]} 0x${ipa.toString(16)}): ${ctx.pgt.firstFault}`;
+      return;
+    }
+    if (ret >= 0) continue;
+    if (ret === Errno.NOMEM) r.nomem++;
+    else if (ret === Errno.NOENT) r.mmio++;
+    else if (ret === Errno.RANGE && op === TortureOp.COLLAPSE) r.range++;
+    else if (ret === Errno.AGAIN) r.gaveUp++;
+    else {
+      r.unexpected = `op ${i} (${OP_NAMES[op]} 0x${ipa.toString(16)}) returned ${errnoName(ret)}`;
+      return;
+    }
+  }
+}
+
+function pickOp(o: TortureVcpuOptions, dice: number): TortureOp {
+  if (dice < o.collapseRatio) return TortureOp.COLLAPSE;
+  if (dice < o.collapseRatio + o.walkRatio) return TortureOp.WALK;
+  if (dice < o.collapseRatio + o.walkRatio + o.writeRatio) return TortureOp.WRITE;
+  return TortureOp.READ;
+}
+
+const leaf = new LeafResult();
+
+/** A software translation, as every software walker does it: read lock, RCU read side (SHARED). */
+function softwareWalk(h: VcpuContext["handler"], ipa: number): number {
+  h.lock.readLock();
+  try {
+    const ret = getLeaf(h.pgt, ipa, leaf, h.shared ? WalkFlag.SHARED : 0);
+    return ret === Errno.NOENT ? Errno.OK : ret;
+  } finally {
+    h.lock.readUnlock();
+  }
+}
+
+function runOp(
+  h: VcpuContext["handler"],
+  op: TortureOp,
+  ipa: number,
+  collapseSize: number,
+  r: TortureVcpuResult,
+): number {
+  if (op === TortureOp.COLLAPSE) {
+    r.collapses++;
+    const ret = h.collapse(ipa, collapseSize);
+    return ret === Errno.AGAIN ? Errno.OK : ret; // a lost race: the next collapse tries again
+  }
+  if (op === TortureOp.WALK) {
+    r.walks++;
+    return softwareWalk(h, ipa);
+  }
+  const write = op === TortureOp.WRITE;
+  if (write) r.writes++;
+  else r.reads++;
+  const ret = touch(h, ipa, write);
+  if (ret > 0) r.faults += ret;
+  return ret;
+}
+
+function formatLog(log: Float64Array, ops: number): string[] {
+  const out: string[] = [];
+  for (let i = Math.max(0, ops - LOG_OPS); i < ops; i++) {
+    const s = (i % LOG_OPS) * 3;
+    const ret = log[s + 2] as number;
+    const status = Number.isNaN(ret) ? "(did not return)" : ret >= 0 ? "ok" : errnoName(ret);
+    out.push(`op ${i} ${OP_NAMES[log[s] as number]} 0x${(log[s + 1] as number).toString(16)} -> ${status}`);
+  }
+  return out;
+}

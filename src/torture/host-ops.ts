@@ -1,0 +1,172 @@
+/**
+ * The host side of a torture round: while the vCPUs run their op mix, the host thread draws
+ * operations from a seeded mix and applies them to the VM under the write lock, as KVM's ioctls
+ * and MMU notifiers would: unmaps (MMU notifier), write-protects, dirty logging on (with or without
+ * manual protect, with or without eager splitting) and off, dirty-log get and clear, access
+ * tracking (test-and-clear-young), and memslot changes (a slot moving between two addresses, or
+ * deleted and created again). Every operation goes into the round's op log.
+ *
+ * The host keeps its own idea of each slot's state (logging, manual protect, where the moving slot
+ * is), so every call is legal: a host operation that throws is a violation, except ENOMEM (an
+ * eager split that could not get tables, with failures injected): that is the ioctl's -ENOMEM,
+ * counted, and the host reads the slot's state back before going on.
+ */
+import { Errno, Stage2Error } from "../common/errno.js";
+import type { Rng } from "../common/rng.js";
+import type { Vm } from "../kvm/vm.js";
+import type { MemslotSpec } from "../kvm/memslot.js";
+
+const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
+
+/** Where the round's memory lives: two fixed slots and one that moves. */
+export const LAYOUT = {
+  /**
+   * Slot 0: 4 KiB pages over a whole 1 GiB (so that a collapse may install a 1 GiB block and
+   * unlink a deep subtree); the vCPUs touch its first `mainWindow` bytes.
+   */
+  main: { ipa: GIB, size: GIB, hostPa: 0x40_0000_0000, backing: "anonymous" } satisfies MemslotSpec,
+  mainWindow: 16 * MIB,
+  /**
+   * Slot 1: transparent huge pages, the slot dirty logging watches: faults map 2 MiB blocks,
+   * logging splits them (eagerly or by write faults), and after logging they collapse again.
+   */
+  thp: {
+    ipa: 2 * GIB,
+    size: 16 * MIB,
+    hostPa: 0x80_0000_0000,
+    backing: "anonymous_thp",
+  } satisfies MemslotSpec,
+  /** Slot 2: 4 KiB pages, moved between two places or deleted and re-created. */
+  moving: {
+    ipa: 2 * GIB + 64 * MIB,
+    size: 8 * MIB,
+    hostPa: 0x80_0400_0000,
+    backing: "anonymous",
+  } satisfies MemslotSpec,
+  /** The moving slot's other place. */
+  movedIpa: 2 * GIB + 128 * MIB,
+} as const;
+
+const LOGGED_SLOT = 1;
+
+/** One line of the op log. */
+export interface HostOpRecord {
+  /** ms since the round started. */
+  t: number;
+  op: string;
+  args: number[];
+  /** Set when the operation failed with ENOMEM. */
+  nomem?: true;
+}
+
+/** Host operation kinds, in the order of `HOST_OP_NAMES`. */
+export const HOST_OP_NAMES = [
+  "unmap",
+  "wrprotect",
+  "dirty-log-enable",
+  "dirty-log-disable",
+  "dirty-log-get",
+  "dirty-log-clear",
+  "test-clear-young",
+  "memslot-move",
+  "memslot-recreate",
+] as const;
+export type HostOpName = (typeof HOST_OP_NAMES)[number];
+
+/** The host's view of the VM while a round runs. */
+export class HostMix {
+  readonly log: HostOpRecord[] = [];
+  readonly counts: Record<string, number> = {};
+  /** Host operations that failed with ENOMEM. */
+  nomem = 0;
+  private logging = false;
+  private manual = false;
+  private movingId = 2;
+  private movingAt: number = LAYOUT.moving.ipa;
+  private readonly t0 = performance.now();
+
+  constructor(
+    private readonly vm: Vm,
+    private readonly rng: Rng,
+  ) {}
+
+  /** One operation drawn from the mix (throws what the VM throws). */
+  step(): void {
+    const rng = this.rng;
+    const main = rng.below(2) === 0;
+    const base = main ? LAYOUT.main.ipa : LAYOUT.thp.ipa;
+    const chunk = base + rng.below((main ? LAYOUT.mainWindow : LAYOUT.thp.size) / (2 * MIB)) * 2 * MIB;
+    const dice = rng.below(100);
+    if (dice < 30) this.run("unmap", [chunk, 2 * MIB], () => this.vm.unmap(chunk, 2 * MIB));
+    else if (dice < 45) this.run("wrprotect", [chunk, 2 * MIB], () => this.vm.wrprotect(chunk, 2 * MIB));
+    else if (dice < 60)
+      this.run("test-clear-young", [chunk, 2 * MIB], () => this.vm.testClearYoung(chunk, 2 * MIB));
+    else if (dice < 85) this.dirtyLogOp();
+    else this.memslotOp();
+  }
+
+  private dirtyLogOp(): void {
+    const rng = this.rng;
+    if (!this.logging) {
+      const manual = rng.below(2) === 0;
+      const eager = rng.below(2) === 0 ? 2 * MIB : 0;
+      // The state first: an ENOMEM inside (the eager split) reads it back from the slot.
+      this.logging = true;
+      this.manual = manual;
+      this.run("dirty-log-enable", [LOGGED_SLOT, manual ? 1 : 0, eager], () =>
+        this.vm.enableDirtyLogging(LOGGED_SLOT, { manualProtect: manual, eagerSplitChunk: eager }),
+      );
+      return;
+    }
+    const dice = rng.below(10);
+    if (dice < 2) {
+      this.logging = false;
+      this.run("dirty-log-disable", [LOGGED_SLOT], () => this.vm.disableDirtyLogging(LOGGED_SLOT));
+    } else if (dice < 6 || !this.manual)
+      this.run("dirty-log-get", [LOGGED_SLOT], () => this.vm.getDirtyLog(LOGGED_SLOT));
+    else {
+      const pages = LAYOUT.thp.size / this.vm.options.granule;
+      const first = rng.below(pages / 64) * 64;
+      const n = Math.min(pages - first, 64 * (1 + rng.below(8)));
+      this.run("dirty-log-clear", [LOGGED_SLOT, first, n], () =>
+        this.vm.clearDirtyLog(LOGGED_SLOT, first, n),
+      );
+    }
+  }
+
+  private memslotOp(): void {
+    if (this.rng.below(2) === 0) {
+      const to = this.movingAt === LAYOUT.moving.ipa ? LAYOUT.movedIpa : LAYOUT.moving.ipa;
+      this.run("memslot-move", [this.movingId, to], () => this.vm.moveMemslot(this.movingId, to));
+      this.movingAt = to;
+    } else {
+      const spec = { ...LAYOUT.moving, ipa: this.movingAt };
+      this.run("memslot-recreate", [this.movingId, this.movingAt], () => {
+        this.vm.deleteMemslot(this.movingId);
+        this.movingId = this.vm.createMemslot(spec);
+      });
+    }
+  }
+
+  private run(op: HostOpName, args: number[], fn: () => unknown): void {
+    const rec: HostOpRecord = { t: Math.round((performance.now() - this.t0) * 1000) / 1000, op, args };
+    this.log.push(rec);
+    this.counts[op] = (this.counts[op] ?? 0) + 1;
+    try {
+      fn();
+    } catch (e) {
+      if (!(e instanceof Stage2Error) || e.code !== Errno.NOMEM) throw e;
+      rec.nomem = true;
+      this.nomem++;
+      const slot = this.vm.memslot(LOGGED_SLOT);
+      this.logging = slot?.logging ?? false;
+      this.manual = slot?.manualProtect ?? false;
+    }
+  }
+
+  /** Host operations so far. */
+  get ops(): number {
+    return this.log.length;
+  }
+}

@@ -1,0 +1,320 @@
+/**
+ * One torture round: a fresh VM (debug pool, MMU model with its checkers), the vCPUs' op mix
+ * (`sim/torture-vcpu.ts`) against the host's op mix (`host-ops.ts`), then every checker: the MMU
+ * checkers (break-before-make, stale TLB, use after free, dirty log), the software walkers'
+ * use-after-free and corruption counts, the RCU age check, the refcount audit, and teardown with
+ * the RCU barrier and the leak check. The VM is destroyed at the end of every round (teardown and
+ * recreate between rounds).
+ *
+ * A round is a function of its spec (seed, round number, strategy, flavor, ...) up to thread
+ * timing: replaying the spec replays the same vCPU operations and the same host operations, in an
+ * interleaving that timing decides (use `--controlled` for exact replays).
+ */
+import { findings } from "../check/mod.js";
+import {
+  clearFailures,
+  FAILURE_POINTS,
+  injectedCounts,
+  resetInjectedCounts,
+  setFailureRates,
+} from "../common/race-points.js";
+import { Rng } from "../common/rng.js";
+import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
+import type { StrategyName } from "../kvm/reclaim/strategy.js";
+import { Vm } from "../kvm/vm.js";
+import { auditTable } from "../pgtable/audit.js";
+import { VcpuPool } from "../sim/host.js";
+import type { VcpuCommand } from "../sim/protocol.js";
+import { type AgeHandle, createAgeTable } from "../sim/rcu-age.js";
+import { AGE_STRATEGY_URL } from "../sim/rcu-age-strategy.js";
+import type { TortureVcpuResult } from "../sim/torture-vcpu.js";
+import { HostMix, type HostOpRecord, LAYOUT } from "./host-ops.js";
+
+const MIB = 1024 * 1024;
+
+/** Everything that determines a round. */
+export interface RoundSpec {
+  /** The run's seed; the round's own seed derives from it and `round`. */
+  seed: number;
+  round: number;
+  strategy: StrategyName;
+  rcu: RcuFlavor;
+  vcpus: number;
+  /** Operations per vCPU. */
+  ops: number;
+  /** Failure rate at alloc.page and memcache.topup. */
+  allocFail: number;
+  /** Most delay spins at walk.table-entered and bbm.locked. */
+  raceSpins: number;
+  /** Test only: deliberately broken variants (VmOptions.testOnly.bugs); no CLI flag sets it. */
+  testOnlyBugs?: number;
+}
+
+/** One failed check. */
+export interface TortureViolation {
+  checker: string;
+  detail: string;
+}
+
+/** What a round did and found. */
+export interface RoundResult {
+  spec: RoundSpec;
+  wallMs: number;
+  vcpuOps: number;
+  hostOps: number;
+  hostCounts: Record<string, number>;
+  faults: number;
+  /** AGAIN retries (faults and walks that lost a race or met a locked entry) and lost CAS. */
+  again: number;
+  casFailures: number;
+  /** Guest accesses that ended in ENOMEM (reported to the guest) and in MMIO (no slot there). */
+  nomem: number;
+  /** Host operations that failed with ENOMEM (an eager split that could not get its tables). */
+  hostNomem: number;
+  mmio: number;
+  /** Guest accesses that gave up after the retry budget (AGAIN each time: the host kept invalidating). */
+  gaveUp: number;
+  gracePeriods: number;
+  /** Injected failures and delays by point name, summed over vCPUs. */
+  injected: Record<string, number>;
+  /** RCU age histogram of the pages readers entered: ages 0, 1, 2, >2 grace periods. */
+  rcuAge: [number, number, number, number];
+  /** How many checks ran (each passed unless it is in `violations`). */
+  checks: number;
+  violations: TortureViolation[];
+  /** The round's op log: the host's operations, and each vCPU's last operations. */
+  hostLog: HostOpRecord[];
+  vcpuLastOps: string[][];
+}
+
+/** The checkers a round runs (each counts as one check when it passes). */
+export const ROUND_CHECKERS = [
+  "break-before-make",
+  "stale TLB",
+  "use after free",
+  "dirty log",
+  "corrupt",
+  "rcu age",
+  "refcount audit",
+  "leak",
+  "vcpu status",
+  "host ops",
+] as const;
+
+/** The round's own seed: the run's seed and the round number mixed (so rounds replay alone). */
+export function roundSeed(seed: number, round: number): number {
+  let h = (seed ^ Math.imul(round + 1, 0x9e3779b9)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+  return (h ^ (h >>> 13)) >>> 0;
+}
+
+/** Runs one round; `started` gets the round's VM and host mix once they exist (live progress). */
+export async function runRound(
+  spec: RoundSpec,
+  started?: (vm: Vm, host: HostMix) => void,
+): Promise<RoundResult> {
+  const seed = roundSeed(spec.seed, spec.round);
+  const vm = await Vm.create({
+    granule: 4096,
+    iaBits: 40,
+    poolPages: 8192,
+    debug: true,
+    mode: "shared",
+    vcpus: spec.vcpus,
+    memslots: [LAYOUT.main, LAYOUT.thp, LAYOUT.moving],
+    rcuFlavor: spec.rcu,
+    mmu: true,
+    mmuCheck: true,
+    testOnly: { bugs: spec.testOnlyBugs ?? 0 },
+    reclaim: { strategy: { name: spec.strategy, url: AGE_STRATEGY_URL } },
+  });
+  const cmds = vcpuCommands(spec, seed, createAgeTable(vm.pool.pageCount, vm.rcu.handle.rcu.ctl));
+  const host = new HostMix(vm, new Rng(seed ^ 0xdeadbeef));
+  const violations: TortureViolation[] = [];
+  const pool = new VcpuPool(vm);
+  started?.(vm, host);
+  // The host thread's own allocations (eager splits) fail at the same rate as the vCPUs'.
+  resetInjectedCounts();
+  if (spec.allocFail > 0)
+    setFailureRates(Object.fromEntries(FAILURE_POINTS.map((p) => [p, spec.allocFail])), seed ^ 0x68e31da4);
+  const running = { value: true };
+  const hostLoop = runHost(host, running, violations);
+  let results: TortureVcpuResult[] = [];
+  let wallMs = 0;
+  let died: string | null = null;
+  try {
+    const phase = await pool.runPhase(cmds);
+    results = phase.replies.map((r) => r.torture as TortureVcpuResult);
+    wallMs = phase.wallMs;
+  } catch (e) {
+    died = firstLine(e);
+  }
+  running.value = false;
+  await hostLoop;
+  clearFailures();
+  const hostInjected = injectedCounts().failures;
+  return finish(spec, vm, pool, host, hostInjected, results, wallMs, died, violations);
+}
+
+/** The vCPUs' commands: each its own seed, the same windows and mix. */
+function vcpuCommands(spec: RoundSpec, seed: number, age: AgeHandle): VcpuCommand[] {
+  // The fixed slots three and two times as often as each place the moving slot may be.
+  const main = { start: LAYOUT.main.ipa, size: LAYOUT.mainWindow };
+  const thp = { start: LAYOUT.thp.ipa, size: LAYOUT.thp.size };
+  const windows = [
+    main,
+    main,
+    main,
+    thp,
+    thp,
+    { start: LAYOUT.moving.ipa, size: LAYOUT.moving.size },
+    { start: LAYOUT.movedIpa, size: LAYOUT.moving.size },
+  ];
+  return Array.from({ length: spec.vcpus }, (_, i) => ({
+    type: "torture" as const,
+    options: {
+      seed: (seed + i * 0x9e3779b9) >>> 0,
+      iterations: spec.ops,
+      windows,
+      writeRatio: 0.3,
+      collapseRatio: 0.04,
+      walkRatio: 0.3,
+      // Mostly 2 MiB (one table page unlinked), now and then 1 GiB (a deep subtree).
+      collapseSizes: [...Array.from({ length: 15 }, () => 2 * MIB), 1024 * MIB],
+      raceSpins: spec.raceSpins,
+      allocFail: spec.allocFail,
+      age,
+    },
+  }));
+}
+
+/** The host's loop: two operations a millisecond until told to stop, or until one throws. */
+async function runHost(
+  host: HostMix,
+  running: { value: boolean },
+  violations: TortureViolation[],
+): Promise<void> {
+  while (running.value) {
+    await new Promise((r) => setTimeout(r, 1));
+    if (!running.value) break;
+    try {
+      host.step();
+      host.step();
+    } catch (e) {
+      violations.push({ checker: "host ops", detail: firstLine(e) });
+      return;
+    }
+  }
+}
+
+async function finish(
+  spec: RoundSpec,
+  vm: Vm,
+  pool: VcpuPool,
+  host: HostMix,
+  hostInjected: Record<string, number>,
+  results: TortureVcpuResult[],
+  wallMs: number,
+  died: string | null,
+  violations: TortureViolation[],
+): Promise<RoundResult> {
+  if (died !== null) violations.push({ checker: "vcpu status", detail: `a vCPU died: ${died}` });
+  results.forEach((r, i) => {
+    if (r.unexpected !== null)
+      violations.push({ checker: "vcpu status", detail: `vCPU ${i}: ${r.unexpected}` });
+    if (r.age !== null && r.age.violations > 0)
+      violations.push({
+        checker: "rcu age",
+        detail: `vCPU ${i}: ${r.age.violations} observations; first: ${r.age.first}`,
+      });
+  });
+  const mmuViolations = vm.mmu?.violations() ?? [];
+  const down = await teardown(vm, pool, violations.length > 0);
+  const firstFault = results.map((r) => r.unexpected).find((u) => u !== null) ?? died ?? down.firstFault;
+  const { auditProblems, leakedPages, gracePeriods } = down;
+  const pgt = vm.pgt.stats();
+  for (const f of findings({
+    mmuViolations,
+    softwareUaf: pgt.uafDetected,
+    firstFault,
+    corrupt: pgt.corrupt,
+    auditProblems,
+    leakedPages,
+  }))
+    violations.push({ checker: f.checker, detail: `${f.count}: ${f.detail}` });
+  const faults = vm.vcpuStats.snapshot();
+  const { injected, rcuAge } = sumVcpus(results, hostInjected);
+  return {
+    spec,
+    wallMs,
+    vcpuOps: results.reduce((n, r) => n + r.ops, 0),
+    hostOps: host.ops,
+    hostCounts: host.counts,
+    faults: faults.faults,
+    again: faults.again + pgt.again,
+    casFailures: pgt.casFailures,
+    nomem: results.reduce((n, r) => n + r.nomem, 0),
+    hostNomem: host.nomem,
+    mmio: results.reduce((n, r) => n + r.mmio, 0),
+    gaveUp: results.reduce((n, r) => n + r.gaveUp, 0),
+    gracePeriods,
+    injected,
+    rcuAge,
+    checks: ROUND_CHECKERS.length,
+    violations,
+    hostLog: host.log,
+    vcpuLastOps: results.map((r) => r.lastOps),
+  };
+}
+
+/**
+ * Ends the round's threads and VM. A failed round's vCPUs are terminated (one stopped mid-operation
+ * may hold what teardown needs) and nothing is audited; a clean one is closed, audited, destroyed
+ * and leak-checked.
+ */
+async function teardown(
+  vm: Vm,
+  pool: VcpuPool,
+  failed: boolean,
+): Promise<{
+  auditProblems: string[];
+  leakedPages: number[];
+  gracePeriods: number;
+  firstFault: string | null;
+}> {
+  if (failed) {
+    await pool.terminate();
+    const gracePeriods = vm.rcu.stats().gracePeriods;
+    await vm.rcu.close();
+    return { auditProblems: [], leakedPages: [], gracePeriods, firstFault: null };
+  }
+  const closed = await pool.close();
+  const firstFault = closed.map((c) => c.firstFault).find((f) => f !== null) ?? null;
+  vm.pgt.flushStats();
+  const auditProblems = auditTable(vm.pgt).problems;
+  const destroy = await vm.destroy();
+  return { auditProblems, leakedPages: destroy.leakedPages, gracePeriods: destroy.gracePeriods, firstFault };
+}
+
+/** Injected failures and delays (host ones as "host:<point>") and the RCU age histogram, summed. */
+function sumVcpus(
+  results: TortureVcpuResult[],
+  hostInjected: Record<string, number>,
+): { injected: Record<string, number>; rcuAge: [number, number, number, number] } {
+  const injected: Record<string, number> = {};
+  const rcuAge: [number, number, number, number] = [0, 0, 0, 0];
+  for (const [k, v] of Object.entries(hostInjected)) injected[`host:${k}`] = v;
+  for (const r of results) {
+    for (const [k, v] of Object.entries(r.injected.failures)) injected[k] = (injected[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(r.injected.delays))
+      injected[`delay:${k}`] = (injected[`delay:${k}`] ?? 0) + v;
+    r.age?.histogram.forEach((n, i) => {
+      rcuAge[i] = (rcuAge[i] as number) + n;
+    });
+  }
+  return { injected, rcuAge };
+}
+
+function firstLine(e: unknown): string {
+  return String((e as Error)?.message ?? e).split("\n")[0] as string;
+}
