@@ -552,6 +552,15 @@ export class RwLock {
     return held;
   }
 
+  /**
+   * Sets OWNER_DEAD without reaping a hold: for a reaper whose dead thread may have left the data
+   * half updated after an exception had already unwound its hold. The next writer repairs first.
+   */
+  markOwnerDead(): void {
+    // Pairs with the RMW that brings the next writer in (writeLockSlow reads the bit after it).
+    Atomics.or(this.ctl, Ctl.STATE, S.OWNER_DEAD);
+  }
+
   private checkSlot(slot: number): void {
     if (
       !Number.isInteger(slot) ||
