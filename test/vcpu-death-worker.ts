@@ -72,8 +72,12 @@ function run(cmd: DeathVcpuCommand): number {
   }
 }
 
+// Offline between commands (qsbr), so that an idle vCPU holds up no grace period.
+ctx.idle();
 port.on("message", (cmd: DeathVcpuCommand) => {
+  if (cmd.op !== "close") ctx.resume();
   const result = run(cmd);
+  if (cmd.op !== "close") ctx.idle();
   port.postMessage((cmd.op === "close" ? { closed: true } : { result }) satisfies DeathVcpuReply);
   if (cmd.op === "close") port.close();
 });

@@ -12,7 +12,9 @@ import { Worker } from "node:worker_threads";
 import { RacePoint } from "../src/common/race-points.js";
 import { unreachablePages, type VcpuDeathReport } from "../src/kvm/death.js";
 import type { DeathWatch } from "../src/kvm/death-watch.js";
-import type { StrategyName } from "../src/kvm/reclaim/strategy.js";
+import type { RcuFlavor } from "../src/kvm/reclaim/rcu-glue.js";
+import { STRATEGIES, type StrategyName } from "../src/kvm/reclaim/strategy.js";
+import { Rng, seedFromEnv } from "../src/common/rng.js";
 import { Vm } from "../src/kvm/vm.js";
 import { auditTree } from "../src/testing/mod.js";
 import type { DeathKind, DeathVcpuCommand, DeathVcpuData, DeathVcpuReply } from "./vcpu-death-worker.js";
@@ -74,6 +76,7 @@ interface Scenario {
   kind: DeathKind;
   recovery: boolean;
   strategy?: StrategyName;
+  rcuFlavor?: RcuFlavor;
 }
 
 /** What a scenario observed; `check()` says whether that is a full recovery. */
@@ -106,6 +109,7 @@ async function runScenario(s: Scenario): Promise<Outcome> {
     memslots: [{ ipa: 0, size: 64 * MB, backing: "anonymous" }],
     // The open array stays open until the death: its subtree must come back through the reaper.
     reclaim: { strategy: s.strategy ?? "batched", batchMaxAgeMs: 1e9 },
+    rcuFlavor: s.rcuFlavor ?? "mb",
     testOnly: s.recovery ? {} : { noDeathRecovery: true },
   });
   const watch = vm.watchDeaths();
@@ -239,5 +243,31 @@ test(
   { timeout: 60_000 },
   async () => {
     check(await runScenario({ where: "bbm", kind: "terminate", recovery: true, strategy: "per-subtree" }));
+  },
+);
+
+test(
+  "randomized deaths: where, how, strategy and RCU flavor drawn from a seed",
+  { timeout: 120_000 },
+  async () => {
+    const seed = seedFromEnv();
+    console.log(`# vCPU deaths: seed ${seed} (replay: STAGE2_SEED=${seed})`);
+    const rng = new Rng(seed);
+    const wheres: Where[] = ["read-side", "read-lock", "bbm"];
+    const kinds: DeathKind[] = ["terminate", "throw"];
+    for (let i = 0; i < 2; i++) {
+      const s: Scenario = {
+        where: wheres[rng.below(wheres.length)] as Where,
+        kind: kinds[rng.below(kinds.length)] as DeathKind,
+        recovery: true,
+        strategy: STRATEGIES[rng.below(STRATEGIES.length)] as StrategyName,
+        rcuFlavor: rng.below(2) === 0 ? "mb" : "qsbr",
+      };
+      try {
+        check(await runScenario(s));
+      } catch (e) {
+        throw new Error(`seed ${seed}, scenario ${JSON.stringify(s)}: ${(e as Error).message}`);
+      }
+    }
   },
 );
