@@ -271,3 +271,47 @@ test(
     }
   },
 );
+
+test(
+  "two vCPUs terminated holding mmu_lock for read are both reaped while the host waits",
+  { timeout: 60_000 },
+  async () => {
+    const vm = await Vm.create({
+      granule: PAGE,
+      iaBits: 36,
+      poolPages: 2048,
+      mode: "shared",
+      vcpus: 2,
+      debug: true,
+      memslots: [{ ipa: 0, size: 64 * MB, backing: "anonymous" }],
+    });
+    const watch = vm.watchDeaths();
+    await watch.ready;
+    const vcpus = [new Vcpu(vm, watch, 0), new Vcpu(vm, watch, 1)];
+    for (const [i, v] of vcpus.entries()) {
+      assert.equal(await v.run({ op: "arm", point: RacePoint.WALK_TABLE_ENTERED, kind: "terminate" }), 0);
+      v.worker.postMessage({ op: "touch", start: i * 4 * MB, size: PAGE, write: true });
+      assert.ok("stopped" in (await v.next()));
+    }
+    assert.equal(vm.lock.snapshot().readers, 2);
+    const exits = vcpus.map((v) => new Promise((resolve) => v.worker.once("exit", resolve)));
+    for (const v of vcpus) void v.worker.terminate();
+    // Blocked until both dead holds are gone: the watch must not wait for the lock on one reap
+    // while the other reap, queued behind it on the same thread, is what would free it.
+    vm.unmap(32 * MB, 2 * MB);
+    await Promise.all(exits);
+    const deaths = await watch.untilDeaths(2);
+    assert.deepEqual(deaths.map((d) => d.lock).sort(), ["read", "read"]);
+    await watch.close();
+    assert.deepEqual(vm.lock.snapshot(), {
+      readers: 0,
+      waitingReaders: 0,
+      waitingWriters: 0,
+      writerDraining: false,
+      writeLocked: false,
+      ownerDead: false,
+    });
+    vm.recoverLostPages();
+    assert.deepEqual((await vm.destroy()).leakedPages, []);
+  },
+);

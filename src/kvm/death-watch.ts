@@ -41,14 +41,23 @@ export class DeathWatch {
   private readonly watched = new Set<number>();
   private readonly waiters: (() => void)[] = [];
   private closed: Promise<void> | null = null;
+  /** The watch thread has exited (closed, or died itself): nothing more will be reaped. */
+  private exited = false;
 
   /** Starts the watch thread for the VM of `handle`. */
   constructor(handle: VmHandle) {
     this.records = new VcpuRecords(handle.options.vcpus, undefined, handle.records);
     this.worker = new Worker(new URL("./death-worker.js", import.meta.url), { workerData: { vm: handle } });
     this.worker.unref(); // never keeps the process alive
+    this.worker.once("exit", () => {
+      this.exited = true;
+      for (const w of this.waiters.splice(0)) w();
+    });
     this.ready = new Promise((resolve, reject) => {
-      this.worker.once("error", reject);
+      this.worker.on("error", (e) => {
+        this.errors.push(`death watch: ${e.message}`);
+        reject(e);
+      });
       this.worker.on("message", (msg: DeathWatchMessage) => {
         if (msg.type === "ready") resolve();
         else if (msg.type === "death") {
@@ -83,6 +92,7 @@ export class DeathWatch {
     try {
       while (this.deaths.length < n) {
         if (this.errors.length > 0) throw new Error(`Death watch failed: ${this.errors.join("; ")}`);
+        if (this.exited) throw new Error("Death watch failed: its thread has exited");
         await new Promise<void>((resolve) => this.waiters.push(resolve));
       }
     } finally {
@@ -93,7 +103,8 @@ export class DeathWatch {
 
   /**
    * Resolves once no watched vCPU is attached and unreaped: each closed cleanly or was reaped
-   * (after `worker.terminate()`, say). Waits for death reports, checking the records every 10 ms.
+   * (after `worker.terminate()`, say), or the watch thread itself is gone. Waits for death
+   * reports, checking the records every 10 ms.
    */
   async untilSettled(): Promise<void> {
     const busy = () =>
@@ -101,7 +112,7 @@ export class DeathWatch {
         const st = this.records.state(v);
         return st === VcpuState.ALIVE || st === VcpuState.DEAD;
       });
-    while (busy()) {
+    while (busy() && !this.exited) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 10);
         this.waiters.push(() => {
@@ -115,6 +126,10 @@ export class DeathWatch {
   /** Stops the watch thread (it releases its RCU slot first). Idempotent. */
   async close(): Promise<void> {
     this.closed ??= new Promise((resolve) => {
+      if (this.exited) {
+        resolve();
+        return;
+      }
       this.worker.ref(); // until it has exited
       this.worker.once("exit", () => resolve());
       this.worker.postMessage({ type: "close" } satisfies DeathWatchMessage);

@@ -5,12 +5,12 @@
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import { Stage2 } from "../pgtable/stage2.js";
 import { RwLock } from "../sync/mod.js";
-import { type ReaperEnv, reapVcpu, repairLockedEntries } from "./death.js";
+import { finishReap, type ReaperEnv, reapVcpu, repairLockedEntries, settleAfterError } from "./death.js";
 import type { DeathWatchMessage } from "./death-watch.js";
 import { MemslotTable } from "./memslot.js";
 import { attachReaperRcu } from "./reclaim/rcu-glue.js";
 import { ReclaimStats } from "./reclaim/stats.js";
-import { RECORD_MEMCACHE_PAGES, VcpuRecords } from "./vcpu-record.js";
+import { RECORD_MEMCACHE_PAGES, VcpuRecords, VcpuState } from "./vcpu-record.js";
 import type { VmHandle } from "./vm.js";
 
 const handle = (workerData as { vm: VmHandle }).vm;
@@ -35,9 +35,25 @@ const env: ReaperEnv = {
 
 function reap(vcpu: number): void {
   try {
-    const report = reapVcpu(env, vcpu);
-    if (report !== null) port.postMessage({ type: "death", report } satisfies DeathWatchMessage);
+    if (reapVcpu(env, vcpu)) finish(vcpu);
   } catch (e) {
+    port.postMessage({ type: "error", vcpu, message: (e as Error).message } satisfies DeathWatchMessage);
+  }
+}
+
+/**
+ * Reports the death once its locked entries are repaired. Polls the lock without waiting: a
+ * blocking writeLock() here could wait for the hold of another dead vCPU whose reap is queued
+ * behind this one on this very thread.
+ */
+function finish(vcpu: number): void {
+  try {
+    const report = finishReap(env, vcpu);
+    if (report !== null) port.postMessage({ type: "death", report } satisfies DeathWatchMessage);
+    else if (records.state(vcpu) === VcpuState.DEAD) setTimeout(finish, 1, vcpu);
+  } catch (e) {
+    // The repair met corrupt memory (a debug pool's use-after-free report, say): counted, reported.
+    settleAfterError(env, vcpu);
     port.postMessage({ type: "error", vcpu, message: (e as Error).message } satisfies DeathWatchMessage);
   }
 }

@@ -90,17 +90,21 @@ function holdName(held: number): string {
 
 /**
  * Reaps vCPU `v`, whose worker is dead (never call it for a live one: it takes back what the
- * vCPU is using). Returns null when there is nothing to reap: the vCPU closed cleanly, never
- * attached, or another reaper claimed the death first.
+ * vCPU is using): everything but the repair of its locked entries, which needs the write lock and
+ * is left to the next writer (OWNER_DEAD). Never waits, so one thread can reap several deaths
+ * whose holds block each other. Returns false when there is nothing to reap: the vCPU closed
+ * cleanly, never attached, or another reaper claimed the death first. Then call `finishReap()`
+ * until it returns a report.
  */
-export function reapVcpu(env: ReaperEnv, v: number): VcpuDeathReport | null {
+export function reapVcpu(env: ReaperEnv, v: number): boolean {
   const r = env.records;
   const w = r.words;
   const b = r.base(v);
   // Pairs with markAlive's store: TID and LOCK_SLOT below are the dead thread's.
   if (Atomics.compareExchange(w, b + Rec.STATE, VcpuState.ALIVE, VcpuState.DEAD) !== VcpuState.ALIVE)
-    return null;
-  if (!env.disabled) {
+    return false;
+  if (env.disabled) return true;
+  try {
     Atomics.store(w, b + Rec.NEEDS_REPAIR, 1);
     // Before the hold goes: whoever writes next sees OWNER_DEAD (an exception may already have
     // unwound the hold while an entry stayed locked, so this does not depend on what it held).
@@ -110,13 +114,45 @@ export function reapVcpu(env: ReaperEnv, v: number): VcpuDeathReport | null {
     Atomics.store(w, b + Rec.R_RCU_SLOTS, env.reapRcuThread(r.get(v, Rec.TID)));
     Atomics.store(w, b + Rec.R_MC_PAGES, giveBackMemcache(env, v));
     requeueDeferred(env, v);
-    // Repair now if no writer has yet (the hook of our own lock view runs inside).
-    env.lock.writeLock();
-    env.lock.writeUnlock();
+  } catch (e) {
+    // Corrupt memory, say: the death stays reported and counted, never awaited for ever.
+    Atomics.store(w, b + Rec.NEEDS_REPAIR, 0);
+    settle(r, v);
+    throw e;
   }
-  Atomics.store(w, b + Rec.STATE, VcpuState.REAPED);
-  Atomics.add(w, Rec.DEATHS, 1);
+  return true;
+}
+
+/**
+ * After `reapVcpu()`: once the repair has run (by any writer; this tries the write lock without
+ * waiting, and its view's hook repairs), marks the vCPU REAPED and returns its report; null while
+ * the lock is busy or the vCPU is not awaiting a repair (call again later while `state` is DEAD).
+ */
+export function finishReap(env: ReaperEnv, v: number): VcpuDeathReport | null {
+  const r = env.records;
+  if (r.get(v, Rec.STATE) !== VcpuState.DEAD) return null;
+  if (r.get(v, Rec.NEEDS_REPAIR) !== 0) {
+    if (!env.lock.tryWriteLock()) return null;
+    try {
+      // Our hook may have run inside tryWriteLock(); if another writer's repair cleared
+      // OWNER_DEAD just before this death was marked, repair here (its scan may have been early).
+      if (r.get(v, Rec.NEEDS_REPAIR) !== 0) repairLockedEntries(env.pgt, r);
+    } finally {
+      env.lock.writeUnlock();
+    }
+  }
+  settle(r, v);
   return deathReport(r, v);
+}
+
+/** A reap that threw: the death stays counted and REAPED (awaited by nobody for ever). */
+export function settleAfterError(env: ReaperEnv, v: number): void {
+  if (env.records.get(v, Rec.STATE) === VcpuState.DEAD) settle(env.records, v);
+}
+
+function settle(r: VcpuRecords, v: number): void {
+  Atomics.store(r.words, r.base(v) + Rec.STATE, VcpuState.REAPED);
+  Atomics.add(r.words, Rec.DEATHS, 1);
 }
 
 /** The report of a reaped vCPU, read from its record (any thread). */

@@ -202,8 +202,7 @@ test("reapHolder() takes back a dead reader's hold and the next writer repairs f
     { readers: a.readerCount(), ownerDead: a.snapshot().ownerDead },
     { readers: 0, ownerDead: true },
   );
-  assert.equal(a.tryWriteLock(), false, "OWNER_DEAD sends writers to the slow path, which repairs");
-  a.writeLock();
+  a.writeLock(); // the uncontended CAS fails on OWNER_DEAD: the slow path repairs
   assert.equal(repairs, 1);
   assert.equal(a.snapshot().ownerDead, false);
   a.writeUnlock();
@@ -261,4 +260,23 @@ test("HOLD follows every lock and unlock, and reapHolder() refuses bad slots", (
   assert.equal(a.holdOf(b.slot), Hold.NONE);
   assert.throws(() => a.reapHolder(a.slot), RangeError);
   assert.throws(() => a.reapHolder(7), RangeError);
+});
+
+test("tryWriteLock() takes a free lock over OWNER_DEAD and repairs, but never a held one", () => {
+  const a = RwLock.create();
+  const b = RwLock.attach(a.handle);
+  const dead = RwLock.attach(a.handle);
+  let repairs = 0;
+  a.onOwnerDead = () => {
+    repairs++;
+  };
+  dead.readLock();
+  a.reapHolder(dead.slot);
+  b.readLock();
+  assert.equal(a.tryWriteLock(), false, "a live reader is inside");
+  b.readUnlock();
+  assert.equal(a.tryWriteLock(), true);
+  assert.equal(repairs, 1);
+  assert.equal(a.snapshot().ownerDead, false);
+  a.writeUnlock();
 });

@@ -370,13 +370,23 @@ export class RwLock {
     if (this.debug) this.noteWriteHeld();
   }
 
-  /** Takes the lock for write if nobody holds or waits for it; never waits. */
+  /**
+   * Takes the lock for write if no reader and no writer is inside or waiting in line for it; never
+   * waits. With OWNER_DEAD set, runs this view's repair hook inside, as writeLock() does.
+   */
   tryWriteLock(): boolean {
     if (this.debug) this.checkCanLock("write");
-    if (Atomics.compareExchange(this.ctl, Ctl.STATE, 0, S.OWNED | S.ACTIVE) !== 0) return false;
+    let s = 0;
+    if (Atomics.compareExchange(this.ctl, Ctl.STATE, 0, S.OWNED | S.ACTIVE) !== 0) {
+      // Only OWNER_DEAD (and sleep bits, which may linger a moment) set: claim over them.
+      s = Atomics.load(this.ctl, Ctl.STATE);
+      if ((s & S.OWNER_DEAD) === 0 || (s & (S.R_MASK | S.RW_MASK | S.OWNED | S.ACTIVE)) !== 0) return false;
+      if (Atomics.compareExchange(this.ctl, Ctl.STATE, s, s | S.OWNED | S.ACTIVE) !== s) return false;
+    }
     this.i32[this.h] = Hold.OWNED | Hold.ACTIVE;
     this.st[this.base + Stat.WRITE_ACQ]++;
     if (this.debug) this.noteWriteHeld();
+    if (s !== 0) this.repairAfterDeath();
     return true;
   }
 
