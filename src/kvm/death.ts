@@ -23,7 +23,9 @@
  * once the VM is quiescent (every vCPU closed or reaped), before teardown.
  *
  * Who reaps: the death watch (death-worker.ts), a thread of its own that holds the other end of a
- * MessagePort each vCPU worker holds. Node closes that port when the worker ends however it ends,
+ * MessagePort each vCPU worker holds. `reapVcpu()` never waits; `finishReap()` reports the death
+ * once a writer has repaired, and the watch polls it with `tryWriteLock()`, because a blocking
+ * writeLock() there could wait for the hold of another dead vCPU whose reap is queued behind. Node closes that port when the worker ends however it ends,
  * and the watch's event loop sees it even when the VM's creator is blocked in a synchronous wait
  * (a writeLock() behind the dead reader, an RCU synchronize()).
  */
