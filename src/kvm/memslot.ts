@@ -330,6 +330,20 @@ export class MemslotTable {
   }
 
   /**
+   * Reaper: vCPU `v` is dead; if it died inside a fault (counter odd), closes that fault so that
+   * waitForFaults() stops waiting for it. Returns whether it did. Never call it for a live vCPU.
+   */
+  abandonFault(v: number): boolean {
+    const at = SlotWord.FAULT_SEQ_BASE + v * SlotWord.STRIDE;
+    const seen = Atomics.load(this.words, at);
+    if ((seen & 1) === 0) return false;
+    // Pairs with waitForFaults' loads, as the dead vCPU's own faultEdge would have.
+    if (Atomics.compareExchange(this.words, at, seen, seen + 1) !== seen) return false;
+    Atomics.notify(this.words, at);
+    return true;
+  }
+
+  /**
    * Host: waits until every fault in flight when it was called has left (as synchronize_srcu in
    * kvm_swap_active_memslots). Must not be called by a thread that is itself inside a fault.
    */

@@ -4,6 +4,8 @@
  * strategies for unlinked subtrees, including the contract a user-written strategy implements
  * (`ReclaimStrategy`, loaded with `resolveStrategy`).
  */
+export type { VcpuDeathReport } from "./death.js";
+export { DeathWatch } from "./death-watch.js";
 export { FaultHandler, FaultKind, type FaultMode, type MmuLockOps } from "./fault.js";
 export {
   type DirtyLogEnableResult,

@@ -8,6 +8,7 @@
  * mmu_lock and walk exclusively, so they free tables at once; faults take the read side (shared
  * mode) and defer frees through the reclaim strategy.
  */
+import { threadId } from "node:worker_threads";
 import type { TraceBufferHandle } from "../common/trace.js";
 import { computeGeometry, type Granule } from "../arch/geometry.js";
 import { Errno, Stage2Error } from "../common/errno.js";
@@ -17,6 +18,8 @@ import { freeQuiescentSlice } from "../pgtable/ops/unlinked.js";
 import { setRoot } from "../pgtable/pte-update.js";
 import { Stage2, type Stage2Handle } from "../pgtable/stage2.js";
 import { RwLock, type RwLockHandle } from "../sync/mod.js";
+import { deathReport, repairLockedEntries, unreachablePages, type VcpuDeathReport } from "./death.js";
+import { DeathWatch } from "./death-watch.js";
 import { FaultHandler, type FaultMode } from "./fault.js";
 import { type DirtyLogEnableResult, type DirtyLogOptions, type MemslotInfo, VmHost } from "./host.js";
 import { type MemslotSpec, MemslotTable, type MemslotTableHandle } from "./memslot.js";
@@ -30,6 +33,7 @@ import {
 } from "./reclaim/rcu-glue.js";
 import { ReclaimStats, type ReclaimStatsSnapshot } from "./reclaim/stats.js";
 import {
+  BaseReclaimStrategy,
   BoundedStrategy,
   DEFAULT_RECLAIM,
   PerSubtreeStrategy,
@@ -43,6 +47,7 @@ import {
   UnsafeSyncStrategy,
 } from "./reclaim/strategy.js";
 import { checkStrategy } from "./reclaim/user-strategy.js";
+import { Rec, VcpuMemCache, VcpuRecords, VcpuState } from "./vcpu-record.js";
 import { VcpuStats } from "./vcpu-stats.js";
 
 /**
@@ -58,6 +63,8 @@ export interface VmTestOnly {
   noSeqCheck?: boolean;
   /** Deliberately broken page-table variants (TestBug bits) for the MMU checkers' mutation tests. */
   bugs?: number;
+  /** The death watch claims and reports a dead vCPU but recovers nothing of it (death.ts). */
+  noDeathRecovery?: boolean;
 }
 
 /** How to build a VM (`Vm.create`). */
@@ -111,6 +118,8 @@ export interface VmHandle {
   rcu: VmRcuHandle;
   reclaimStats: SharedArrayBuffer;
   vcpuStats: SharedArrayBuffer;
+  /** The vCPUs' records: what each holds, for the death watch (vcpu-record.ts). */
+  records: SharedArrayBuffer;
   /** The MMU model's shared memory, or null with `mmu` off. */
   mmu: MmuHandle | null;
 }
@@ -148,6 +157,8 @@ export class Vm {
   readonly rcu: VmRcu;
   readonly reclaimStats: ReclaimStats;
   readonly vcpuStats: VcpuStats;
+  /** What each vCPU holds, and what its death left (vcpu-record.ts). */
+  readonly records: VcpuRecords;
   /** This thread's host view (memslots, dirty logging, unmaps, access tracking). */
   readonly host: VmHost;
   /** The MMU model (null with `mmu` off). */
@@ -172,6 +183,8 @@ export class Vm {
     this.rcu = parts.rcu;
     this.lock = RwLock.create({ name: "mmu_lock", maxThreads: parts.options.vcpus + 8 });
     this.vcpuStats = new VcpuStats(parts.options.vcpus);
+    this.records = new VcpuRecords(parts.options.vcpus);
+    installRepair(this.lock, this.pgt, this.records);
     this.memcache = new MemCache(this.pool, 16);
     this.pgt.bugs = parts.options.testOnly?.bugs ?? 0;
     this.mmu = parts.options.mmu
@@ -248,8 +261,57 @@ export class Vm {
       rcu: this.rcu.handle,
       reclaimStats: this.reclaimStats.handle,
       vcpuStats: this.vcpuStats.handle,
+      records: this.records.handle,
       mmu: this.mmu?.handle ?? null,
     };
+  }
+
+  /**
+   * Starts a death watch for this VM's vCPUs (death-watch.ts): give each vCPU worker
+   * `watch.portFor(v)`, and `await watch.close()` before `destroy()`.
+   */
+  watchDeaths(): DeathWatch {
+    return new DeathWatch(this.handle);
+  }
+
+  /** The vCPUs reaped so far, from shared memory (any thread may have reaped them). */
+  deaths(): VcpuDeathReport[] {
+    const out: VcpuDeathReport[] = [];
+    for (let v = 0; v < this.options.vcpus; v++)
+      if (this.records.state(v) === VcpuState.REAPED) out.push(deathReport(this.records, v));
+    return out;
+  }
+
+  /**
+   * After vCPU deaths, before `destroy()`: frees the pages dead vCPUs held in their hands and
+   * listed nowhere (a split's new table, a subtree their break unlinked, a cache batch not yet
+   * counted), found as allocated pages that no table and no list reaches. Waits for every queued
+   * RCU callback first. Call it with the VM quiescent: every vCPU closed or reaped, no other host
+   * thread attached. With no death reaped it frees nothing (an unreachable page is then a leak for
+   * `destroy()` to report). Returns the pages freed. Throws Error while a vCPU is still attached.
+   */
+  recoverLostPages(): number[] {
+    for (let v = 0; v < this.options.vcpus; v++) {
+      const st = this.records.state(v);
+      if (st === VcpuState.ALIVE || st === VcpuState.DEAD)
+        throw new Error(
+          `Cannot recover lost pages: vCPU ${v} is still attached (close it or let it be reaped)`,
+        );
+    }
+    if (this.records.header(Rec.DEATHS) === 0) return [];
+    this.rcu.barrier();
+    this.memcache.drain();
+    this.host.memcache.drain();
+    this.lock.writeLock();
+    let lost: number[];
+    try {
+      lost = unreachablePages(this.pgt);
+    } finally {
+      this.lock.writeUnlock();
+    }
+    for (const p of lost) this.pool.freePage(p);
+    Atomics.add(this.records.words, Rec.LOST_RECOVERED, lost.length);
+    return lost;
   }
 
   /** The reclaim statistics so far. */
@@ -458,7 +520,11 @@ export function attachVcpu(
   });
   const memslots = MemslotTable.attach(handle.memslots);
   const lock = RwLock.attach(handle.lock);
-  const memcache = new MemCache(pgt.pool, 16);
+  const records = new VcpuRecords(o.vcpus, undefined, handle.records);
+  installRepair(lock, pgt, records);
+  const memcache = new VcpuMemCache(pgt.pool, records, vcpu);
+  if (strategy instanceof BaseReclaimStrategy) strategy.publishTo(records.words, records.base(vcpu));
+  records.markAlive(vcpu, threadId, lock.slot);
   const handler = new FaultHandler(
     vcpu,
     pgt,
@@ -488,7 +554,15 @@ export function attachVcpu(
       memcache.drain();
       pgt.flushStats();
       rcu.close();
+      records.markClosed(vcpu);
     },
+  };
+}
+
+/** Every view of the VM's mmu_lock repairs what a dead vCPU left locked (death.ts). */
+function installRepair(lock: RwLock, pgt: Stage2, records: VcpuRecords): void {
+  lock.onOwnerDead = () => {
+    repairLockedEntries(pgt, records);
   };
 }
 
@@ -503,10 +577,7 @@ export function attachHost(handle: VmHandle): VmHost {
     bugs: handle.options.testOnly?.bugs ?? 0,
   });
   if (handle.mmu) pgt.tlb = new MmuTlbi(Mmu.attach(handle.mmu), pgt, pgt.maint, -1);
-  return new VmHost(
-    MemslotTable.attach(handle.memslots),
-    pgt,
-    RwLock.attach(handle.lock),
-    handle.options.testOnly,
-  );
+  const lock = RwLock.attach(handle.lock);
+  installRepair(lock, pgt, new VcpuRecords(handle.options.vcpus, undefined, handle.records));
+  return new VmHost(MemslotTable.attach(handle.memslots), pgt, lock, handle.options.testOnly);
 }

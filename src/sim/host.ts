@@ -1,9 +1,16 @@
 /**
  * The host side of a run: spawns one worker per vCPU, runs phases on all of them at once, and
  * closes them. Every phase waits for every vCPU; a worker error or exit fails the phase.
+ *
+ * A death watch (src/kvm/death-watch.ts) holds one end of a channel per vCPU worker; the worker
+ * holds the other in its workerData. A vCPU that dies (crashes, is terminated) is reaped on the
+ * watch's thread, whatever this thread is doing: its mmu_lock hold, RCU slot, locked entries,
+ * memory cache and deferred reclaim come back, and its report lands in `deaths`.
  */
 import { Worker } from "node:worker_threads";
 import type { TraceBufferHandle } from "../common/trace.js";
+import type { VcpuDeathReport } from "../kvm/death.js";
+import type { DeathWatch } from "../kvm/death-watch.js";
 import type { Vm } from "../kvm/vm.js";
 import { Go, type VcpuCommand, type VcpuReply } from "./protocol.js";
 
@@ -21,12 +28,19 @@ export class VcpuPool {
   private phase = 0;
   /** Why each vCPU's worker is gone (null while it runs): a later phase fails at once with it. */
   private readonly gone: (string | null)[] = [];
+  private readonly watch: DeathWatch;
+  private watchClosed: Promise<void> | null = null;
 
   /** `trace`: rings where vCPU i records into slot i (`--trace`), or none. */
   constructor(vm: Vm, trace: TraceBufferHandle | null = null) {
     const url = new URL("./vcpu-worker.js", import.meta.url);
+    this.watch = vm.watchDeaths();
     for (let vcpu = 0; vcpu < vm.options.vcpus; vcpu++) {
-      const worker = new Worker(url, { workerData: { vm: vm.handle, vcpu, go: this.go.buffer, trace } });
+      const deathPort = this.watch.portFor(vcpu);
+      const worker = new Worker(url, {
+        workerData: { vm: vm.handle, vcpu, go: this.go.buffer, trace, deathPort },
+        transferList: [deathPort],
+      });
       // A vCPU that dies inside a read-side section must not stall grace periods forever.
       vm.rcu.watch(worker);
       // Permanent listeners: an error with no listener would kill the process, and a worker that
@@ -81,6 +95,11 @@ export class VcpuPool {
     return { started, done };
   }
 
+  /** vCPUs that died and were reaped so far (the death watch's reports, in order). */
+  get deaths(): readonly VcpuDeathReport[] {
+    return this.watch.deaths;
+  }
+
   /** Why a vCPU is gone, or null while every one runs. */
   get failure(): string | null {
     return this.gone.find((g) => g !== null) ?? null;
@@ -94,12 +113,27 @@ export class VcpuPool {
     for (const w of this.workers) w.postMessage({ type: "close" } satisfies VcpuCommand);
     const replies = (await closed) as Extract<VcpuReply, { type: "closed" }>[];
     await exited;
+    await this.closeWatch();
     return replies;
   }
 
-  /** Terminates every worker (after a failure). */
+  /**
+   * Terminates every worker (after a failure), and waits until the death watch has reaped each
+   * one that had not closed, so that the VM can be torn down with nothing of theirs held.
+   */
   async terminate(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.terminate()));
+    await this.closeWatch();
+  }
+
+  /** Once every worker is gone: waits for the reaps, then stops the watch (once). */
+  private closeWatch(): Promise<void> {
+    this.watchClosed ??= (async () => {
+      await this.watch.ready;
+      await this.watch.untilSettled();
+      await this.watch.close();
+    })();
+    return this.watchClosed;
   }
 
   private collect(type: VcpuReply["type"]): Promise<VcpuReply[]> {

@@ -24,6 +24,7 @@ export {
   type SchedulerOptions,
 } from "./controlled.js";
 export {
+  Hold,
   RwLock,
   type RwLockHandle,
   type RwLockOptions,

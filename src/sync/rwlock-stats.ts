@@ -7,8 +7,9 @@
  *     slot k = float64 words [16k, 16k + 16):
  *       +0 READ_ACQ           +4 READ_WAIT_NS        +8  WRITE_SLEEPS
  *       +1 WRITE_ACQ          +5 WRITE_WAIT_NS       +9  YIELDS
- *       +2 READ_CONTENDED     +6 WRITE_WAIT_MAX_NS   +10 .. +15 spare (padding to 128 bytes)
- *       +3 WRITE_CONTENDED    +7 READ_SLEEPS
+ *       +2 READ_CONTENDED     +6 WRITE_WAIT_MAX_NS   +11 .. +15 spare (padding to 128 bytes)
+ *       +3 WRITE_CONTENDED    +7 READ_SLEEPS         +10 not a counter: its low 4 bytes are the
+ *                                                          view's HOLD word (rwlock.ts), Int32
  *
  * Writers: only the thread that owns the slot, with plain (non-atomic) stores: an increment costs
  * ~1 ns instead of the ~10-20 ns of an atomic, and the read-lock fast path counts every acquisition.

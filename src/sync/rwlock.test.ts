@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { RwLock, type RwLockHandle, RwLockUsageError } from "./rwlock.js";
+import { Hold, RwLock, type RwLockHandle, RwLockUsageError } from "./rwlock.js";
 
 test("readLock() admits several readers and keeps writers out", () => {
   const a = RwLock.create();
@@ -166,6 +166,7 @@ test("snapshot() shows who holds the lock", () => {
     waitingWriters: 0,
     writerDraining: false,
     writeLocked: false,
+    ownerDead: false,
   };
   assert.deepEqual(a.snapshot(), idle);
   a.readLock();
@@ -181,4 +182,101 @@ test("attach() takes a per-thread waiting policy and checks it", () => {
   const a = RwLock.create({ spins: 100, sleepMs: 5 });
   assert.doesNotThrow(() => RwLock.attach(a.handle, { spins: 0 }));
   assert.throws(() => RwLock.attach(a.handle, { sleepMs: -1 }), RangeError);
+});
+
+// Views in one thread stand in for threads here: reapHolder() only reads the HOLD word another
+// view wrote, as it would after that view's thread died.
+test("reapHolder() takes back a dead reader's hold and the next writer repairs first", () => {
+  const a = RwLock.create();
+  const dead = RwLock.attach(a.handle);
+  dead.readLock();
+  assert.equal(a.holdOf(dead.slot), Hold.R);
+  assert.equal(a.tryWriteLock(), false, "the dead reader keeps writers out until reaped");
+  let repairs = 0;
+  a.onOwnerDead = () => {
+    a.assertWriteHeld();
+    repairs++;
+  };
+  assert.equal(a.reapHolder(dead.slot), Hold.R);
+  assert.deepEqual(
+    { readers: a.readerCount(), ownerDead: a.snapshot().ownerDead },
+    { readers: 0, ownerDead: true },
+  );
+  a.writeLock(); // the uncontended CAS fails on OWNER_DEAD: the slow path repairs
+  assert.equal(repairs, 1);
+  assert.equal(a.snapshot().ownerDead, false);
+  a.writeUnlock();
+  a.writeLock();
+  assert.equal(repairs, 1, "the repair runs once per death");
+  a.writeUnlock();
+  assert.equal(a.reapHolder(dead.slot), Hold.NONE, "reaping twice takes nothing twice");
+});
+
+test("reapHolder() releases a dead writer and leaves no OWNER_DEAD when told not to mark it", () => {
+  const a = RwLock.create({ debug: true });
+  const dead = RwLock.attach(a.handle);
+  dead.writeLock();
+  assert.equal(a.holdOf(dead.slot), Hold.OWNED | Hold.ACTIVE);
+  assert.equal(a.reapHolder(dead.slot, false), Hold.OWNED | Hold.ACTIVE);
+  assert.equal(a.isWriteLocked(), false);
+  assert.equal(a.snapshot().ownerDead, false);
+  assert.equal(a.tryWriteLock(), true, "debug OWNER was cleared with the hold");
+  a.writeUnlock();
+});
+
+test("a writer without an onOwnerDead hook leaves OWNER_DEAD for one that has it", () => {
+  const a = RwLock.create();
+  const b = RwLock.attach(a.handle);
+  const dead = RwLock.attach(a.handle);
+  dead.readLock();
+  a.reapHolder(dead.slot);
+  b.writeLock();
+  b.writeUnlock();
+  assert.equal(a.snapshot().ownerDead, true);
+  let repaired = false;
+  a.onOwnerDead = () => {
+    repaired = true;
+  };
+  a.writeLock();
+  a.writeUnlock();
+  assert.equal(repaired, true);
+  assert.equal(a.snapshot().ownerDead, false);
+});
+
+test("HOLD follows every lock and unlock, and reapHolder() refuses bad slots", () => {
+  const a = RwLock.create();
+  const b = RwLock.attach(a.handle);
+  assert.equal(a.holdOf(b.slot), Hold.NONE);
+  assert.equal(b.tryReadLock(), true);
+  assert.equal(a.holdOf(b.slot), Hold.R);
+  b.readUnlock();
+  assert.equal(a.holdOf(b.slot), Hold.NONE);
+  a.writeLock();
+  assert.equal(b.tryReadLock(), false);
+  assert.equal(a.holdOf(b.slot), Hold.NONE, "a failed tryReadLock() leaves no hold");
+  a.writeUnlock();
+  assert.equal(b.tryWriteLock(), true);
+  b.writeUnlock();
+  assert.equal(a.holdOf(b.slot), Hold.NONE);
+  assert.throws(() => a.reapHolder(a.slot), RangeError);
+  assert.throws(() => a.reapHolder(7), RangeError);
+});
+
+test("tryWriteLock() takes a free lock over OWNER_DEAD and repairs, but never a held one", () => {
+  const a = RwLock.create();
+  const b = RwLock.attach(a.handle);
+  const dead = RwLock.attach(a.handle);
+  let repairs = 0;
+  a.onOwnerDead = () => {
+    repairs++;
+  };
+  dead.readLock();
+  a.reapHolder(dead.slot);
+  b.readLock();
+  assert.equal(a.tryWriteLock(), false, "a live reader is inside");
+  b.readUnlock();
+  assert.equal(a.tryWriteLock(), true);
+  assert.equal(repairs, 1);
+  assert.equal(a.snapshot().ownerDead, false);
+  a.writeUnlock();
 });

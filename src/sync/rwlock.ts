@@ -16,20 +16,32 @@
  *               [20] WRITERS_WAITING  writers between slow-path entry and claim; read by needsResched()
  *               [21] OWNER            debug mode only: view id of the write holder, 0 if none
  *               [22] NEXT_SLOT        view slots handed out so far (attach)
- *     byte 128  Float64 statistics, one 128-byte slot per view (see rwlock-stats.ts)
+ *     byte 128  one 128-byte slot per view (see rwlock-stats.ts): Float64 statistics, and at
+ *               Int32 word 20 of the slot (the bytes of spare counter +10) HOLD, what the view's
+ *               thread holds (Hold flags below). Written by the owner with plain stores, right
+ *               after each RMW of STATE or WRITERS_WAITING that changes what it holds, with no call
+ *               and no loop in between (V8 delivers worker.terminate() only at function entries and
+ *               loop back edges, so a thread never dies between the RMW and the note). Read and
+ *               cleared with Atomics.exchange by `reapHolder()`, only once the owner is dead.
  *
  *     STATE (every thread RMWs it; all accesses are Atomics, hence sequentially consistent):
- *      28          27        26        25       24      23 ........ 12   11 ........ 0
- *     +-----------+---------+---------+--------+-------+---------------+--------------+
- *     |DRAIN_SLEEP| W_SLEEP | R_SLEEP | ACTIVE | OWNED | RW: readers   | R: readers   |
- *     |           |         |         |        |       | waiting       | in or trying |
- *     +-----------+---------+---------+--------+-------+---------------+--------------+
+ *      29          28          27        26        25       24      23 ........ 12   11 ........ 0
+ *     +-----------+-----------+---------+---------+--------+-------+---------------+--------------+
+ *     |OWNER_DEAD |DRAIN_SLEEP| W_SLEEP | R_SLEEP | ACTIVE | OWNED | RW: readers   | R: readers   |
+ *     |           |           |         |         |        |       | waiting       | in or trying |
+ *     +-----------+-----------+---------+---------+--------+-------+---------------+--------------+
  *
  * - R counts readers inside plus readers that just added 1 and are about to find OWNED and back off.
  * - RW counts readers that found OWNED set and wait for it to clear.
  * - OWNED: one writer owns the lock; it keeps new readers and other writers out.
  * - ACTIVE: the owner is inside (R drained to 0). `isWriteLocked()` tests this bit.
  * - *_SLEEP: someone may sleep on the matching *_SEQ word (the awaitClear protocol in backoff.ts).
+ * - OWNER_DEAD: a thread died holding the lock (for read or write) and `reapHolder()` released its
+ *   hold; the data the lock protects may be half updated. The next writer runs its view's
+ *   `onOwnerDead` hook inside the lock before returning from writeLock(), then clears the bit (a
+ *   POSIX robust mutex's EOWNERDEAD and pthread_mutex_consistent() in one step). Set before the
+ *   dead hold is released, so the writer's acquiring RMW, which follows that release, sees it.
+ *   It keeps the uncontended write CAS (0 -> OWNED|ACTIVE) failing, so only slow paths test it.
  *
  * Protocol:
  * - Read lock: add 1; if OWNED was clear we are in. Otherwise trade the 1 in R for 1 in RW
@@ -62,6 +74,10 @@ import {
 } from "./backoff.js";
 import { type RwLockStats, recordReadWait, recordWriteWait, Stat, sumStats } from "./rwlock-stats.js";
 
+function holdIndex(slot: number): number {
+  return CTL_BYTES / 4 + slot * Stat.SLOT_SIZE * 2 + HOLD_WORD;
+}
+
 /** Indices of the Int32 control words. */
 const enum Ctl {
   STATE = 0,
@@ -88,7 +104,29 @@ const enum S {
   R_SLEEP = 1 << 26,
   W_SLEEP = 1 << 27,
   DRAIN_SLEEP = 1 << 28,
+  OWNER_DEAD = 1 << 29,
 }
+
+/**
+ * What a view's thread holds, as flags in its HOLD word: exactly the counts it has added to
+ * STATE and WRITERS_WAITING, so that `reapHolder()` can take them back after the thread died.
+ */
+export const enum Hold {
+  NONE = 0,
+  /** 1 in R: inside for read, or about to back off. */
+  R = 1,
+  /** 1 in RW: waiting for a writer to leave. */
+  RW = 2,
+  /** Counted in WRITERS_WAITING (write slow path, before and just after the claim). */
+  WAITING = 4,
+  /** Claimed OWNED (draining readers, or inside with ACTIVE). */
+  OWNED = 8,
+  /** ACTIVE: inside for write. */
+  ACTIVE = 16,
+}
+
+/** Int32 index of a view's HOLD word inside its statistics slot (spare float64 counter +10). */
+const HOLD_WORD = 20;
 
 const CTL_BYTES = Ctl.WORDS * 4;
 /** The reader fields hold 2047 threads before the guard bit; one view per thread. */
@@ -141,6 +179,8 @@ export interface RwLockSnapshot {
   writerDraining: boolean;
   /** A writer is inside. */
   writeLocked: boolean;
+  /** A holder died and the next writer must repair the data first (OWNER_DEAD). */
+  ownerDead: boolean;
 }
 
 /** Structured-cloneable description of a lock: post it to a worker and `RwLock.attach` it there. */
@@ -170,6 +210,15 @@ export class RwLock {
   private readonly id: number;
   private readonly policy: BackoffPolicy;
   private held: Held = Held.NONE;
+  /** Int32 view of the whole buffer, for the HOLD words. */
+  private readonly i32: Int32Array;
+  /** Index of this view's HOLD word in `i32`. */
+  private readonly h: number;
+  /**
+   * Run by writeLock() (in this thread, inside the write lock) when a thread died holding the lock:
+   * repair what the dead holder left half done. Null: the bit stays set for a writer that has one.
+   */
+  onOwnerDead: (() => void) | null = null;
 
   private constructor(handle: RwLockHandle, waiting: Partial<BackoffPolicy>) {
     this.handle = handle;
@@ -186,6 +235,13 @@ export class RwLock {
     }
     this.base = slot * Stat.SLOT_SIZE;
     this.id = slot + 1;
+    this.i32 = new Int32Array(handle.buffer);
+    this.h = holdIndex(slot);
+  }
+
+  /** This view's slot: what a reaper passes to `reapHolder()` once this thread is dead. */
+  get slot(): number {
+    return this.id - 1;
   }
 
   /** Allocates a lock in new shared memory and returns the creating thread's view. */
@@ -231,6 +287,7 @@ export class RwLock {
     if (this.debug) this.checkCanLock("read");
     // Pairs with the writer's claim of OWNED: whichever RMW comes second sees the other.
     const old = Atomics.add(this.ctl, Ctl.STATE, 1);
+    this.i32[this.h] = Hold.R;
     if ((old & (S.OWNED | S.R_GUARD)) !== 0) this.readLockSlow(old);
     this.st[this.base + Stat.READ_ACQ]++;
     if (this.debug) this.held = Held.READ;
@@ -240,8 +297,11 @@ export class RwLock {
   tryReadLock(): boolean {
     if (this.debug) this.checkCanLock("read");
     const old = Atomics.add(this.ctl, Ctl.STATE, 1);
+    this.i32[this.h] = Hold.R;
     if ((old & (S.OWNED | S.R_GUARD)) !== 0) {
-      this.readerLeft(Atomics.sub(this.ctl, Ctl.STATE, 1));
+      const left = Atomics.sub(this.ctl, Ctl.STATE, 1);
+      this.i32[this.h] = Hold.NONE;
+      this.readerLeft(left);
       return false;
     }
     this.st[this.base + Stat.READ_ACQ]++;
@@ -254,21 +314,27 @@ export class RwLock {
     if (this.debug) this.checkUnlock(Held.READ);
     // Pairs with the draining writer's load of R (and its DRAIN_SLEEP CAS).
     const old = Atomics.sub(this.ctl, Ctl.STATE, 1);
+    this.i32[this.h] = Hold.NONE;
     if ((old & S.DRAIN_SLEEP) !== 0 || (old & S.R_MASK) === 0) this.readUnlockSlow(old);
   }
 
   private readLockSlow(old: number): void {
     if ((old & S.OWNED) === 0) {
-      this.readerLeft(Atomics.sub(this.ctl, Ctl.STATE, 1));
+      const left = Atomics.sub(this.ctl, Ctl.STATE, 1);
+      this.i32[this.h] = Hold.NONE;
+      this.readerLeft(left);
       throw new RangeError(`Cannot take ${this.name} for read: more than ${S.R_GUARD - 1} readers inside`);
     }
     const t0 = performance.now();
     // Trade our count in R for one in RW in one RMW: the owner may now drain, and no later
     // writer can claim until we are in.
-    this.readerLeft(Atomics.add(this.ctl, Ctl.STATE, S.RW_ONE - 1));
+    const traded = Atomics.add(this.ctl, Ctl.STATE, S.RW_ONE - 1);
+    this.i32[this.h] = Hold.RW;
+    this.readerLeft(traded);
     const sleeps = awaitClear(this.ctl, Ctl.STATE, S.OWNED, Ctl.READ_SEQ, S.R_SLEEP, this.policy);
     // OWNED is clear and cannot be set again while RW > 0: entering cannot fail.
     const prev = Atomics.add(this.ctl, Ctl.STATE, 1 - S.RW_ONE);
+    this.i32[this.h] = Hold.R;
     if ((prev & (S.RW_MASK | S.W_SLEEP)) === (S.RW_ONE | S.W_SLEEP)) {
       // Last waiting reader in: writers kept out by RW may claim now.
       wakeSleepers(this.ctl, Ctl.STATE, S.W_SLEEP, Ctl.WRITE_SEQ);
@@ -297,17 +363,30 @@ export class RwLock {
   writeLock(): void {
     if (this.debug) this.checkCanLock("write");
     // Pairs with readers' adds: once OWNED is in STATE, a reader's add returns it.
-    if (Atomics.compareExchange(this.ctl, Ctl.STATE, 0, S.OWNED | S.ACTIVE) !== 0) this.writeLockSlow();
+    if (Atomics.compareExchange(this.ctl, Ctl.STATE, 0, S.OWNED | S.ACTIVE) === 0)
+      this.i32[this.h] = Hold.OWNED | Hold.ACTIVE;
+    else this.writeLockSlow();
     this.st[this.base + Stat.WRITE_ACQ]++;
     if (this.debug) this.noteWriteHeld();
   }
 
-  /** Takes the lock for write if nobody holds or waits for it; never waits. */
+  /**
+   * Takes the lock for write if no reader and no writer is inside or waiting in line for it; never
+   * waits. With OWNER_DEAD set, runs this view's repair hook inside, as writeLock() does.
+   */
   tryWriteLock(): boolean {
     if (this.debug) this.checkCanLock("write");
-    if (Atomics.compareExchange(this.ctl, Ctl.STATE, 0, S.OWNED | S.ACTIVE) !== 0) return false;
+    let s = 0;
+    if (Atomics.compareExchange(this.ctl, Ctl.STATE, 0, S.OWNED | S.ACTIVE) !== 0) {
+      // Only OWNER_DEAD (and sleep bits, which may linger a moment) set: claim over them.
+      s = Atomics.load(this.ctl, Ctl.STATE);
+      if ((s & S.OWNER_DEAD) === 0 || (s & (S.R_MASK | S.RW_MASK | S.OWNED | S.ACTIVE)) !== 0) return false;
+      if (Atomics.compareExchange(this.ctl, Ctl.STATE, s, s | S.OWNED | S.ACTIVE) !== s) return false;
+    }
+    this.i32[this.h] = Hold.OWNED | Hold.ACTIVE;
     this.st[this.base + Stat.WRITE_ACQ]++;
     if (this.debug) this.noteWriteHeld();
+    if (s !== 0) this.repairAfterDeath();
     return true;
   }
 
@@ -315,14 +394,15 @@ export class RwLock {
   writeUnlock(): void {
     if (this.debug) this.checkUnlock(Held.WRITE);
     // Pairs with the adds of readers waiting for OWNED to clear.
-    if (Atomics.compareExchange(this.ctl, Ctl.STATE, S.OWNED | S.ACTIVE, 0) !== (S.OWNED | S.ACTIVE)) {
-      this.writeUnlockSlow();
-    }
+    if (Atomics.compareExchange(this.ctl, Ctl.STATE, S.OWNED | S.ACTIVE, 0) === (S.OWNED | S.ACTIVE)) {
+      this.i32[this.h] = Hold.NONE;
+    } else this.writeUnlockSlow();
   }
 
   private writeLockSlow(): void {
     const t0 = performance.now();
     Atomics.add(this.ctl, Ctl.WRITERS_WAITING, 1);
+    this.i32[this.h] = Hold.WAITING;
     let sleeps = 0;
     let s: number;
     for (;;) {
@@ -334,14 +414,30 @@ export class RwLock {
       }
       sleeps += awaitClear(this.ctl, Ctl.STATE, S.OWNED | S.RW_MASK, Ctl.WRITE_SEQ, S.W_SLEEP, this.policy);
     }
+    const inside = (s & S.R_MASK) === 0 ? Hold.OWNED | Hold.ACTIVE : Hold.OWNED;
+    this.i32[this.h] = Hold.WAITING | inside;
     Atomics.sub(this.ctl, Ctl.WRITERS_WAITING, 1);
+    this.i32[this.h] = inside;
     bumpAndWake(this.ctl, Ctl.CLAIM_SEQ);
     if ((s & S.R_MASK) !== 0) {
       // Readers inside (or about to back off): wait until the last one leaves, then enter.
       sleeps += awaitClear(this.ctl, Ctl.STATE, S.R_MASK, Ctl.DRAIN_SEQ, S.DRAIN_SLEEP, this.policy);
-      Atomics.or(this.ctl, Ctl.STATE, S.ACTIVE);
+      s = Atomics.or(this.ctl, Ctl.STATE, S.ACTIVE);
+      this.i32[this.h] = Hold.OWNED | Hold.ACTIVE;
     }
+    // OWNER_DEAD was set before the dead hold was released, and our claim or entry RMW came after
+    // that release: the value this RMW returned shows it.
+    if ((s & S.OWNER_DEAD) !== 0 || (Atomics.load(this.ctl, Ctl.STATE) & S.OWNER_DEAD) !== 0)
+      this.repairAfterDeath();
     recordWriteWait(this.st, this.base, (performance.now() - t0) * 1e6, sleeps);
+  }
+
+  /** Inside the write lock with OWNER_DEAD set: run this view's repair hook, then clear the bit. */
+  private repairAfterDeath(): void {
+    if (this.onOwnerDead === null) return;
+    this.onOwnerDead();
+    // We hold OWNED|ACTIVE: nobody else clears the bit meanwhile; readers and writers only read it.
+    Atomics.and(this.ctl, Ctl.STATE, ~S.OWNER_DEAD);
   }
 
   private writeUnlockSlow(): void {
@@ -355,6 +451,7 @@ export class RwLock {
       const wakeWriters = (s & (S.W_SLEEP | S.RW_MASK)) === S.W_SLEEP;
       if (wakeWriters) next &= ~S.W_SLEEP;
       if (Atomics.compareExchange(this.ctl, Ctl.STATE, s, next) !== s) continue;
+      this.i32[this.h] = Hold.NONE;
       // Pairs with awaitClear's CAS that published R_SLEEP / W_SLEEP while OWNED was set.
       if ((s & S.R_SLEEP) !== 0) bumpAndWake(this.ctl, Ctl.READ_SEQ);
       if (wakeWriters) bumpAndWake(this.ctl, Ctl.WRITE_SEQ);
@@ -424,7 +521,80 @@ export class RwLock {
       waitingWriters: Atomics.load(this.ctl, Ctl.WRITERS_WAITING),
       writerDraining: (s & (S.OWNED | S.ACTIVE)) === S.OWNED,
       writeLocked: (s & S.ACTIVE) !== 0,
+      ownerDead: (s & S.OWNER_DEAD) !== 0,
     };
+  }
+
+  // ---- dead holders ------------------------------------------------------------------------------
+
+  /** What the thread of view slot `slot` holds now (Hold flags; a snapshot, for reports). */
+  holdOf(slot: number): number {
+    this.checkSlot(slot);
+    return Atomics.load(this.i32, holdIndex(slot));
+  }
+
+  /**
+   * Takes back everything the thread of view slot `slot` held: its read hold, its place among
+   * waiting readers or writers, its write hold. Call it from any thread, once that thread is dead
+   * (its worker's 'exit' event, or a closed MessagePort it held): a live thread would go on using
+   * what was taken from it. Idempotent (the HOLD word is exchanged with 0). When the dead thread was
+   * inside (for read or write) and `markOwnerDead`, sets OWNER_DEAD first, so the next writer
+   * repairs the protected data before it uses it. Returns the Hold flags found.
+   */
+  reapHolder(slot: number, markOwnerDead = true): number {
+    this.checkSlot(slot);
+    // Pairs with the dead owner's plain stores, which its death (observed by the caller) precedes.
+    const held = Atomics.exchange(this.i32, holdIndex(slot), Hold.NONE);
+    const inside = (held & (Hold.R | Hold.ACTIVE)) !== 0;
+    if (inside && markOwnerDead) Atomics.or(this.ctl, Ctl.STATE, S.OWNER_DEAD);
+    if ((held & Hold.R) !== 0) this.readerLeft(Atomics.sub(this.ctl, Ctl.STATE, 1));
+    if ((held & Hold.RW) !== 0) {
+      // As the last waiting reader getting in: with RW back at 0, sleeping writers may claim.
+      const prev = Atomics.sub(this.ctl, Ctl.STATE, S.RW_ONE);
+      if ((prev & (S.RW_MASK | S.W_SLEEP)) === (S.RW_ONE | S.W_SLEEP))
+        wakeSleepers(this.ctl, Ctl.STATE, S.W_SLEEP, Ctl.WRITE_SEQ);
+    }
+    if ((held & Hold.WAITING) !== 0) Atomics.sub(this.ctl, Ctl.WRITERS_WAITING, 1);
+    if ((held & Hold.OWNED) !== 0) {
+      Atomics.compareExchange(this.ctl, Ctl.OWNER, slot + 1, 0);
+      this.releaseOwned();
+    }
+    return held;
+  }
+
+  /**
+   * Sets OWNER_DEAD without reaping a hold: for a reaper whose dead thread may have left the data
+   * half updated after an exception had already unwound its hold. The next writer repairs first.
+   */
+  markOwnerDead(): void {
+    // Pairs with the RMW that brings the next writer in (writeLockSlow reads the bit after it).
+    Atomics.or(this.ctl, Ctl.STATE, S.OWNER_DEAD);
+  }
+
+  private checkSlot(slot: number): void {
+    if (
+      !Number.isInteger(slot) ||
+      slot < 0 ||
+      slot >= Math.min(Atomics.load(this.ctl, Ctl.NEXT_SLOT), this.handle.maxThreads)
+    )
+      throw new RangeError(`Cannot reap holder of ${this.name}: ${slot} is not an attached view slot`);
+    if (slot === this.id - 1)
+      throw new RangeError(`Cannot reap holder of ${this.name}: slot ${slot} is this view's own`);
+  }
+
+  /** A dead writer's claim (OWNED, with or without ACTIVE): release it as writeUnlock() does. */
+  private releaseOwned(): void {
+    for (;;) {
+      const s = Atomics.load(this.ctl, Ctl.STATE);
+      let next = s & ~(S.OWNED | S.ACTIVE | S.R_SLEEP | S.DRAIN_SLEEP);
+      const wakeWriters = (s & (S.W_SLEEP | S.RW_MASK)) === S.W_SLEEP;
+      if (wakeWriters) next &= ~S.W_SLEEP;
+      // Pairs with awaitClear's CAS that published R_SLEEP / W_SLEEP while OWNED was set.
+      if (Atomics.compareExchange(this.ctl, Ctl.STATE, s, next) !== s) continue;
+      if ((s & S.R_SLEEP) !== 0) bumpAndWake(this.ctl, Ctl.READ_SEQ);
+      if (wakeWriters) bumpAndWake(this.ctl, Ctl.WRITE_SEQ);
+      return;
+    }
   }
 
   /**

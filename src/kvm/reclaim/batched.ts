@@ -7,20 +7,29 @@
  *
  *   word 0  count     entries written        word 1  cookie   startPoll() at sealing
  *   word 2  next      first entry not freed   word 3  (spare)
- *   word 4+3i .. 6+3i  entry i: root page, level of its parent entry, estimated pages
+ *   word 4+4i .. 7+4i  entry i: root page, level of its parent entry, estimated pages, and the
+ *                      root's generation when it was deferred
  *
- * Only the owning thread touches its arrays, so plain accesses suffice. Sealed arrays form a FIFO
- * linked through the pages' metadata link word. Array pages are allocated in the epilogue (outside
+ * Only the owning thread touches its arrays while it lives, so plain accesses suffice. Sealed
+ * arrays form a FIFO linked through the pages' metadata link word. The open array, the spare page
+ * and the oldest sealed array are noted in the vCPU's record (vcpu-record.ts) so that if the vCPU
+ * dies a reaper queues every entry not yet freed for a grace period and frees the array pages
+ * (death.ts); `next` is advanced after each entry is freed, and the generation tells the reaper
+ * whether an entry's root was freed just before a death that kept `next` from moving. Array pages are allocated in the epilogue (outside
  * the lock and the read-side section); when none can be had inside a fault, the subtree falls back
  * to the synchronous epilogue path (wait for a grace period, then free).
  */
 import type { Stage2 } from "../../pgtable/stage2.js";
+import { Rec } from "../vcpu-record.js";
 import { RStat } from "./stats.js";
 import { BaseReclaimStrategy } from "./strategy.js";
 import { freeQuiescentSlice } from "../../pgtable/ops/unlinked.js";
 
-const HEADER_WORDS = 4;
-const ENTRY_WORDS = 3;
+/** Words of an array's header and of one entry (layout above); exported for the reaper. */
+export const BATCH_HEADER_WORDS = 4;
+export const BATCH_ENTRY_WORDS = 4;
+const ENTRY_WORDS = BATCH_ENTRY_WORDS;
+const HEADER_WORDS = BATCH_HEADER_WORDS;
 const sliceDone = { value: false };
 
 /** The kfree_rcu-style strategy: per-thread arrays of unlinked subtrees freed in bulk once their polled grace period expired. */
@@ -48,9 +57,11 @@ export class BatchedStrategy extends BaseReclaimStrategy {
       }
       this.current = this.spare;
       this.spare = -1;
+      this.note(Rec.BATCH_SPARE, -1); // first: the page is never in both words
       this.currentSince = performance.now();
       const w = this.base(pgt, this.current);
       pgt.pool.words.fill(0, w, w + HEADER_WORDS);
+      this.note(Rec.BATCH_CURRENT, this.current);
     }
     const words = pgt.pool.words;
     const w = this.base(pgt, this.current);
@@ -59,6 +70,7 @@ export class BatchedStrategy extends BaseReclaimStrategy {
     words[e] = page;
     words[e + 1] = level;
     words[e + 2] = pages;
+    words[e + 3] = pgt.pool.generation(page);
     words[w] = n + 1;
     if (n + 1 >= this.capacity(pgt)) this.seal(pgt);
   }
@@ -71,9 +83,13 @@ export class BatchedStrategy extends BaseReclaimStrategy {
     pgt.pool.words[w + 2] = 0;
     pgt.pool.setLink(array, -1);
     if (this.sealedTail >= 0) pgt.pool.setLink(this.sealedTail, array);
-    else this.sealedHead = array;
+    else {
+      this.sealedHead = array;
+      this.note(Rec.BATCH_SEALED, array);
+    }
     this.sealedTail = array;
     this.current = -1;
+    this.note(Rec.BATCH_CURRENT, -1); // a reaper skips a current array already in the sealed chain
     this.stats.add(RStat.BATCH_ARRAYS);
   }
 
@@ -81,7 +97,10 @@ export class BatchedStrategy extends BaseReclaimStrategy {
     super.afterUnlock(pgt);
     if (this.current >= 0 && performance.now() - this.currentSince >= this.opts.batchMaxAgeMs) this.seal(pgt);
     this.reclaimExpired(pgt, this.opts.sliceBudgetPages);
-    if (this.spare < 0) this.spare = pgt.pool.allocPage();
+    if (this.spare < 0) {
+      this.spare = pgt.pool.allocPage();
+      this.note(Rec.BATCH_SPARE, this.spare);
+    }
   }
 
   /** Frees subtrees of expired arrays, oldest first, up to `budget` pages. */
@@ -101,10 +120,12 @@ export class BatchedStrategy extends BaseReclaimStrategy {
         this.stats.add(RStat.PAGES_RECLAIMED, freed);
         if (!sliceDone.value) break; // resume this entry next time
         this.stats.add(RStat.PENDING_PAGES, -(words[e + 2] as number));
+        words[w + 2] = i + 1;
       }
       words[w + 2] = i;
       if (i < n) return;
       this.sealedHead = pgt.pool.link(array);
+      this.note(Rec.BATCH_SEALED, this.sealedHead); // before the page goes
       if (this.sealedHead < 0) this.sealedTail = -1;
       pgt.pool.freePage(array);
     }
@@ -118,8 +139,10 @@ export class BatchedStrategy extends BaseReclaimStrategy {
       if (!this.rcu.pollState(pgt.pool.words[w + 1] as number)) this.rcu.synchronize();
       this.reclaimExpired(pgt, Number.MAX_SAFE_INTEGER);
     }
-    if (this.spare >= 0) pgt.pool.freePage(this.spare);
+    const spare = this.spare;
     this.spare = -1;
+    this.note(Rec.BATCH_SPARE, -1);
+    if (spare >= 0) pgt.pool.freePage(spare);
   }
 
   override hasEpilogueWork(): boolean {

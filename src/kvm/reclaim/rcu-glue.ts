@@ -132,3 +132,23 @@ export function attachVmRcu(handle: VmRcuHandle): VcpuRcu {
     close: () => t.unregister(),
   };
 }
+
+/** A death watch's side of the domain (death-worker.ts): a registered thread that queues and reaps. */
+export interface ReaperRcu {
+  readonly port: ReclaimRcu;
+  /** Releases the RCU slots and roles of dead thread `threadId`; returns the slots released. */
+  reapThread(threadId: number): number;
+  close(): void;
+}
+
+/** Registers the calling (death-watch) thread; with qsbr it stays offline (it never reads). */
+export function attachReaperRcu(handle: VmRcuHandle): ReaperRcu {
+  const rcu = Rcu.attach(handle.rcu);
+  const t = rcu.register();
+  if (handle.flavor === "qsbr") t.offline();
+  return {
+    port: new ReclaimPort(t),
+    reapThread: (tid) => rcu.reapThread(tid),
+    close: () => t.unregister(),
+  };
+}

@@ -23,6 +23,7 @@ import { PageState } from "../../mem/mod.js";
 import { freeSubtreeNow } from "../../pgtable/ops/free.js";
 import { freeQuiescentSlice, freezeSubtree } from "../../pgtable/ops/unlinked.js";
 import type { ReclaimHook, Stage2 } from "../../pgtable/stage2.js";
+import { Rec } from "../vcpu-record.js";
 import { RStat, type ReclaimStats } from "./stats.js";
 
 /** The built-in strategies (and the test-only broken one). */
@@ -207,12 +208,29 @@ export abstract class BaseReclaimStrategy implements ReclaimStrategy {
   protected readonly opts: ReclaimOptions;
   /** Subtrees this thread must free itself after a grace period (linked through page metadata). */
   private epilogueHead = -1;
+  /** A vCPU record (vcpu-record.ts) where the lists this thread holds are noted for a reaper, or null. */
+  private rec: Int32Array | null = null;
+  private recBase = 0;
 
   constructor(name: string, rcu: ReclaimRcu, stats: ReclaimStats, opts: ReclaimOptions) {
     this.name = name;
     this.rcu = rcu;
     this.stats = stats;
     this.opts = opts;
+  }
+
+  /**
+   * Notes the heads of this thread's deferred lists in the vCPU record at `words[base..]`, so that
+   * if the thread dies a reaper can still free their pages after a grace period (death.ts).
+   */
+  publishTo(words: Int32Array, base: number): void {
+    this.rec = words;
+    this.recBase = base;
+  }
+
+  /** Stores `value` in record field `field` (a plain store: the reaper reads it after our death). */
+  protected note(field: Rec, value: number): void {
+    if (this.rec !== null) this.rec[this.recBase + field] = value;
   }
 
   freeUnlinked(pgt: Stage2, page: number, level: number, shared: boolean): void {
@@ -254,6 +272,7 @@ export abstract class BaseReclaimStrategy implements ReclaimStrategy {
     pgt.pool.setLink(page, this.epilogueHead);
     pgt.pool.setAux(page, level * 0x10000 + Math.min(pages, 0xffff));
     this.epilogueHead = page;
+    this.note(Rec.EPI_HEAD, page);
   }
 
   /** Fault epilogue: the lock and the read-side section are dropped. */
@@ -263,6 +282,7 @@ export abstract class BaseReclaimStrategy implements ReclaimStrategy {
     this.stats.add(RStat.SYNC_FALLBACKS);
     let page = this.epilogueHead;
     this.epilogueHead = -1;
+    this.note(Rec.EPI_HEAD, -1); // before any page goes: a death leaves them unaccounted, not freed twice
     while (page >= 0) {
       const next = pgt.pool.link(page);
       const aux = pgt.pool.aux(page);
