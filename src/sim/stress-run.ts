@@ -48,6 +48,16 @@ export interface StressRunOptions {
   mmu?: boolean;
   /** Test only: deliberately broken page-table variants (VmOptions.testOnly.bugs). */
   testOnlyBugs?: number;
+  /**
+   * Longest wait for the vCPUs, ms (default 120000): a run still going then is stopped and
+   * rejects with StressStuckError (a broken variant can leave a thread waiting for ever).
+   */
+  stuckMs?: number;
+}
+
+/** A stress run whose vCPUs did not finish in time (their workers were terminated). */
+export class StressStuckError extends Error {
+  override name = "StressStuckError";
 }
 
 /** Everything a stress run measured and checked. */
@@ -140,7 +150,25 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     // Handled now, rethrown by the await below: a host failure while runPhase is pending (a TLBI
     // that a dying vCPU never acknowledges) must not surface as an unhandled rejection.
     host.catch(() => {});
-    phase = await pool.runPhase(cmds);
+    // The phase ends when the vCPUs do, or fails as soon as the host fails (a host that died in
+    // a TLBI wait holding mmu_lock would leave the vCPUs waiting for ever), or when it overruns.
+    let timer: NodeJS.Timeout | undefined;
+    const stuckMs = o.stuckMs ?? 120_000;
+    const overrun = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new StressStuckError(`the vCPUs did not finish within ${stuckMs / 1000} s (seed ${o.seed})`),
+          ),
+        stuckMs,
+      );
+    });
+    const hostFailed = host.then(() => new Promise<never>(() => {}));
+    try {
+      phase = await Promise.race([pool.runPhase(cmds), hostFailed, overrun]);
+    } finally {
+      clearTimeout(timer);
+    }
     running = false;
     await host;
     closed = await pool.close();
