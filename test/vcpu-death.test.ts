@@ -16,6 +16,8 @@ import type { RcuFlavor } from "../src/kvm/reclaim/rcu-glue.js";
 import { STRATEGIES, type StrategyName } from "../src/kvm/reclaim/strategy.js";
 import { Rng, seedFromEnv } from "../src/common/rng.js";
 import { Vm } from "../src/kvm/vm.js";
+import { StallWhat } from "../src/rcu/layout.js";
+import { Rcu, type RcuStallReport } from "../src/rcu/mod.js";
 import { auditTree } from "../src/testing/mod.js";
 import type { DeathKind, DeathVcpuCommand, DeathVcpuData, DeathVcpuReply } from "./vcpu-death-worker.js";
 
@@ -315,3 +317,38 @@ test(
     assert.deepEqual((await vm.destroy()).leakedPages, []);
   },
 );
+
+test("the RCU domain's stall handler hears of a reaped vCPU death", { timeout: 60_000 }, async () => {
+  const vm = await Vm.create({
+    granule: PAGE,
+    iaBits: 36,
+    poolPages: 2048,
+    mode: "shared",
+    vcpus: 1,
+    debug: true,
+    memslots: [{ ipa: 0, size: 64 * MB, backing: "anonymous" }],
+  });
+  // This thread becomes the domain's handler thread: the death watch's report reaches it here.
+  const rcu = Rcu.attach(vm.rcu.handle.rcu);
+  const reports: RcuStallReport[] = [];
+  rcu.onStall = (r) => reports.push(r);
+  const watch = vm.watchDeaths();
+  await watch.ready;
+  const v = new Vcpu(vm, watch, 0);
+  assert.equal(await v.run({ op: "arm", point: RacePoint.WALK_TABLE_ENTERED, kind: "terminate" }), 0);
+  v.worker.postMessage({ op: "touch", start: 0, size: PAGE, write: true });
+  assert.ok("stopped" in (await v.next()));
+  const tid = v.worker.threadId;
+  await v.worker.terminate();
+  await watch.untilDeaths(1);
+  for (let i = 0; i < 500 && !reports.some((r) => r.what === StallWhat.DIED); i++)
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  const died = reports.find((r) => r.what === StallWhat.DIED);
+  assert.ok(died, `no death report reached the handler: ${JSON.stringify(reports)}`);
+  assert.equal(died.threadId, tid);
+  assert.match(died.message, new RegExp(`thread ${tid} died while registered and was reaped`));
+  rcu.onStall = null;
+  await watch.close();
+  vm.recoverLostPages();
+  assert.deepEqual((await vm.destroy()).leakedPages, []);
+});

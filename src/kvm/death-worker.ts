@@ -30,6 +30,7 @@ const env: ReaperEnv = {
   stats: new ReclaimStats(handle.reclaimStats),
   rcu: rcu.port,
   reapRcuThread: rcu.reapThread,
+  reportDeath: rcu.reportDeath,
   disabled: handle.options.testOnly?.noDeathRecovery === true,
 };
 

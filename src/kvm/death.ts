@@ -74,6 +74,8 @@ export interface ReaperEnv {
   readonly rcu: ReclaimRcu;
   /** Releases a dead thread's RCU slots (the domain's reapThread). */
   reapRcuThread(threadId: number): number;
+  /** Reports the death through the RCU domain's stall detector (its stall handler hears of it). */
+  reportDeath(threadId: number, slotsReleased: number): void;
   /** Test only (VmTestOnly.noDeathRecovery): claim and report the death, recover nothing. */
   readonly disabled: boolean;
 }
@@ -113,7 +115,9 @@ export function reapVcpu(env: ReaperEnv, v: number): boolean {
     env.lock.markOwnerDead();
     Atomics.store(w, b + Rec.R_HELD, env.lock.reapHolder(r.get(v, Rec.LOCK_SLOT), false));
     Atomics.store(w, b + Rec.R_IN_FAULT, env.memslots.abandonFault(v) ? 1 : 0);
-    Atomics.store(w, b + Rec.R_RCU_SLOTS, env.reapRcuThread(r.get(v, Rec.TID)));
+    const slots = env.reapRcuThread(r.get(v, Rec.TID));
+    Atomics.store(w, b + Rec.R_RCU_SLOTS, slots);
+    env.reportDeath(r.get(v, Rec.TID), slots);
     Atomics.store(w, b + Rec.R_MC_PAGES, giveBackMemcache(env, v));
     requeueDeferred(env, v);
   } catch (e) {

@@ -147,6 +147,8 @@ export const enum StallWhat {
   GP_HOLDER = 3,
   /** barrier() saw no progress from the callback worker. */
   CALLBACKS = 4,
+  /** A registered thread died and a reaper released its slots (`Rcu.reportDeath`). */
+  DIED = 5,
 }
 
 /** "No head": end of a chain, empty stack. */

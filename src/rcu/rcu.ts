@@ -17,13 +17,13 @@
 import { threadId, Worker } from "node:worker_threads";
 import { RcuUsageError } from "./errors.js";
 import { cookieExpired, GracePeriods } from "./grace-period.js";
-import { Ctl } from "./layout.js";
+import { Ctl, StallWhat } from "./layout.js";
 import { MbThread } from "./mb.js";
 import type { RcuFlavor, RcuOptions } from "./options.js";
 import { QsbrThread } from "./qsbr.js";
 import { claimSlot, reapThread } from "./registry.js";
 import { type RcuHandle, RcuShared } from "./shared.js";
-import { type RcuStallHandler, setDomainStallHandler } from "./stall.js";
+import { type RcuStallHandler, reportStall, setDomainStallHandler } from "./stall.js";
 import { type RcuStats, readStats } from "./stats.js";
 import { wakeUrgent } from "./wake.js";
 
@@ -153,6 +153,22 @@ export class Rcu {
   /** Releases the slots (and locks) of a thread that exited or died. Returns slots reaped. */
   reapThread(deadThreadId: number): number {
     return reapThread(this.sh, deadThreadId);
+  }
+
+  /**
+   * Reports through the stall detector that `deadThreadId` died and was reaped (StallWhat.DIED,
+   * with the number of slots released): the domain's stall handler learns of every death a
+   * reaper handled, from whichever thread reaped it (a VM's death watch, say).
+   */
+  reportDeath(deadThreadId: number, slotsReleased: number): void {
+    reportStall(
+      this.sh.ctl,
+      StallWhat.DIED,
+      deadThreadId,
+      slotsReleased,
+      0,
+      Atomics.load(this.sh.ctl, Ctl.GP_STARTED),
+    );
   }
 
   /**

@@ -27,7 +27,10 @@ export interface RcuStallReport {
   readonly what: StallWhat;
   /** worker_threads threadId of the thread blamed (-1 when unknown). */
   readonly threadId: number;
-  /** Reader slot of that thread, or -1; for StallWhat.CALLBACKS, the kind the worker is running. */
+  /**
+   * Reader slot of that thread, or -1; for StallWhat.CALLBACKS, the kind the worker is running;
+   * for StallWhat.DIED, the number of reader slots the reaper released.
+   */
   readonly slot: number;
   /** How long the wait had lasted when it was reported, in whole ms. */
   readonly ms: number;
@@ -160,6 +163,8 @@ function describe(what: StallWhat, threadId: number, slot: number, ms: number, g
       return `rcu: stall: thread ${threadId} (slot ${slot}) is online and has reported no quiescent state for ${ms} ms, blocking grace period ${gp}`;
     case StallWhat.GP_HOLDER:
       return `rcu: stall: grace period ${gp} has not completed after ${ms} ms; thread ${threadId} holds the grace-period lock (reap it if that thread died)`;
+    case StallWhat.DIED:
+      return `rcu: thread ${threadId} died while registered and was reaped: ${slot} reader slot(s) released, grace period ${gp} no longer waits for it`;
     default:
       return `rcu: stall: a wait for the callback worker (thread ${threadId}) has lasted ${ms} ms; it is running callback kind ${slot}`;
   }

@@ -138,6 +138,8 @@ export interface ReaperRcu {
   readonly port: ReclaimRcu;
   /** Releases the RCU slots and roles of dead thread `threadId`; returns the slots released. */
   reapThread(threadId: number): number;
+  /** Tells the domain's stall detector that `threadId` died and was reaped. */
+  reportDeath(threadId: number, slotsReleased: number): void;
   close(): void;
 }
 
@@ -149,6 +151,7 @@ export function attachReaperRcu(handle: VmRcuHandle): ReaperRcu {
   return {
     port: new ReclaimPort(t),
     reapThread: (tid) => rcu.reapThread(tid),
+    reportDeath: (tid, slots) => rcu.reportDeath(tid, slots),
     close: () => t.unregister(),
   };
 }
