@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { test } from "node:test";
 import { Worker } from "node:worker_threads";
-import { pteValid } from "../src/arch/descriptor.js";
+import { pteValid, S2_XN } from "../src/arch/descriptor.js";
 import { Errno } from "../src/common/errno.js";
 import { FaultKind } from "../src/kvm/fault.js";
 import { STRATEGIES } from "../src/kvm/reclaim/strategy.js";
@@ -119,6 +119,30 @@ for (const strategy of STRATEGIES) {
     const r = vm.reclaimSnapshot();
     assert.equal(r.pagesReclaimed, 1, "the page table came back through the strategy after a grace period");
     assert.equal(r.freedNow, 0, "nothing freed inside the shared walk");
+  });
+}
+
+for (const mmu of [true, false]) {
+  test(`exec faults (MMU model ${mmu ? "on" : "off"}): a fetch maps executable, or relaxes an XN page`, async () => {
+    await withVm({ mmu }, async (vm, vcpu) => {
+      const xn = (ipa: number): boolean => {
+        assert.equal(getLeaf(vm.pgt, ipa, leaf), Errno.OK);
+        return (leaf.pte & S2_XN) !== 0n;
+      };
+      // A first fetch: a translation fault that maps the page executable.
+      assert.equal(await vcpu.run({ op: "fetch", ipa: GIB }), 1);
+      assert.equal(xn(GIB), false);
+      // A page written first is execute-never; a fetch then takes a permission fault and relaxes it.
+      assert.equal(await vcpu.run({ op: "touch", ipa: GIB + 4 * MIB, write: true }), 1);
+      assert.equal(xn(GIB + 4 * MIB), true);
+      assert.equal(await vcpu.run({ op: "fetch", ipa: GIB + 4 * MIB }), 1);
+      assert.equal(xn(GIB + 4 * MIB), false);
+      // Executable now: no more faults, and writes still work.
+      assert.equal(await vcpu.run({ op: "fetch", ipa: GIB + 4 * MIB }), 0);
+      assert.equal(await vcpu.run({ op: "touch", ipa: GIB + 4 * MIB, write: true }), 0);
+      assert.deepEqual(auditTable(vm.pgt).problems, []);
+      assert.deepEqual(vm.mmu?.violations() ?? [], []);
+    });
   });
 }
 

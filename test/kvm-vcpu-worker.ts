@@ -10,11 +10,12 @@ import { RacePoint, setRaceHook } from "../src/common/race-points.js";
 import type { FaultKind } from "../src/kvm/fault.js";
 import { SlotWord } from "../src/kvm/memslot.js";
 import { attachVcpu, type VmHandle } from "../src/kvm/vm.js";
-import { touch } from "../src/sim/workloads.js";
+import { fetch, touch } from "../src/sim/workloads.js";
 import { type DirtyWriterOptions, dirtyWriter } from "./kvm-dirty-writer.js";
 
 export type KvmVcpuCommand =
   | { op: "touch"; ipa: number; write: boolean }
+  | { op: "fetch"; ipa: number }
   | { op: "touchRange"; start: number; size: number; write: boolean }
   | { op: "fault"; ipa: number; kind: FaultKind; write: boolean; leafLevel: number }
   | { op: "dirtyWriter"; options: DirtyWriterOptions }
@@ -50,6 +51,8 @@ function run(cmd: KvmVcpuCommand): unknown {
   switch (cmd.op) {
     case "touch":
       return touch(ctx.handler, cmd.ipa, cmd.write);
+    case "fetch":
+      return fetch(ctx.handler, cmd.ipa);
     case "touchRange": {
       const page = ctx.pgt.geo.granule;
       let faults = 0;

@@ -112,14 +112,15 @@ export class FaultHandler {
 
   /**
    * Handles one stage-2 fault at `ipa`. `leafLevel` is the level of the leaf that faulted
-   * (permission and access-flag faults), or -1.
+   * (permission and access-flag faults), or -1. `exec`: an instruction fetch faulted, so the
+   * mapping is made (or relaxed to be) executable, as KVM does for an exec fault.
    */
-  handle(ipa: number, kind: FaultKind, write: boolean, leafLevel = -1): number {
+  handle(ipa: number, kind: FaultKind, write: boolean, leafLevel = -1, exec = false): number {
     this.bump(VStat.FAULTS);
     this.memslots.faultEdge(this.vcpu);
     let ret: number;
     try {
-      ret = this.userMemAbort(ipa, kind, write, leafLevel);
+      ret = this.userMemAbort(ipa, kind, write, leafLevel, exec);
     } finally {
       this.memslots.faultEdge(this.vcpu);
     }
@@ -129,7 +130,13 @@ export class FaultHandler {
     return ret;
   }
 
-  private userMemAbort(ipa: number, kind: FaultKind, write: boolean, leafLevel: number): number {
+  private userMemAbort(
+    ipa: number,
+    kind: FaultKind,
+    write: boolean,
+    leafLevel: number,
+    exec: boolean,
+  ): number {
     const seq = mmuSeqRead(this.memslots.words);
     const slot = this.slot;
     if (this.memslots.lookup(ipa, slot) < 0) {
@@ -145,7 +152,7 @@ export class FaultHandler {
     const faultGranule = leafLevel >= 0 ? (this.pgt.levelSizes[leafLevel] as number) : 0;
     const relax = kind === FaultKind.PERMISSION && size === faultGranule;
     if (!relax && this.memcache.topup(this.topupPages) !== Errno.OK) return Errno.NOMEM;
-    const prot = readOnly || (logging && !write) ? Prot.R : Prot.RW;
+    const prot = (readOnly || (logging && !write) ? Prot.R : Prot.RW) | (exec ? Prot.X : 0);
     let ret: number;
     // try/finally: an exception inside the walk (a debug pool's misuse report, say) must not leave
     // mmu_lock held, or the host's next write lock would wait forever.

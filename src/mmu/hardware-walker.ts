@@ -21,6 +21,7 @@
  * operations (measured: ~15 ns against ~35 ns for BigInt.asUintN(53, pte)).
  */
 
+import { S2_XN } from "../arch/descriptor.js";
 import { VTCR_SL0_SHIFT, VTCR_T0SZ_MASK, VTCR_TG0_SHIFT } from "../arch/geometry.js";
 import { PageState, type PagePool } from "../mem/mod.js";
 import type { Stage2 } from "../pgtable/stage2.js";
@@ -58,6 +59,11 @@ const S2AP_R = 1 << 6;
 const S2AP_W = 1 << 7;
 const AF = 1 << 10;
 const MEMATTR = 0xf << 2;
+/**
+ * A TLB leaf's ATTR holds the descriptor's attribute bits 11:0 and, in bit 12, its XN (bit 54 of
+ * the descriptor, outside the low half): an instruction fetch through an XN leaf faults.
+ */
+const ATTR_XN = 1 << 12;
 /** Descriptor bits 47:0: everything the walker decodes (XN and software bits sit above). */
 const OA_ATTR_MASK = 0xffff_ffff_ffffn;
 
@@ -130,18 +136,21 @@ export class VcpuMmu {
     this.poolPages = pgt.pool.pageCount;
   }
 
-  /** A guest access to `ipa`. Returns an Access code; on a fault, `faultLevel` says where. */
-  access(ipa: number, write: boolean): number {
+  /**
+   * A guest access to `ipa` (`exec`: an instruction fetch, which faults on an execute-never leaf).
+   * Returns an Access code; on a fault, `faultLevel` says where.
+   */
+  access(ipa: number, write: boolean, exec = false): number {
     this.enter();
     try {
-      return this.translate(ipa, write);
+      return this.translate(ipa, write, exec);
     } finally {
       // Even on an exception: a vCPU left IN_ACCESS would hold every TLBI poster.
       this.exit();
     }
   }
 
-  private translate(ipa: number, write: boolean): number {
+  private translate(ipa: number, write: boolean, exec: boolean): number {
     const w = this.words;
     (w[this.ctl + C.ACCESSES] as number)++;
     let ret: number;
@@ -150,13 +159,13 @@ export class VcpuMmu {
       (w[this.ctl + C.HITS] as number)++;
       const attr = w[e + E.ATTR] as number;
       if (this.check) this.checkLeafUse(e, ipa, write);
-      if ((attr & (write ? S2AP_W : S2AP_R)) === 0) {
+      if ((attr & (write ? S2AP_W : S2AP_R)) === 0 || (exec && (attr & ATTR_XN) !== 0)) {
         this.faultLevel = (w[e] as number) >>> 1;
         ret = Access.PERMISSION_FAULT;
       } else ret = Access.OK;
     } else {
       (w[this.ctl + C.WALKS] as number)++;
-      ret = this.walk(ipa, write);
+      ret = this.walk(ipa, write, exec);
     }
     if (ret !== Access.OK) (w[this.ctl + C.FAULTS] as number)++;
     return ret;
@@ -183,7 +192,7 @@ export class VcpuMmu {
   }
 
   /** The hardware walk: lockless, from the walk cache's deepest entry or from VTTBR. */
-  private walk(ipa: number, write: boolean): number {
+  private walk(ipa: number, write: boolean, exec: boolean): number {
     let level: number;
     let base: number;
     let page: number;
@@ -232,7 +241,11 @@ export class VcpuMmu {
         return this.fault(Access.TRANSLATION_FAULT, level);
       if ((lo & AF) === 0) return this.fault(Access.ACCESS_FLAG_FAULT, level);
       if ((lo & (write ? S2AP_W : S2AP_R)) === 0) return this.fault(Access.PERMISSION_FAULT, level);
-      this.tlb.fillLeaf(this.vmid, ipa, level, this.oa(lo, hi), lo & 0xfff);
+      // XN sits above the bits decoded so far: taken from the same 64-bit read (one BigInt op per
+      // leaf fill, none per TLB hit).
+      const xn = (pte & S2_XN) !== 0n ? ATTR_XN : 0;
+      if (exec && xn !== 0) return this.fault(Access.PERMISSION_FAULT, level);
+      this.tlb.fillLeaf(this.vmid, ipa, level, this.oa(lo, hi), (lo & 0xfff) | xn);
       return Access.OK;
     }
   }

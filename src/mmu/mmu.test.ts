@@ -77,6 +77,19 @@ describe("VcpuMmu.access()", () => {
     assert.equal(cpu.access(G, true), Access.PERMISSION_FAULT);
   });
 
+  test("an instruction fetch faults on an execute-never leaf, from a walk and from the TLB", () => {
+    const { pgt, mc, cpu } = setUp();
+    map(pgt, G, P, PA, Prot.RW, mc); // XN set
+    assert.equal(cpu.access(G, false, true), Access.PERMISSION_FAULT);
+    assert.equal(cpu.faultLevel, 3);
+    assert.equal(cpu.tlb.count().leaves, 0, "a faulting fetch caches nothing");
+    assert.equal(cpu.access(G, false), Access.OK, "a read through the same leaf is fine");
+    assert.equal(cpu.access(G, false, true), Access.PERMISSION_FAULT, "the cached leaf keeps its XN");
+    map(pgt, G + P, P, PA + P, Prot.RWX, mc);
+    assert.equal(cpu.access(G + P, false, true), Access.OK);
+    assert.equal(cpu.access(G + P, false, true), Access.OK, "and from the TLB");
+  });
+
   test("unmap and write-protect reach the TLB through the broadcast invalidation", () => {
     const { pgt, mc, cpu } = setUp();
     map(pgt, G, 2 * P, PA, Prot.RW, mc);

@@ -1,7 +1,7 @@
 /**
- * The vCPU side of `stage2 torture`: a seeded mix of guest reads, guest writes, collapses and
- * software walks (translations under the read lock and the RCU read side, checking every table
- * page they enter) over
+ * The vCPU side of `stage2 torture`: a seeded mix of guest reads, writes, instruction fetches,
+ * collapses and software walks (translations under the read lock and the RCU read side, checking
+ * every table page they enter) over
  * IPA windows the host keeps changing (memslots moving, logging on and off, unmaps), with injected
  * allocation failures, seeded delays at the walk and break-before-make windows, and the RCU age
  * check (`rcu-age.ts`) installed as this thread's race hook.
@@ -28,7 +28,7 @@ import type { VcpuContext } from "../kvm/vm.js";
 import { getLeaf, LeafResult } from "../pgtable/ops/attr.js";
 import { WalkFlag } from "../pgtable/walk.js";
 import { type AgeHandle, type AgeReport, installAgeCheck, takeAgeReport } from "./rcu-age.js";
-import { touch } from "./workloads.js";
+import { fetch, touch } from "./workloads.js";
 
 /** An IPA window the vCPU touches (a memslot, or a place a moving memslot may be). */
 export interface IpaWindow {
@@ -41,8 +41,9 @@ export interface TortureVcpuOptions {
   seed: number;
   iterations: number;
   windows: IpaWindow[];
-  /** Shares of guest writes, collapses and software walks; the rest are guest reads. */
+  /** Shares of guest writes, instruction fetches, collapses and software walks; the rest are reads. */
   writeRatio: number;
+  execRatio: number;
   collapseRatio: number;
   walkRatio: number;
   /** Block sizes of collapses, drawn uniformly (repeat a size to weight it). */
@@ -61,8 +62,10 @@ export const enum TortureOp {
   WRITE = 1,
   COLLAPSE = 2,
   WALK = 3,
+  /** An instruction fetch: faults on an execute-never leaf, mapped or relaxed executable. */
+  EXEC = 4,
 }
-const OP_NAMES = ["read", "write", "collapse", "walk"];
+const OP_NAMES = ["read", "write", "collapse", "walk", "exec"];
 /** Operations kept in a vCPU's op log (the last ones before the loop ended). */
 const LOG_OPS = 32;
 
@@ -71,6 +74,7 @@ export interface TortureVcpuResult {
   ops: number;
   reads: number;
   writes: number;
+  fetches: number;
   collapses: number;
   walks: number;
   /** Faults taken by guest accesses (each retried access counts its faults). */
@@ -94,6 +98,7 @@ export function tortureVcpu(ctx: VcpuContext, o: TortureVcpuOptions): TortureVcp
     ops: 0,
     reads: 0,
     writes: 0,
+    fetches: 0,
     collapses: 0,
     walks: 0,
     faults: 0,
@@ -170,6 +175,7 @@ function pickOp(o: TortureVcpuOptions, dice: number): TortureOp {
   if (dice < o.collapseRatio) return TortureOp.COLLAPSE;
   if (dice < o.collapseRatio + o.walkRatio) return TortureOp.WALK;
   if (dice < o.collapseRatio + o.walkRatio + o.writeRatio) return TortureOp.WRITE;
+  if (dice < o.collapseRatio + o.walkRatio + o.writeRatio + o.execRatio) return TortureOp.EXEC;
   return TortureOp.READ;
 }
 
@@ -201,6 +207,12 @@ function runOp(
   if (op === TortureOp.WALK) {
     r.walks++;
     return softwareWalk(h, ipa);
+  }
+  if (op === TortureOp.EXEC) {
+    r.fetches++;
+    const ret = fetch(h, ipa);
+    if (ret > 0) r.faults += ret;
+    return ret;
   }
   const write = op === TortureOp.WRITE;
   if (write) r.writes++;

@@ -6,7 +6,7 @@
  *              tables), and translate random addresses with software walks that check every
  *              table page they enter against the pool's poison and generation.
  */
-import { pteValid, S2_AF, S2_S2AP_W } from "../arch/descriptor.js";
+import { pteValid, S2_AF, S2_S2AP_W, S2_XN } from "../arch/descriptor.js";
 import { Errno } from "../common/errno.js";
 import { clearRaceDelays, RacePoint, racePoint, setRaceDelays } from "../common/race-points.js";
 import { FaultKind, type FaultHandler } from "../kvm/fault.js";
@@ -36,14 +36,26 @@ export const RETRIES_UNDER_INVALIDATION = 10_000_000;
  * cannot be resolved.
  */
 export function touch(h: FaultHandler, ipa: number, write: boolean, retries = RETRIES): number {
-  if (h.mmu !== null) return touchMmu(h, h.mmu, ipa, write, retries);
+  return guestAccess(h, ipa, write, false, retries);
+}
+
+/**
+ * A guest instruction fetch from `ipa`: like touch(), but an execute-never leaf faults, and the
+ * fault handler maps (or relaxes) the page executable, as KVM does for an exec fault.
+ */
+export function fetch(h: FaultHandler, ipa: number, retries = RETRIES): number {
+  return guestAccess(h, ipa, false, true, retries);
+}
+
+function guestAccess(h: FaultHandler, ipa: number, write: boolean, exec: boolean, retries: number): number {
+  if (h.mmu !== null) return touchMmu(h, h.mmu, ipa, write, exec, retries);
   for (let faults = 0; faults < retries; faults++) {
     const ret = translate(h, ipa);
     if (ret !== Errno.OK) return ret;
     let status: number;
-    if (!pteValid(leaf.pte)) status = h.handle(ipa, FaultKind.TRANSLATION, write);
-    else if (write && (leaf.pte & S2_S2AP_W) === 0n)
-      status = h.handle(ipa, FaultKind.PERMISSION, write, leaf.level);
+    if (!pteValid(leaf.pte)) status = h.handle(ipa, FaultKind.TRANSLATION, write, -1, exec);
+    else if ((write && (leaf.pte & S2_S2AP_W) === 0n) || (exec && (leaf.pte & S2_XN) !== 0n))
+      status = h.handle(ipa, FaultKind.PERMISSION, write, leaf.level, exec);
     else if ((leaf.pte & S2_AF) === 0n) status = h.handle(ipa, FaultKind.ACCESS_FLAG, write, leaf.level);
     else return faults;
     if (status !== Errno.OK && status !== Errno.AGAIN) return status;
@@ -57,14 +69,21 @@ export function touch(h: FaultHandler, ipa: number, write: boolean, retries = RE
  * A guest access through the vCPU's MMU model: a TLB hit or a lockless hardware walk; each fault
  * it raises goes to the fault handler, then the access is retried.
  */
-function touchMmu(h: FaultHandler, mmu: VcpuMmu, ipa: number, write: boolean, retries: number): number {
+function touchMmu(
+  h: FaultHandler,
+  mmu: VcpuMmu,
+  ipa: number,
+  write: boolean,
+  exec: boolean,
+  retries: number,
+): number {
   for (let faults = 0; faults < retries; faults++) {
-    const r = mmu.access(ipa, write);
+    const r = mmu.access(ipa, write, exec);
     let status: number;
     if (r === Access.OK) return faults;
-    if (r === Access.TRANSLATION_FAULT) status = h.handle(ipa, FaultKind.TRANSLATION, write);
+    if (r === Access.TRANSLATION_FAULT) status = h.handle(ipa, FaultKind.TRANSLATION, write, -1, exec);
     else if (r === Access.PERMISSION_FAULT)
-      status = h.handle(ipa, FaultKind.PERMISSION, write, mmu.faultLevel);
+      status = h.handle(ipa, FaultKind.PERMISSION, write, mmu.faultLevel, exec);
     else if (r === Access.ACCESS_FLAG_FAULT)
       status = h.handle(ipa, FaultKind.ACCESS_FLAG, write, mmu.faultLevel);
     else return Errno.INVAL;

@@ -177,6 +177,7 @@ function vcpuCommands(spec: RoundSpec, seed: number, age: AgeHandle): VcpuComman
       iterations: spec.ops,
       windows,
       writeRatio: 0.3,
+      execRatio: 0.1,
       collapseRatio: 0.04,
       walkRatio: 0.3,
       // Mostly 2 MiB (one table page unlinked), now and then 1 GiB (a deep subtree).
