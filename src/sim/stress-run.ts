@@ -17,7 +17,8 @@ import type { Stage2Stats } from "../pgtable/stage2.js";
 import { VcpuPool } from "./host.js";
 import { Rng } from "../common/rng.js";
 import { ControlledScheduler, type ScheduleStrategy, type ScheduleSummary } from "../sync/controlled.js";
-import type { StressResult } from "./workloads.js";
+import type { VcpuCommand } from "./protocol.js";
+import type { StressOptions, StressResult } from "./workloads.js";
 
 /** Options of runStress(). */
 export interface StressRunOptions {
@@ -124,20 +125,10 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
       o.raceSpins > 0
         ? { [RacePoint.WALK_TABLE_ENTERED]: o.raceSpins, [RacePoint.BBM_LOCKED]: o.raceSpins }
         : undefined;
-    const cmds = Array.from({ length: o.vcpus }, (_, i) => ({
-      type: "stress" as const,
-      options: {
-        seed: (o.seed + i * 0x9e3779b9) >>> 0,
-        iterations: o.iterations,
-        regionStart: GIB,
-        regionSize: region,
-        // Mostly 2 MiB collapses (one table page each), now and then a 1 GiB one (a deep subtree).
-        collapseSizes,
-        touchRatio: o.touchRatio ?? 0.6,
-        collapseRatio: o.collapseRatio ?? 0.03,
-        ...(raceDelays ? { raceDelays } : {}),
-      },
-    }));
+    // Mostly 2 MiB collapses (one table page each), now and then a 1 GiB one (a deep subtree).
+    const cmds = stressCommands(o, region, collapseSizes, o.collapseRatio ?? 0.03, () =>
+      raceDelays ? { raceDelays } : {},
+    );
     host = o.hostOps
       ? hostLoop(
           vm,
@@ -207,6 +198,29 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     mmuViolations,
     mmu,
   };
+}
+
+/** One stress command per vCPU over the region; vCPU i's seed is derived from the run's seed. */
+function stressCommands(
+  o: { vcpus: number; seed: number; iterations: number; touchRatio?: number },
+  region: number,
+  collapseSizes: number[],
+  collapseRatio: number,
+  extra: (vcpu: number) => Partial<StressOptions>,
+): VcpuCommand[] {
+  return Array.from({ length: o.vcpus }, (_, i) => ({
+    type: "stress" as const,
+    options: {
+      seed: (o.seed + i * 0x9e3779b9) >>> 0,
+      iterations: o.iterations,
+      regionStart: GIB,
+      regionSize: region,
+      collapseSizes,
+      touchRatio: o.touchRatio ?? 0.6,
+      collapseRatio,
+      ...extra(i),
+    },
+  }));
 }
 
 /**
@@ -304,18 +318,8 @@ export async function runControlledStress(o: ControlledStressOptions): Promise<C
     reclaim: { strategy: o.strategy },
   });
   const pool = new VcpuPool(vm);
-  const cmds = Array.from({ length: o.vcpus }, (_, i) => ({
-    type: "stress" as const,
-    options: {
-      seed: (o.seed + i * 0x9e3779b9) >>> 0,
-      iterations: o.iterations,
-      regionStart: GIB,
-      regionSize: region,
-      collapseSizes: [2 * MIB],
-      touchRatio: o.touchRatio ?? 0.6,
-      collapseRatio: o.collapseRatio ?? 0.05,
-      controlled: { handle: sched.handle, id: i },
-    },
+  const cmds = stressCommands(o, region, [2 * MIB], o.collapseRatio ?? 0.05, (i) => ({
+    controlled: { handle: sched.handle, id: i },
   }));
   let phase: Awaited<ReturnType<VcpuPool["runPhase"]>>;
   try {

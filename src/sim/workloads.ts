@@ -224,8 +224,8 @@ function stressLoop(h: FaultHandler, o: StressOptions, sched: ControlledSchedule
   const r: StressResult = { touches: 0, collapses: 0, translations: 0, errors: 0, firstError: null };
   if (sched !== null) r.violation = null;
   for (let i = 0; i < o.iterations; i++) {
-    if (sched !== null && !stressOpControlled(h, o, rng, r, i, page, pages, sched)) break;
     if (sched === null) stressOp(h, o, rng, r, i, page, pages);
+    else if (!stressOpControlled(h, o, rng, r, i, page, pages, sched)) break;
   }
   return r;
 }
@@ -267,25 +267,23 @@ function stressOp(
   page: number,
   pages: number,
 ): void {
-  {
-    const ipa = o.regionStart + rng.below(pages) * page;
-    const dice = rng.next();
-    let ret: number = Errno.OK;
-    if (dice < o.touchRatio) {
-      ret = touch(h, ipa, rng.next() < 0.5);
-      r.touches++;
-    } else if (dice < o.touchRatio + o.collapseRatio) {
-      const size = o.collapseSizes[rng.below(o.collapseSizes.length)] as number;
-      ret = h.collapse(ipa, size);
-      if (ret === Errno.AGAIN) ret = Errno.OK;
-      r.collapses++;
-    } else {
-      ret = translate(h, ipa);
-      r.translations++;
-    }
-    if (ret < 0) {
-      r.errors++;
-      r.firstError ??= `op ${i} at 0x${ipa.toString(16)}: status ${ret}`;
-    }
+  const ipa = o.regionStart + rng.below(pages) * page;
+  const dice = rng.next();
+  let ret: number = Errno.OK;
+  if (dice < o.touchRatio) {
+    ret = touch(h, ipa, rng.next() < 0.5);
+    r.touches++;
+  } else if (dice < o.touchRatio + o.collapseRatio) {
+    const size = o.collapseSizes[rng.below(o.collapseSizes.length)] as number;
+    ret = h.collapse(ipa, size);
+    if (ret === Errno.AGAIN) ret = Errno.OK;
+    r.collapses++;
+  } else {
+    ret = translate(h, ipa);
+    r.translations++;
+  }
+  if (ret < 0) {
+    r.errors++;
+    r.firstError ??= `op ${i} at 0x${ipa.toString(16)}: status ${ret}`;
   }
 }
