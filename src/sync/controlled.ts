@@ -36,7 +36,7 @@
  *   word 8  REPLAY_LEN recorded decisions to follow before the strategy takes over (replay).
  *   word 9  NEXT_PRIO  next (lower) priority to hand out when a thread is demoted (PCT).
  *   word 10 LOG_LEN    decisions recorded in LOG (at most LOG_CAP).
- *   word 11 FINISHED   participants that finished.
+ *   word 11            unused (participants that finished are counted from their STATE words).
  *   words 16 + t          STATE of participant t: 0 new, 1 ready, 2 running, 3 blocked, 4 finished.
  *   words 16 + T + t      PRIORITY of participant t (PCT; larger runs first).
  *   words 16 + 2T + i     CHANGE[i]: the step of PCT change point i (i < DEPTH - 1).
@@ -49,7 +49,7 @@
  * (store + load of TOKEN, both sequentially consistent) orders one holder's writes before the next
  * holder's reads.
  */
-import { type RaceHook, RacePoint, setRaceHook } from "../common/race-points.js";
+import { RacePoint, setRaceHook } from "../common/race-points.js";
 import { xorshift32, xorshiftSeed } from "../common/rng.js";
 
 const enum W {
@@ -64,7 +64,6 @@ const enum W {
   REPLAY_LEN = 8,
   NEXT_PRIO = 9,
   LOG_LEN = 10,
-  FINISHED = 11,
   BASE = 16,
 }
 
@@ -136,7 +135,6 @@ export class ControlledScheduler {
   private readonly threads: number;
   private readonly log: number;
   private id = -1;
-  private prevHook: RaceHook | null = null;
 
   private constructor(readonly handle: SchedulerHandle) {
     this.w = new Int32Array(handle.buffer);
@@ -203,7 +201,6 @@ export class ControlledScheduler {
    */
   begin(): void {
     const w = this.w;
-    this.prevHook = null;
     setRaceHook((p) => this.at(p));
     w[W.BASE + this.id] = St.READY;
     // Pairs with the other participants' add: the last one to attach sees every READY state.
@@ -213,11 +210,10 @@ export class ControlledScheduler {
 
   /** Leaves the run (call exactly once, also on errors): the token passes to a live participant. */
   finish(): void {
-    setRaceHook(this.prevHook);
+    setRaceHook(null);
     const w = this.w;
     if (Atomics.load(w, W.ABANDONED) === 0 && Atomics.load(w, W.TOKEN) !== this.id) this.waitTurn();
     w[W.BASE + this.id] = St.FINISHED;
-    w[W.FINISHED] = (w[W.FINISHED] as number) + 1;
     this.handOff();
   }
 
