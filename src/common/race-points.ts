@@ -52,17 +52,19 @@ export const enum RacePoint {
   RCU_QSBR_QS_GAP = 13,
   /** RCU callback engine, completing a barrier marker or callAndWait() head: DONE published, head not yet idle. */
   RCU_ENGINE_OWN_HEAD_GAP = 14,
+  /** A workload thread has finished one operation and not begun the next (the host's op loop). */
+  OP_GAP = 15,
   /**
    * A thread is waiting for another one (a lock, a TLBI acknowledgement, a grace period). It
    * passes this point on every round of its wait loop: a controlled scheduler must then run
    * another thread, or the wait never ends.
    */
-  WAIT_LOOP = 15,
+  WAIT_LOOP = 16,
   /** Failure point: the page allocator is about to hand out a page. */
-  ALLOC_PAGE = 16,
+  ALLOC_PAGE = 17,
   /** Failure point: a memory cache top-up is about to take pages from the allocator. */
-  MEMCACHE_TOPUP = 17,
-  COUNT = 18,
+  MEMCACHE_TOPUP = 18,
+  COUNT = 19,
 }
 
 /** Printable names of the points, indexed by RacePoint (for reports and command lines). */
@@ -82,6 +84,7 @@ export const RACE_POINT_NAMES: readonly string[] = [
   "rcu.engine-before-callback",
   "rcu.qsbr-qs-gap",
   "rcu.engine-own-head-gap",
+  "op.gap",
   "wait.loop",
   "alloc.page",
   "memcache.topup",
@@ -92,6 +95,18 @@ export const FAILURE_POINTS: readonly RacePoint[] = [RacePoint.ALLOC_PAGE, RaceP
 
 /** Whether any delay or hook is set in this thread (racePoint() returns at once when not). */
 export let raceDelayEnabled = false;
+/**
+ * True while a controlled scheduler runs this thread (`setCooperative`): a wait loop then only
+ * passes `RacePoint.WAIT_LOOP`, where the scheduler runs another thread, and skips its timed
+ * `Atomics.wait`. Sleeping would keep the token: the thread it waits for could not run meanwhile.
+ */
+export let cooperative = false;
+
+/** Sets `cooperative` for this thread (the controlled scheduler, on joining and on leaving a run). */
+export function setCooperative(on: boolean): void {
+  cooperative = on;
+}
+
 /** Whether any failure rate is set in this thread (shouldFail() answers false at once when not). */
 export let failureEnabled = false;
 

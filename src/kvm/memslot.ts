@@ -37,7 +37,7 @@
  * unchanged afterwards copied a consistent slot (all loads are SC, so none can move past the
  * second GEN load). Lookups never block: a busy GEN makes them spin until the writer is done.
  */
-import { RacePoint, racePoint } from "../common/race-points.js";
+import { cooperative, RacePoint, racePoint } from "../common/race-points.js";
 import type { Geometry } from "../arch/geometry.js";
 
 /** Backings as the KVM selftests spell them (`-s` of dirty_log_perf_test). */
@@ -358,7 +358,7 @@ export class MemslotTable {
       // Pairs with faultEdge: the counter moves on once that fault has left.
       while (Atomics.load(w, at) === seen) {
         racePoint(RacePoint.WAIT_LOOP);
-        if (++spins > 1024) Atomics.wait(w, at, seen, 1);
+        if (++spins > 1024 && !cooperative) Atomics.wait(w, at, seen, 1);
       }
       Atomics.sub(w, SlotWord.FAULT_WAITERS, 1);
     }

@@ -9,7 +9,7 @@
  * lock or for the host) cannot drain: the poster takes its STATE by CAS and drains on its behalf.
  * Accesses never block, so a poster's wait is bounded even while it holds mmu_lock.
  */
-import { RacePoint, racePoint } from "../common/race-points.js";
+import { cooperative, RacePoint, racePoint } from "../common/race-points.js";
 import { C, H, R, RING_BASE, RING_SLOTS, RING_STRIDE, TWO32, VState } from "./layout.js";
 import type { VcpuTlb } from "./tlb.js";
 
@@ -99,7 +99,7 @@ export function completeTlbi(words: Int32Array, tlbs: readonly VcpuTlb[], seq: n
         break;
       }
       racePoint(RacePoint.WAIT_LOOP);
-      if (++spins > 256) Atomics.wait(sleepWord, 0, 0, 0.01);
+      if (++spins > 256 && !cooperative) Atomics.wait(sleepWord, 0, 0, 0.01);
       if ((spins & 1023) === 0) {
         const now = performance.now();
         if (since === 0) since = now;

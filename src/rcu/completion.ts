@@ -16,7 +16,7 @@
 import { callbackWorkerLost, RcuUsageError } from "./errors.js";
 import { Head, HeadKind } from "./heads.js";
 import { Ctl, Slot, StallWhat } from "./layout.js";
-import { RacePoint, racePoint } from "../common/race-points.js";
+import { cooperative, RacePoint, racePoint } from "../common/race-points.js";
 import type { RcuShared } from "./shared.js";
 import { deliverStalls, reportStall } from "./stall.js";
 
@@ -30,7 +30,10 @@ const nap = new Int32Array(new SharedArrayBuffer(4));
 export function claimOwnHead(sh: RcuShared, head: number, doneIndex: number): number {
   const link = sh.link;
   // Pairs with the engine's Atomics.store of IDLE after it published DONE.
-  while (Atomics.load(link, head * Head.STRIDE + Head.KIND) !== HeadKind.IDLE) Atomics.wait(nap, 0, 0, 0.1);
+  while (Atomics.load(link, head * Head.STRIDE + Head.KIND) !== HeadKind.IDLE) {
+    racePoint(RacePoint.WAIT_LOOP);
+    if (!cooperative) Atomics.wait(nap, 0, 0, 0.1);
+  }
   return (Atomics.load(sh.slots, doneIndex) + 1) | 0;
 }
 
@@ -48,8 +51,9 @@ export function waitForEngine(sh: RcuShared, doneIndex: number, target: number, 
     // Pairs with the engine's SC store + notify of the DONE word.
     const done = Atomics.load(slots, doneIndex);
     if (done === target) return;
+    racePoint(RacePoint.WAIT_LOOP);
     if (spins < options.spinLimit) continue;
-    Atomics.wait(slots, doneIndex, done, options.maxSleepMs);
+    if (!cooperative) Atomics.wait(slots, doneIndex, done, options.maxSleepMs);
     const engine = Atomics.load(ctl, Ctl.ENGINE) - 1;
     if (engine < 0 && Atomics.load(slots, doneIndex) !== target) {
       // Pairs with markEngineLost()'s store (SC) before its notify.

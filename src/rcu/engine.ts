@@ -28,7 +28,7 @@ import { completeOwnHead, doneIndex } from "./completion.js";
 import { cookieExpired, GracePeriods } from "./grace-period.js";
 import { FREE_CHUNK, Head, HeadKind, pushFreeChunk, takeCallbacks } from "./heads.js";
 import { Ctl, NIL, Slot } from "./layout.js";
-import { RacePoint, racePoint } from "../common/race-points.js";
+import { cooperative, RacePoint, racePoint } from "../common/race-points.js";
 import type { RcuShared } from "./shared.js";
 import { log2Bucket, Stat } from "./stats.js";
 import { setInCallbackEngine } from "./thread-state.js";
@@ -168,6 +168,11 @@ export class CallbackEngine {
 
   private sleep(mode: Sleep, ms: number): void {
     const ctl = this.ctl;
+    if (cooperative) {
+      // A controlled run: let another participant run instead of sleeping with the token.
+      racePoint(RacePoint.WAIT_LOOP);
+      return;
+    }
     Atomics.store(ctl, Ctl.WORKER_SLEEP, mode);
     // Pairs with wakeForWork()/wakeUrgent(): they push or post their request before they look at
     // WORKER_SLEEP, and we look for requests after storing it.

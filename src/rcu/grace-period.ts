@@ -33,7 +33,7 @@
 import { Errno } from "../common/errno.js";
 import { callbackWorkerLost, RcuUsageError } from "./errors.js";
 import { Ctl, MB_PHASE, MB_WAKE, QSBR_STEP, Slot, StallWhat } from "./layout.js";
-import { RacePoint, racePoint } from "../common/race-points.js";
+import { cooperative, RacePoint, racePoint } from "../common/race-points.js";
 import type { RcuShared } from "./shared.js";
 import { deliverStalls, reportStall } from "./stall.js";
 import { recordMs, Stat } from "./stats.js";
@@ -161,7 +161,7 @@ export class GracePeriods {
     const seen = Atomics.load(ctl, Ctl.GP_COMPLETED);
     // Pairs with unlock(): the driver loads GP_WAITERS after its COMPLETED/LOCK stores.
     Atomics.add(ctl, Ctl.GP_WAITERS, 1);
-    if (!cookieExpired(seen, cookie) && Atomics.load(ctl, Ctl.GP_LOCK) !== 0) {
+    if (!cooperative && !cookieExpired(seen, cookie) && Atomics.load(ctl, Ctl.GP_LOCK) !== 0) {
       Atomics.wait(ctl, Ctl.GP_COMPLETED, seen, this.sh.options.maxSleepMs);
     }
     Atomics.sub(ctl, Ctl.GP_WAITERS, 1);
@@ -262,7 +262,7 @@ export class GracePeriods {
       racePoint(RacePoint.WAIT_LOOP);
       // mb: pairs with the reader's unlock exchange. A failed mark means the slot changed: look again.
       if (!this.qsbr && Atomics.compareExchange(slots, i, v, v | MB_WAKE) !== v) continue;
-      Atomics.wait(ctl, Ctl.GP_FUTEX, -1, sleepMs);
+      if (!cooperative) Atomics.wait(ctl, Ctl.GP_FUTEX, -1, sleepMs);
       if (!blocks(mode, Atomics.load(slots, i), value)) break;
       sleepMs = Math.min(sleepMs * 2, opts.maxSleepMs);
       deliverStalls(ctl);

@@ -29,7 +29,7 @@
  *
  * Nothing here allocates; the helpers are meant for slow paths but cheap enough for any path.
  */
-import { RacePoint, racePoint } from "../common/race-points.js";
+import { cooperative, RacePoint, racePoint } from "../common/race-points.js";
 import { Errno } from "../common/errno.js";
 
 /** How long to spin before sleeping, and how long each sleep lasts at most. */
@@ -101,7 +101,7 @@ export function waitWhile(
     const left = deadline - performance.now();
     if (left <= 0) return Atomics.load(arr, index) !== value ? Errno.OK : Errno.TIMEDOUT;
     racePoint(RacePoint.WAIT_LOOP);
-    Atomics.wait(arr, index, value, Math.min(policy.sleepMs, left));
+    if (!cooperative) Atomics.wait(arr, index, value, Math.min(policy.sleepMs, left));
     if (Atomics.load(arr, index) !== value) return Errno.OK;
   }
 }
@@ -132,7 +132,7 @@ export function awaitClear(
     racePoint(RacePoint.WAIT_LOOP);
     // Publish the bit on a still-busy value; pairs with the waker's RMW that clears the mask bits.
     if ((x & sleepBit) === 0 && Atomics.compareExchange(arr, word, x, x | sleepBit) !== x) continue;
-    Atomics.wait(arr, seq, s0, policy.sleepMs);
+    if (!cooperative) Atomics.wait(arr, seq, s0, policy.sleepMs);
     sleeps++;
     if (spinUntilClear(arr, word, mask, policy.spins)) return sleeps;
   }

@@ -9,8 +9,15 @@
  * strategy, hands the token over and waits until the token comes back. Between two points exactly
  * one participant runs, so what each thread reads of shared memory depends only on the sequence
  * of decisions: the run is a function of the seed, as long as no thread outside the participants
- * changes the shared state while it lasts (the caller's contract: no host timers, no RCU callback
- * worker work).
+ * changes the shared state while it lasts. The caller's contract: every thread that touches the
+ * shared state during the run is a participant (the vCPUs, a host thread, and the RCU callback
+ * worker, which joins as a daemon: `sim/controlled-rcu.ts`), and nothing a participant does depends
+ * on the clock (no timeouts that fire, no time-budgeted batches).
+ *
+ * A participant is cooperative while it takes part (`setCooperative`): its wait loops pass
+ * `RacePoint.WAIT_LOOP` and skip their timed sleeps, which would keep the token. A daemon
+ * participant (the callback engine: it never ends by itself) leaves the run on its own once every
+ * other participant has finished.
  *
  * A thread at `RacePoint.WAIT_LOOP` is waiting for another one; it is marked BLOCKED, so that the
  * strategy runs others first. Strategies:
@@ -49,7 +56,7 @@
  * (store + load of TOKEN, both sequentially consistent) orders one holder's writes before the next
  * holder's reads.
  */
-import { RacePoint, setRaceHook } from "../common/race-points.js";
+import { type RaceHook, RacePoint, raceHook, setCooperative, setRaceHook } from "../common/race-points.js";
 import { xorshift32, xorshiftSeed } from "../common/rng.js";
 
 const enum W {
@@ -135,6 +142,9 @@ export class ControlledScheduler {
   private readonly threads: number;
   private readonly log: number;
   private id = -1;
+  private daemon = false;
+  private done = false;
+  private prevHook: RaceHook | null = null;
 
   private constructor(readonly handle: SchedulerHandle) {
     this.w = new Int32Array(handle.buffer);
@@ -197,20 +207,39 @@ export class ControlledScheduler {
 
   /**
    * Joins the run: waits until every participant has joined and this one is chosen. Installs the
-   * scheduler as this thread's race hook (chaining to none: a controlled thread takes no delays).
+   * scheduler as this thread's race hook, after the hook already there (a checker's, such as the
+   * RCU age check: it looks, then the scheduler decides), and makes the thread cooperative. A `daemon` participant leaves by itself, at the first point
+   * it passes once every other participant has finished; the others call `finish()`.
    */
-  begin(): void {
+  begin(opts: { daemon?: boolean } = {}): void {
     const w = this.w;
-    setRaceHook((p) => this.at(p));
+    this.daemon = opts.daemon === true;
+    const prev = raceHook();
+    this.prevHook = prev;
+    setRaceHook(
+      prev === null
+        ? (p) => this.at(p)
+        : (p) => {
+            prev(p);
+            this.at(p);
+          },
+    );
+    setCooperative(true);
     w[W.BASE + this.id] = St.READY;
     // Pairs with the other participants' add: the last one to attach sees every READY state.
     if (Atomics.add(w, W.ATTACHED, 1) + 1 === this.threads) this.handOff();
     this.waitTurn();
   }
 
-  /** Leaves the run (call exactly once, also on errors): the token passes to a live participant. */
+  /**
+   * Leaves the run (also on errors; later calls do nothing): puts back the hook `begin()` found,
+   * and the token passes to a live participant.
+   */
   finish(): void {
-    setRaceHook(null);
+    if (this.done) return;
+    this.done = true;
+    setRaceHook(this.prevHook);
+    setCooperative(false);
     const w = this.w;
     if (Atomics.load(w, W.ABANDONED) === 0 && Atomics.load(w, W.TOKEN) !== this.id) this.waitTurn();
     w[W.BASE + this.id] = St.FINISHED;
@@ -225,7 +254,10 @@ export class ControlledScheduler {
   /** The hook: called at every labelled point this thread passes. */
   private at(point: RacePoint): void {
     const w = this.w;
-    if (Atomics.load(w, W.ABANDONED) !== 0) return;
+    if (Atomics.load(w, W.ABANDONED) !== 0) {
+      if (this.daemon) this.finish(); // nobody waits any more: a daemon must stop spinning
+      return;
+    }
     if (point === RacePoint.WAIT_LOOP) {
       w[W.BASE + this.id] = St.BLOCKED;
       // PCT: a waiter drops below everybody, so that the thread it waits for can run.
@@ -236,6 +268,14 @@ export class ControlledScheduler {
     } else w[W.BASE + this.id] = St.READY;
     this.handOff();
     this.waitTurn();
+    if (this.daemon && this.othersFinished()) this.finish();
+  }
+
+  /** Every participant but this one has finished (read by the token holder). */
+  private othersFinished(): boolean {
+    const w = this.w;
+    for (let t = 0; t < this.threads; t++) if (t !== this.id && w[W.BASE + t] !== St.FINISHED) return false;
+    return true;
   }
 
   /** Token holder (or the last to attach): chooses the next participant and hands it the token. */

@@ -14,7 +14,7 @@
  *    RFC's per-table strategy). Freezing is what makes per-table enumeration correct: without it a
  *    racing walker could link a new table under the subtree after it was enumerated (a leak).
  */
-import { RacePoint, racePoint } from "../../common/race-points.js";
+import { cooperative, RacePoint, racePoint } from "../../common/race-points.js";
 import { Errno } from "../../common/errno.js";
 import { decodeOa, PTE_LOCKED, pteIsLocked, pteIsTable } from "../../arch/descriptor.js";
 import { clearPte, freezePte } from "../pte-update.js";
@@ -55,7 +55,7 @@ function freezeEntry(pgt: Stage2, ptep: number): bigint | undefined {
     const old = freezePte(pgt, ptep);
     if (!pteIsLocked(old)) return old;
     racePoint(RacePoint.WAIT_LOOP);
-    if (spin > 256) Atomics.wait(sleepWord, 0, 0, 0.05);
+    if (spin > 256 && !cooperative) Atomics.wait(sleepWord, 0, 0, 0.05);
   }
   return undefined;
 }
