@@ -128,6 +128,9 @@ test("vCPU stress, unbroken: clean under random and PCT schedules, and the same 
     }
     assert.equal(a.schedule.scheduleHash, b.schedule.scheduleHash);
     assert.equal(a.schedule.steps, b.schedule.steps);
+    assert.deepEqual(a.vcpus, b.vcpus);
+    // The RCU callback worker (participant `vcpus`) took turns too: it frees the unlinked tables.
+    assert.ok(a.schedule.schedule.includes(STRESS.vcpus), "the callback worker never ran in the schedule");
   }
 });
 

@@ -29,6 +29,7 @@ import {
   createVmRcu,
   type RcuFlavor,
   type VmRcu,
+  type VmRcuExtra,
   type VmRcuHandle,
 } from "./reclaim/rcu-glue.js";
 import { ReclaimStats, type ReclaimStatsSnapshot } from "./reclaim/stats.js";
@@ -92,6 +93,11 @@ export interface VmOptions {
   dirtyBitmapPages?: number;
   reclaim?: Partial<ReclaimOptions>;
   rcuFlavor?: RcuFlavor;
+  /**
+   * More for the VM's RCU domain: plugins loaded in its callback worker after the reclaim one, and
+   * engine tuning (a controlled run takes the clock out with `sim/controlled-rcu.ts`).
+   */
+  rcuExtra?: VmRcuExtra;
   /** Test only: every reclaim callback spins this long (slow-callback injection). */
   slowCallbackUs?: number;
   /** Trace rings (`--trace`): the RCU callback worker records its grace periods and callbacks in `slot`. */
@@ -239,6 +245,7 @@ export class Vm {
         trace: options.trace ?? null,
       },
       options.vcpus,
+      options.rcuExtra,
     );
     const vm = new Vm({ options, reclaimOptions, pool, pgt, memslots, reclaimStats, rcu });
     try {

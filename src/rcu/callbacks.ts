@@ -9,7 +9,9 @@
  *
  * which defines kinds (`registry.define(KIND, fn)`) and attaches whatever shared memory they need
  * from `data` (e.g. a page pool's SharedArrayBuffers); `registry.handle` is the domain's handle.
- * Plugins run before the worker reports ready.
+ * Plugins run before the worker reports ready. A plugin that must join something from the engine's
+ * own thread (a controlled scheduler, say) registers `registry.onEngineStart(fn)`: the worker runs
+ * each such function after it reported ready, just before its engine starts.
  *
  * Callback contract:
  * - `fn(a0, a1, a2, ctx)` runs after a grace period that began after the call, in the callback
@@ -78,6 +80,19 @@ export class RcuCallbackRegistry {
     this.maxKinds = maxKinds;
     this.handle = handle;
     this.fns = new Array<RcuCallback | undefined>(maxKinds).fill(undefined);
+  }
+
+  /** Functions the callback worker runs just before its engine starts (`onEngineStart`). */
+  readonly startHooks: (() => void)[] = [];
+
+  /**
+   * Runs `fn` on the callback worker's thread after the worker reported ready, just before its
+   * engine starts: for a plugin that must do something from the engine's thread that may block
+   * (join a controlled scheduler, which waits for the other participants).
+   */
+  onEngineStart(fn: () => void): void {
+    if (typeof fn !== "function") throw new TypeError("onEngineStart: not a function");
+    this.startHooks.push(fn);
   }
 
   /** The domain's defined-kinds map once an engine adopted this registry, else null. */

@@ -24,4 +24,11 @@ const engine = new CallbackEngine(sh, registry, threadId);
 // Terminated or out of memory, it runs none: its creator reaps it from the "exit" event.
 process.on("exit", () => reapThread(sh, threadId));
 parentPort?.postMessage({ type: "ready" });
+for (const fn of registry.startHooks) {
+  try {
+    fn();
+  } catch (e) {
+    console.error("rcu: a plugin's engine-start hook failed:", e);
+  }
+}
 engine.run();

@@ -15,6 +15,7 @@ import { type DestroyReport, Vm } from "../kvm/vm.js";
 import { auditTable } from "../pgtable/audit.js";
 import type { Stage2Stats } from "../pgtable/stage2.js";
 import { VcpuPool } from "./host.js";
+import { controlledRcu } from "./controlled-rcu.js";
 import { Rng } from "../common/rng.js";
 import { ControlledScheduler, type ScheduleStrategy, type ScheduleSummary } from "../sync/controlled.js";
 import type { VcpuCommand } from "./protocol.js";
@@ -296,8 +297,9 @@ export async function runControlledStress(o: ControlledStressOptions): Promise<C
     throw new RangeError(
       `Cannot run the stress: region of ${o.regionMiB} MiB must be a multiple of 2 MiB up to 1 GiB`,
     );
+  // Participants: the vCPUs (0..vcpus-1) and the RCU callback worker (vcpus), which frees pages.
   const sched = ControlledScheduler.create({
-    threads: o.vcpus,
+    threads: o.vcpus + 1,
     seed: o.scheduleSeed ?? o.seed,
     strategy: o.schedule,
     pctDepth: o.pctDepth ?? 3,
@@ -315,7 +317,9 @@ export async function runControlledStress(o: ControlledStressOptions): Promise<C
     rcuFlavor: o.rcuFlavor ?? "mb",
     testOnly: { unsafeReclaim: o.testOnlyUnsafeReclaim ?? false, bugs: o.testOnlyBugs ?? 0 },
     mmu: o.mmu ?? true,
-    reclaim: { strategy: o.strategy },
+    // batched arrays age by fault exits, not by the clock: the run depends on the schedule alone.
+    reclaim: { strategy: o.strategy, batchMaxAgeExits: 8 },
+    rcuExtra: controlledRcu(sched.handle, o.vcpus),
   });
   const pool = new VcpuPool(vm);
   const cmds = stressCommands(o, region, [2 * MIB], o.collapseRatio ?? 0.05, (i) => ({

@@ -78,7 +78,7 @@ function run(cmd: VcpuCommand): void {
     const endMs = performance.timeOrigin + performance.now();
     reply({ type: "done", vcpu: data.vcpu, startMs, endMs, faults: result.faults, torture: result });
   } else {
-    const result = stress(ctx.handler, cmd.options);
+    const result = stress(ctx.handler, cmd.options, ctx.idle);
     const endMs = performance.timeOrigin + performance.now();
     reply({ type: "done", vcpu: data.vcpu, startMs, endMs, faults: result.touches, stress: result });
   }

@@ -191,9 +191,12 @@ export interface StressResult {
   violation?: { step: number; op: number; what: string } | null;
 }
 
-/** The stress loop of one vCPU: races faults, collapses and checked walks over one region. */
-export function stress(h: FaultHandler, o: StressOptions): StressResult {
-  if (o.controlled) return stressControlled(h, o, o.controlled);
+/**
+ * The stress loop of one vCPU: races faults, collapses and checked walks over one region. `idle`
+ * (the vCPU context's: qsbr goes offline) runs before a controlled participant leaves the run.
+ */
+export function stress(h: FaultHandler, o: StressOptions, idle: () => void = () => {}): StressResult {
+  if (o.controlled) return stressControlled(h, o, o.controlled, idle);
   if (o.raceDelays) setRaceDelays(o.raceDelays, o.seed ^ 0x5bd1e995);
   try {
     return stressLoop(h, o, null);
@@ -202,17 +205,23 @@ export function stress(h: FaultHandler, o: StressOptions): StressResult {
   }
 }
 
-/** stress() as one participant of a controlled schedule: joins, runs, always leaves. */
+/**
+ * stress() as one participant of a controlled schedule: joins, runs, always leaves. It goes idle
+ * before it leaves: a qsbr thread still online after it left would hold up the grace periods the
+ * other participants wait for, for as long as timing decides.
+ */
 function stressControlled(
   h: FaultHandler,
   o: StressOptions,
   c: { handle: SchedulerHandle; id: number },
+  idle: () => void,
 ): StressResult {
   const sched = ControlledScheduler.attach(c.handle, c.id);
   sched.begin();
   try {
     return stressLoop(h, o, sched);
   } finally {
+    idle();
     sched.finish();
   }
 }

@@ -36,6 +36,8 @@ const sliceDone = { value: false };
 export class BatchedStrategy extends BaseReclaimStrategy {
   private current = -1;
   private currentSince = 0;
+  /** Fault exits since the current array was opened (batchMaxAgeExits). */
+  private currentExits = 0;
   private spare = -1;
   private sealedHead = -1;
   private sealedTail = -1;
@@ -59,6 +61,7 @@ export class BatchedStrategy extends BaseReclaimStrategy {
       this.spare = -1;
       this.note(Rec.BATCH_SPARE, -1); // first: the page is never in both words
       this.currentSince = performance.now();
+      this.currentExits = 0;
       const w = this.base(pgt, this.current);
       pgt.pool.words.fill(0, w, w + HEADER_WORDS);
       this.note(Rec.BATCH_CURRENT, this.current);
@@ -95,12 +98,19 @@ export class BatchedStrategy extends BaseReclaimStrategy {
 
   override afterUnlock(pgt: Stage2): void {
     super.afterUnlock(pgt);
-    if (this.current >= 0 && performance.now() - this.currentSince >= this.opts.batchMaxAgeMs) this.seal(pgt);
+    if (this.current >= 0 && this.aged()) this.seal(pgt);
     this.reclaimExpired(pgt, this.opts.sliceBudgetPages);
     if (this.spare < 0) {
       this.spare = pgt.pool.allocPage();
       this.note(Rec.BATCH_SPARE, this.spare);
     }
+  }
+
+  /** The current array is old enough to seal (by fault exits when batchMaxAgeExits is set, else by time). */
+  private aged(): boolean {
+    const exits = this.opts.batchMaxAgeExits;
+    if (exits > 0) return ++this.currentExits >= exits;
+    return performance.now() - this.currentSince >= this.opts.batchMaxAgeMs;
   }
 
   /** Frees subtrees of expired arrays, oldest first, up to `budget` pages. */

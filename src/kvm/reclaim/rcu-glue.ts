@@ -8,7 +8,7 @@
  */
 import type { Worker } from "node:worker_threads";
 import type { TraceBufferHandle } from "../../common/trace.js";
-import { Rcu, type RcuHandle, type RcuStats, type RcuThread } from "../../rcu/mod.js";
+import { Rcu, type RcuHandle, type RcuOptions, type RcuStats, type RcuThread } from "../../rcu/mod.js";
 import type { Stage2Handle, WalkGuard } from "../../pgtable/stage2.js";
 import type { ReclaimRcu } from "./strategy.js";
 
@@ -48,13 +48,23 @@ export interface VmRcu {
  * Creates a VM's RCU domain with the reclaim callbacks loaded as a plugin of its callback worker,
  * and registers the calling (host) thread. Call `close()` when the VM is destroyed.
  */
-export async function createVmRcu(flavor: RcuFlavor, data: ReclaimPluginData, vcpus = 56): Promise<VmRcu> {
+/** Extra RCU options for a VM: more plugins after the reclaim one, and engine tuning. */
+export type VmRcuExtra = Pick<RcuOptions, "plugins" | "gpDelayMs" | "batchTimeMs">;
+
+export async function createVmRcu(
+  flavor: RcuFlavor,
+  data: ReclaimPluginData,
+  vcpus = 56,
+  extra: VmRcuExtra = {},
+): Promise<VmRcu> {
   const rcu = await Rcu.create({
+    ...(extra.gpDelayMs === undefined ? {} : { gpDelayMs: extra.gpDelayMs }),
+    ...(extra.batchTimeMs === undefined ? {} : { batchTimeMs: extra.batchTimeMs }),
     flavor,
     // Every vCPU, the host, the callback worker, and room for host threads and tests.
     maxThreads: Math.max(64, vcpus + 8),
     poolHeads: 1 << 18,
-    plugins: [{ url: new URL("./rcu-plugin.js", import.meta.url).href, data }],
+    plugins: [{ url: new URL("./rcu-plugin.js", import.meta.url).href, data }, ...(extra.plugins ?? [])],
   });
   const thread = rcu.register();
   // The host reports no quiescent states: with qsbr it stays offline except while it waits.

@@ -164,6 +164,12 @@ export interface ReclaimOptions {
   boundedCapPages: number;
   /** batched: seal an array once it is this old (ms), even if not full. */
   batchMaxAgeMs: number;
+  /**
+   * batched: if above 0, age is counted in the vCPU's fault exits (afterUnlock calls) instead of
+   * milliseconds: seal an array once this many have passed since it was opened. A controlled run
+   * uses it, so that what the strategy does depends on the schedule and not on the clock.
+   */
+  batchMaxAgeExits: number;
 }
 
 /** Defaults for VmOptions.reclaim. */
@@ -172,6 +178,7 @@ export const DEFAULT_RECLAIM: ReclaimOptions = {
   sliceBudgetPages: 64,
   boundedCapPages: 2048,
   batchMaxAgeMs: 1,
+  batchMaxAgeExits: 0,
 };
 
 /** Table pages in a subtree, counted by a read-only scan (exact once the subtree is quiescent). */
