@@ -122,7 +122,7 @@ test("torture: bad flags exit 2 with one line", () => {
     ["--rcu", "rcu"],
     ["--alloc-fail", "2"],
     ["--pct-depth", "3"],
-    ["--controlled", "--alloc-fail", "0.1"],
+    ["--controlled", "--ops", "0"],
     ["--replay", join(logDir, "missing.json")],
     ["--bogus"],
   ]) {

@@ -24,6 +24,7 @@ import {
   setRaceDelays,
 } from "../common/race-points.js";
 import { Rng } from "../common/rng.js";
+import { ControlledScheduler, type SchedulerHandle } from "../sync/controlled.js";
 import type { VcpuContext } from "../kvm/vm.js";
 import { getLeaf, LeafResult } from "../pgtable/ops/attr.js";
 import { WalkFlag } from "../pgtable/walk.js";
@@ -54,6 +55,8 @@ export interface TortureVcpuOptions {
   allocFail: number;
   /** The RCU age check (debug pools), or null. */
   age: AgeHandle | null;
+  /** Controlled rounds: this vCPU is participant `id` of the scheduler (sync/controlled.ts). */
+  controlled?: { handle: SchedulerHandle; id: number };
 }
 
 /** The kinds of operation in the op log. */
@@ -121,9 +124,16 @@ export function tortureVcpu(ctx: VcpuContext, o: TortureVcpuOptions): TortureVcp
     );
   if (o.allocFail > 0)
     setFailureRates(Object.fromEntries(FAILURE_POINTS.map((p) => [p, o.allocFail])), o.seed ^ 0x2545f491);
+  const sched = o.controlled ? ControlledScheduler.attach(o.controlled.handle, o.controlled.id) : null;
+  sched?.begin();
   try {
     loop(ctx, o, r, log);
   } finally {
+    if (sched !== null) {
+      // Offline (qsbr) before leaving the run: else the others' grace periods wait on timing.
+      ctx.idle();
+      sched.finish();
+    }
     clearRaceDelays();
     clearFailures();
     r.injected = injectedCounts();

@@ -13,7 +13,7 @@
  */
 import { Errno, Stage2Error } from "../common/errno.js";
 import type { Rng } from "../common/rng.js";
-import type { Vm } from "../kvm/vm.js";
+import type { VmHost } from "../kvm/host.js";
 import type { MemslotSpec } from "../kvm/memslot.js";
 
 const MIB = 1024 * 1024;
@@ -74,6 +74,25 @@ export const HOST_OP_NAMES = [
 ] as const;
 export type HostOpName = (typeof HOST_OP_NAMES)[number];
 
+/**
+ * What the host mix calls: a VM (`Vm`, on the thread that created it) or a host view attached in
+ * another thread (`attachHost`, the host participant of a controlled round).
+ */
+export type HostTarget = Pick<
+  VmHost,
+  | "unmap"
+  | "wrprotect"
+  | "testClearYoung"
+  | "enableDirtyLogging"
+  | "disableDirtyLogging"
+  | "getDirtyLog"
+  | "clearDirtyLog"
+  | "memslot"
+  | "createMemslot"
+  | "deleteMemslot"
+  | "moveMemslot"
+>;
+
 /** The host's view of the VM while a round runs. */
 export class HostMix {
   readonly log: HostOpRecord[] = [];
@@ -87,8 +106,9 @@ export class HostMix {
   private readonly t0 = performance.now();
 
   constructor(
-    private readonly vm: Vm,
+    private readonly vm: HostTarget,
     private readonly rng: Rng,
+    private readonly granule: number,
   ) {}
 
   /** One operation drawn from the mix (throws what the VM throws). */
@@ -126,7 +146,7 @@ export class HostMix {
     } else if (dice < 6 || !this.manual)
       this.run("dirty-log-get", [LOGGED_SLOT], () => this.vm.getDirtyLog(LOGGED_SLOT));
     else {
-      const pages = LAYOUT.thp.size / this.vm.options.granule;
+      const pages = LAYOUT.thp.size / this.granule;
       const first = rng.below(pages / 64) * 64;
       const n = Math.min(pages - first, 64 * (1 + rng.below(8)));
       this.run("dirty-log-clear", [LOGGED_SLOT, first, n], () =>

@@ -8,7 +8,10 @@
  *
  * A round is a function of its spec (seed, round number, strategy, flavor, ...) up to thread
  * timing: replaying the spec replays the same vCPU operations and the same host operations, in an
- * interleaving that timing decides (use `--controlled` for exact replays).
+ * interleaving that timing decides. A controlled round (`spec.controlled`) takes timing out: the
+ * vCPUs, a host thread (host-worker.ts, a fixed number of host operations) and the RCU callback
+ * worker take turns as the seeded schedule decides (sync/controlled.ts), so the whole round,
+ * injected failures and RCU ages included, replays exactly from its seed or its recorded schedule.
  */
 import { findings } from "../check/mod.js";
 import {
@@ -28,7 +31,16 @@ import type { VcpuCommand } from "../sim/protocol.js";
 import { type AgeHandle, createAgeTable } from "../sim/rcu-age.js";
 import { AGE_STRATEGY_URL } from "../sim/rcu-age-strategy.js";
 import type { TortureVcpuResult } from "../sim/torture-vcpu.js";
+import {
+  ControlledScheduler,
+  type SchedulerHandle,
+  type ScheduleStrategy,
+  type ScheduleSummary,
+} from "../sync/controlled.js";
+import { controlledRcu } from "../sim/controlled-rcu.js";
+import type { VmRcuExtra } from "../kvm/reclaim/rcu-glue.js";
 import { HostMix, type HostOpRecord, LAYOUT } from "./host-ops.js";
+import { runHostParticipant } from "./host-participant.js";
 
 const MIB = 1024 * 1024;
 
@@ -48,6 +60,27 @@ export interface RoundSpec {
   raceSpins: number;
   /** Test only: deliberately broken variants (VmOptions.testOnly.bugs); no CLI flag sets it. */
   testOnlyBugs?: number;
+  /** Run the round under the controlled scheduler (participants: vCPUs, then host, then RCU). */
+  controlled?: RoundControl;
+}
+
+/** How a controlled round is scheduled. */
+export interface RoundControl {
+  schedule: ScheduleStrategy;
+  /** PCT depth (schedule "pct"). */
+  pctDepth?: number;
+  /** A recorded schedule to follow first (a replay). */
+  replay?: readonly number[];
+  /** Host operations the host participant runs (default: ops / 8, at least 8). */
+  hostOps?: number;
+}
+
+/** What the host did in a round (the host mix itself, or the host participant's report). */
+export interface HostSummary {
+  readonly ops: number;
+  readonly counts: Record<string, number>;
+  readonly nomem: number;
+  readonly log: HostOpRecord[];
 }
 
 /** One failed check. */
@@ -85,6 +118,8 @@ export interface RoundResult {
   /** The round's op log: the host's operations, and each vCPU's last operations. */
   hostLog: HostOpRecord[];
   vcpuLastOps: string[][];
+  /** Controlled rounds: the schedule taken (null otherwise). */
+  schedule: ScheduleSummary | null;
 }
 
 /** The checkers a round runs (each counts as one check when it passes). */
@@ -114,22 +149,10 @@ export async function runRound(
   started?: (vm: Vm, host: HostMix) => void,
 ): Promise<RoundResult> {
   const seed = roundSeed(spec.seed, spec.round);
-  const vm = await Vm.create({
-    granule: 4096,
-    iaBits: 40,
-    poolPages: 8192,
-    debug: true,
-    mode: "shared",
-    vcpus: spec.vcpus,
-    memslots: [LAYOUT.main, LAYOUT.thp, LAYOUT.moving],
-    rcuFlavor: spec.rcu,
-    mmu: true,
-    mmuCheck: true,
-    testOnly: { bugs: spec.testOnlyBugs ?? 0 },
-    reclaim: { strategy: { name: spec.strategy, url: AGE_STRATEGY_URL } },
-  });
-  const cmds = vcpuCommands(spec, seed, createAgeTable(vm.pool.pageCount, vm.rcu.handle.rcu.ctl));
-  const host = new HostMix(vm, new Rng(seed ^ 0xdeadbeef));
+  if (spec.controlled) return controlledRun(spec, seed, spec.controlled);
+  const vm = await createRoundVm(spec);
+  const cmds = vcpuCommands(spec, seed, createAgeTable(vm.pool.pageCount, vm.rcu.handle.rcu.ctl), null);
+  const host = new HostMix(vm, new Rng(seed ^ 0xdeadbeef), vm.options.granule);
   const violations: TortureViolation[] = [];
   const pool = new VcpuPool(vm);
   started?.(vm, host);
@@ -153,11 +176,90 @@ export async function runRound(
   await hostLoop;
   clearFailures();
   const hostInjected = injectedCounts().failures;
-  return finish(spec, vm, pool, host, hostInjected, results, wallMs, died, violations);
+  return finish(spec, vm, pool, host, hostInjected, results, wallMs, died, violations, null);
 }
 
-/** The vCPUs' commands: each its own seed, the same windows and mix. */
-function vcpuCommands(spec: RoundSpec, seed: number, age: AgeHandle): VcpuCommand[] {
+/**
+ * A controlled round: participants 0..vcpus-1 are the vCPUs, `vcpus` the host thread and
+ * `vcpus + 1` the RCU callback worker. Nothing else touches the VM until every one has finished.
+ */
+async function controlledRun(spec: RoundSpec, seed: number, c: RoundControl): Promise<RoundResult> {
+  const sched = ControlledScheduler.create({
+    threads: spec.vcpus + 2,
+    seed,
+    strategy: c.schedule,
+    pctDepth: c.pctDepth ?? 3,
+    stepsHint: spec.ops * (spec.vcpus + 1) * 8,
+    ...(c.replay ? { replay: c.replay } : {}),
+  });
+  const vm = await createRoundVm(spec, controlledRcu(sched.handle, spec.vcpus + 1));
+  const age = createAgeTable(vm.pool.pageCount, vm.rcu.handle.rcu.ctl);
+  const cmds = vcpuCommands(spec, seed, age, sched.handle);
+  const pool = new VcpuPool(vm);
+  const violations: TortureViolation[] = [];
+  const hostRun = runHostParticipant({
+    vm: vm.handle,
+    seed: seed ^ 0xdeadbeef,
+    ops: c.hostOps ?? Math.max(8, spec.ops >> 3),
+    allocFail: spec.allocFail,
+    controlled: { handle: sched.handle, id: spec.vcpus },
+  });
+  let results: TortureVcpuResult[] = [];
+  let wallMs = 0;
+  let died: string | null = null;
+  try {
+    const phase = await pool.runPhase(cmds);
+    results = phase.replies.map((r) => r.torture as TortureVcpuResult);
+    wallMs = phase.wallMs;
+  } catch (e) {
+    died = firstLine(e);
+  }
+  let host: HostSummary = { ops: 0, counts: {}, nomem: 0, log: [] };
+  let hostInjected: Record<string, number> = {};
+  try {
+    const h = await hostRun;
+    host = h;
+    hostInjected = h.injected;
+    if (h.error !== null) violations.push({ checker: "host ops", detail: h.error });
+  } catch (e) {
+    violations.push({ checker: "host ops", detail: `the host thread died: ${firstLine(e)}` });
+  }
+  const schedule = sched.summary(seed, c.schedule);
+  if (schedule.abandoned)
+    violations.push({ checker: "vcpu status", detail: "the schedule was abandoned (a participant stalled)" });
+  return finish(spec, vm, pool, host, hostInjected, results, wallMs, died, violations, schedule);
+}
+
+/** The round's VM: three memslots (host-ops.ts LAYOUT), debug pool, MMU model and its checkers. */
+function createRoundVm(spec: RoundSpec, rcuExtra?: VmRcuExtra): Promise<Vm> {
+  return Vm.create({
+    granule: 4096,
+    iaBits: 40,
+    poolPages: 8192,
+    debug: true,
+    mode: "shared",
+    vcpus: spec.vcpus,
+    memslots: [LAYOUT.main, LAYOUT.thp, LAYOUT.moving],
+    rcuFlavor: spec.rcu,
+    mmu: true,
+    mmuCheck: true,
+    testOnly: { bugs: spec.testOnlyBugs ?? 0 },
+    // Controlled: batched arrays age by fault exits, not by the clock.
+    reclaim: {
+      strategy: { name: spec.strategy, url: AGE_STRATEGY_URL },
+      ...(rcuExtra ? { batchMaxAgeExits: 8 } : {}),
+    },
+    ...(rcuExtra ? { rcuExtra } : {}),
+  });
+}
+
+/** The vCPUs' commands: each its own seed, the same windows and mix; participants when controlled. */
+function vcpuCommands(
+  spec: RoundSpec,
+  seed: number,
+  age: AgeHandle,
+  controlled: SchedulerHandle | null,
+): VcpuCommand[] {
   // The fixed slots three and two times as often as each place the moving slot may be.
   const main = { start: LAYOUT.main.ipa, size: LAYOUT.mainWindow };
   const thp = { start: LAYOUT.thp.ipa, size: LAYOUT.thp.size };
@@ -182,9 +284,11 @@ function vcpuCommands(spec: RoundSpec, seed: number, age: AgeHandle): VcpuComman
       walkRatio: 0.3,
       // Mostly 2 MiB (one table page unlinked), now and then 1 GiB (a deep subtree).
       collapseSizes: [...Array.from({ length: 15 }, () => 2 * MIB), 1024 * MIB],
-      raceSpins: spec.raceSpins,
+      // Controlled: the schedule widens the windows, and spins would only cost time.
+      raceSpins: controlled ? 0 : spec.raceSpins,
       allocFail: spec.allocFail,
       age,
+      ...(controlled ? { controlled: { handle: controlled, id: i } } : {}),
     },
   }));
 }
@@ -212,12 +316,13 @@ async function finish(
   spec: RoundSpec,
   vm: Vm,
   pool: VcpuPool,
-  host: HostMix,
+  host: HostSummary,
   hostInjected: Record<string, number>,
   results: TortureVcpuResult[],
   wallMs: number,
   died: string | null,
   violations: TortureViolation[],
+  schedule: ScheduleSummary | null,
 ): Promise<RoundResult> {
   if (died !== null) violations.push({ checker: "vcpu status", detail: `a vCPU died: ${died}` });
   results.forEach((r, i) => {
@@ -265,6 +370,7 @@ async function finish(
     violations,
     hostLog: host.log,
     vcpuLastOps: results.map((r) => r.lastOps),
+    schedule,
   };
 }
 

@@ -66,7 +66,7 @@ export async function runTorture(o: TortureOptions, io: TortureIo): Promise<Tort
       const cfg = o.replay ? { strategy: o.replay.strategy, rcu: o.replay.rcu } : roundConfig(o, r);
       live.what = `round ${r} (${cfg.strategy}/${cfg.rcu})`;
       try {
-        if (o.controlled || o.replay) await controlledRound(o, r, cfg, s, io);
+        if (o.controlled || o.replay) await controlledRound(o, r, cfg, s, io, add);
         else
           await freeRound(o, r, cfg, s, (vm, host) => {
             live.vm = vm;

@@ -24,7 +24,7 @@ export interface TortureOptions {
   flavors: readonly RcuFlavor[];
   allocFail: number;
   raceSpins: number;
-  /** Run rounds under the controlled scheduler (vCPU-only op mixes). */
+  /** Run rounds under the controlled scheduler (vCPUs, a host thread and the RCU callback worker). */
   controlled: boolean;
   /** PCT depth under `controlled` (absent: the random strategy). */
   pctDepth?: number;
@@ -83,13 +83,18 @@ export interface TortureSummary {
 /** A controlled round's schedule, as written on a violation and read by `--replay`. */
 export interface ScheduleFile {
   format: "stage2-torture-schedule";
-  version: 1;
+  /** 2: the host thread and the RCU callback worker are participants (ids vcpus and vcpus + 1). */
+  version: 2;
   seed: number;
   round: number;
   strategy: StrategyName;
   rcu: RcuFlavor;
   vcpus: number;
   ops: number;
+  /** Host operations the host participant ran. */
+  hostOps: number;
+  /** Injected allocation failure rate. */
+  allocFail: number;
   pctDepth: number | null;
   scheduleHash: string;
   schedule: number[];
@@ -118,6 +123,7 @@ export function replayLine(
   ];
   if (o.controlled) parts.push("--controlled");
   if (o.controlled && o.pctDepth !== undefined) parts.push(`--pct-depth ${o.pctDepth}`);
-  if (!o.controlled) parts.push(`--alloc-fail ${o.allocFail}`, `--race-spins ${o.raceSpins}`);
+  parts.push(`--alloc-fail ${o.allocFail}`);
+  if (!o.controlled) parts.push(`--race-spins ${o.raceSpins}`);
   return parts.join(" ");
 }

@@ -43,8 +43,10 @@ Options:
                     host eager splits fail with ENOMEM; nothing may leak
   --race-spins N    delay spins at walk.table-entered and bbm.locked, 0..100000 (default 500)
   --round R         run only round R of the seed (what a failing run prints for replay)
-  --controlled      run the rounds under the controlled scheduler: vCPU-only op mixes, one
-                    thread at a time, each round's schedule hash printed; replays exactly
+  --controlled      run the rounds under the controlled scheduler: the vCPUs, a host thread
+                    (ops/8 host operations) and the RCU callback worker take turns, one at a
+                    time, as the seed decides; each round's schedule hash printed; replays
+                    exactly, injected failures included
   --pct-depth D     with --controlled: PCT with depth D, 1..64 (default: the random strategy)
   --replay FILE     replay a schedule file a failing controlled run wrote
   --log-dir DIR     where replay files go (default: the system temp directory)
@@ -114,8 +116,6 @@ function parseOptions(argv: string[]): { o: TortureOptions; json: boolean } {
     if (!controlled) throw new UsageError("--pct-depth needs --controlled");
     o.pctDepth = int("pct-depth", 3, 1, 64);
   }
-  if (controlled && values["alloc-fail"] !== undefined)
-    throw new UsageError("--alloc-fail does not apply to --controlled rounds (vCPU-only op mixes)");
   const replay = str(values, "replay");
   if (replay !== undefined) {
     o.replay = readReplay(replay);
