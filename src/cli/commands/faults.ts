@@ -63,10 +63,11 @@ Options:
   --mmu on|off        guest accesses through the vCPU MMU model (TLBs, lockless walker) and its
                       checkers (with debug): default on; off = software walks under mmu_lock
   --json              one JSON object { seed, reports } with every raw figure (no table, no progress)
-  --controlled S      controlled scheduling, S = random | pct: the vCPUs take turns at every labelled
-                      race point as the seeded schedule decides, so a run replays exactly from its
-                      seed (no host thread, shared mode, no delays). Prints each run's schedule hash
-                      and the step of the first violation
+  --controlled S      controlled scheduling, S = random | pct: the vCPUs and the RCU callback worker
+                      take turns at every labelled race point as the seeded schedule decides, so a
+                      run replays exactly from its seed (no host thread, shared mode, no delays;
+                      stage2 torture --controlled adds a host thread). Prints each run's schedule
+                      hash and the step of the first violation
   --pct-depth D       PCT depth (priority change points + 1), 1..${MAX_PCT_DEPTH} (default 3)
 
 What the table shows (one column per strategy):
