@@ -2,7 +2,8 @@
 // Soak: runs `stage2 torture` for a given time in segments (each a fresh seed, printed), and writes
 // a summary (JSON) of what ran: operations, races seen, faults injected, violations with their
 // replay lines. Segments alternate no injected failures and --alloc-fail 0.2, and every fourth is a
-// controlled one (PCT depth 3). Needs `npm run build` first.
+// controlled one (PCT depth 3, --alloc-fail 0.2: vCPUs, host and RCU worker take turns). Needs
+// `npm run build` first.
 //
 //   node scripts/soak.mjs --minutes 10 [--segment 120] [--out soak-summary.json] [--vcpus 2]
 //
@@ -68,7 +69,7 @@ for (let i = 0; Date.now() < deadline - 5000; i++) {
     values.vcpus,
     "--json",
   ];
-  if (i % 4 === 3) args.push("--controlled", "--pct-depth", "3");
+  if (i % 4 === 3) args.push("--controlled", "--pct-depth", "3", "--alloc-fail", "0.2");
   else if (i % 2 === 1) args.push("--alloc-fail", "0.2");
   console.error(`soak: segment ${i}: stage2 ${args.join(" ")}`);
   const r = spawnSync(process.execPath, [main, ...args], {
