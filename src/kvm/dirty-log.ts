@@ -28,6 +28,11 @@ export interface DirtyLogOptions {
 export interface DirtyLogEnableResult {
   /** Chunks eagerly split (the write lock was dropped and retaken between them). */
   splitChunks: number;
+  /**
+   * False when eager splitting stopped early because the page pool ran dry. Logging is on all
+   * the same (splitting is best effort, as in Linux): write faults split the blocks left.
+   */
+  splitComplete: boolean;
 }
 
 /** The dirty-log operations of one host view. */
@@ -71,8 +76,9 @@ export class DirtyLog {
         this.core.slots.at(id, SlotField.SPLIT_PAGES),
         chunk / this.core.geo.granule,
       );
-      const splitChunks = chunk > 0 && !initiallySet ? this.split(s.ipa, s.size, chunk) : 0;
-      return { splitChunks };
+      if (chunk === 0 || initiallySet) return { splitChunks: 0, splitComplete: true };
+      const r = splitInChunks(this.core, s.ipa, s.size, chunk, false);
+      return { splitChunks: r.chunks, splitComplete: r.complete };
     });
   }
 
@@ -202,7 +208,9 @@ export class DirtyLog {
   /**
    * Eager splitting at clear time (manual protect, log initially set), as Linux: the region
    * around the mask's span aligned to the largest block size, clipped to the slot, so later
-   * clears in that region find nothing left to split.
+   * clears in that region find nothing left to split. Best effort: with the pool dry it stops,
+   * and the write-protect that follows covers the blocks left (a write fault splits them), so no
+   * cleared bit is ever left unprotected.
    */
   private splitMaskLocked(s: SlotRef, w: number, bits: number): void {
     const lo = 31 - Math.clz32(bits & -bits);
@@ -212,10 +220,6 @@ export class DirtyLog {
     const start = Math.max(s.ipa, Math.floor((s.ipa + (w * 32 + lo) * page) / big) * big);
     const end = Math.min(s.ipa + s.size, Math.ceil((s.ipa + (w * 32 + hi + 1) * page) / big) * big);
     splitInChunks(this.core, start, end - start, 0, true);
-  }
-
-  private split(ipa: number, size: number, chunk: number): number {
-    return splitInChunks(this.core, ipa, size, chunk, false);
   }
 
   /** First fit in the bitmap among the ranges of the live logging slots other than `self`. */

@@ -15,6 +15,7 @@ import { getLeaf, LeafResult, map } from "../pgtable/mod.js";
 import { backingMapSize, mappingSize, SlotRef, SlotWord } from "./memslot.js";
 import { MmuSeq, mmuSeqRead, mmuSeqRetry } from "./mmu-seq.js";
 import { Rng, seedFromEnv } from "../common/rng.js";
+import { clearFailures, RacePoint, setFailureRates } from "../common/race-points.js";
 import { Vm } from "./vm.js";
 
 const P = 4096;
@@ -284,7 +285,7 @@ describe("dirty logging", () => {
     fault(id, GIB + 2 * MIB, P);
     vm.pgt.maint.flush();
     const t0 = vm.pgt.maint.counts().tlbiRange;
-    assert.deepEqual(vm.enableDirtyLogging(id), { splitChunks: 0 });
+    assert.deepEqual(vm.enableDirtyLogging(id), { splitChunks: 0, splitComplete: true });
     vm.pgt.maint.flush();
     assert.equal(vm.pgt.maint.counts().tlbiRange, t0 + 1);
     assert.ok(!writable(GIB) && !writable(GIB + 2 * MIB));
@@ -382,6 +383,40 @@ describe("dirty logging", () => {
     assert.ok(!writable(GIB) && writable(GIB + 64 * P), "only the cleared pages protected");
     assert.ok(writable(GIB + 2 * MIB));
     assert.equal(vm.host.memcache.count, 0, "the split cache was drained");
+  });
+
+  test("eager splitting is best effort: with the pool dry, logging is on and every cleared page protected", () => {
+    clearAll();
+    const id = vm.createMemslot({ ipa: GIB, size: 4 * MIB, backing: "anonymous_thp" });
+    fault(id, GIB, 2 * MIB);
+    fault(id, GIB + 2 * MIB, 2 * MIB);
+    // Every allocation fails, as with an exhausted pool (the host thread is this one).
+    setFailureRates({ [RacePoint.ALLOC_PAGE]: 1, [RacePoint.MEMCACHE_TOPUP]: 1 }, 1);
+    try {
+      const r = vm.enableDirtyLogging(id, { eagerSplitChunk: 2 * MIB });
+      assert.deepEqual(r, { splitChunks: 0, splitComplete: false });
+      assert.equal(vm.memslot(id)?.logging, true, "logging is on although the split stopped");
+      assert.equal(leafAt(GIB).level, 2, "the block stays, for a write fault to split");
+      assert.ok(!writable(GIB) && !writable(GIB + 2 * MIB), "the whole slot is write-protected");
+      assert.equal(vm.host.memcache.count, 0, "the split cache was drained");
+      vm.disableDirtyLogging(id);
+      // At clear time (manual protect, log initially set): the cleared bits' pages are protected
+      // even though the split could not run, so no write escapes the log.
+      clearFailures();
+      vm.unmap(GIB, 4 * MIB);
+      fault(id, GIB, 2 * MIB);
+      fault(id, GIB + 2 * MIB, 2 * MIB);
+      vm.enableDirtyLogging(id, { manualProtect: true, eagerSplitChunk: 2 * MIB });
+      assert.ok(writable(GIB));
+      setFailureRates({ [RacePoint.ALLOC_PAGE]: 1, [RacePoint.MEMCACHE_TOPUP]: 1 }, 1);
+      assert.equal(vm.clearDirtyLog(id, 0, 64), 64);
+      assert.equal(leafAt(GIB).level, 2, "the split could not run");
+      assert.ok(!writable(GIB), "a cleared page is write-protected");
+      assert.equal(vm.host.memcache.count, 0);
+    } finally {
+      clearFailures();
+    }
+    vm.deleteMemslot(id);
   });
 
   test("the dirty bitmap is shared first-fit and its capacity is enforced", async () => {

@@ -16,10 +16,22 @@ export interface SplitHost {
   readonly memcache: MemCache;
 }
 
+/** What an eager split did. */
+export interface SplitOutcome {
+  /** Chunks split whole. */
+  chunks: number;
+  /**
+   * False if the page pool ran dry and the split stopped early. Eager splitting is best effort,
+   * as in Linux (kvm_mmu_split_memory_region returns nothing): the blocks left are split by write
+   * faults, one at a time, as with eager splitting off.
+   */
+  complete: boolean;
+}
+
 /**
  * Splits [ipa, ipa+size). With `locked` the caller holds the write lock and the whole range is
- * one chunk; else each `chunk` bytes take the write lock once. Returns the chunks split.
- * Throws Stage2Error(NOMEM) when the page pool cannot supply the tables.
+ * one chunk; else each `chunk` bytes take the write lock once. Stops early, with `complete`
+ * false, when the page pool cannot supply the tables; other errors throw Stage2Error.
  */
 export function splitInChunks(
   host: SplitHost,
@@ -27,37 +39,42 @@ export function splitInChunks(
   size: number,
   chunk: number,
   locked: boolean,
-): number {
+): SplitOutcome {
   const step = locked ? size : chunk;
   let chunks = 0;
-  for (let at = ipa; at < ipa + size; at += step) {
-    const len = Math.min(step, ipa + size - at);
-    if (!locked) host.lock.writeLock();
-    try {
-      splitChunk(host, at, len);
-    } finally {
-      if (!locked) host.lock.writeUnlock();
+  let complete = true;
+  try {
+    for (let at = ipa; at < ipa + size && complete; at += step) {
+      const len = Math.min(step, ipa + size - at);
+      if (!locked) host.lock.writeLock();
+      try {
+        complete = splitChunk(host, at, len);
+      } finally {
+        if (!locked) host.lock.writeUnlock();
+      }
+      if (complete) chunks++;
     }
-    chunks++;
+  } finally {
+    // Give the tables not used back: a cache left full would hold pages the vCPUs may need.
+    // A locked caller splits many small ranges in one hold and drains once at the end.
+    if (!locked) host.memcache.drain();
   }
-  // Give the tables not used back: a cache left full would hold pages the vCPUs may need.
-  // A locked caller splits many small ranges in one hold and drains once at the end.
-  if (!locked) host.memcache.drain();
-  return chunks;
+  return { chunks, complete };
 }
 
 /**
  * One chunk: split, topping the cache up whenever it runs dry (what was split stays split, so the
- * retry only walks on). A range with no block left costs one walk and no allocation.
+ * retry only walks on). A range with no block left costs one walk and no allocation. False when
+ * the pool gave no page (what was split so far stays split and consistent).
  */
-function splitChunk(host: SplitHost, ipa: number, size: number): void {
+function splitChunk(host: SplitHost, ipa: number, size: number): boolean {
   const mc = host.memcache;
   for (;;) {
     const ret = split(host.pgt, ipa, size, mc);
-    if (ret === Errno.OK) return;
-    const where = `[0x${ipa.toString(16)}, +0x${size.toString(16)})`;
-    if (ret !== Errno.NOMEM) throw new Stage2Error(ret, `Cannot split ${where}`);
+    if (ret === Errno.OK) return true;
+    if (ret !== Errno.NOMEM)
+      throw new Stage2Error(ret, `Cannot split [0x${ipa.toString(16)}, +0x${size.toString(16)})`);
     mc.topup(mc.capacity);
-    if (mc.count === 0) throw new Stage2Error(Errno.NOMEM, `Cannot split ${where}: the page pool is empty`);
+    if (mc.count === 0) return false;
   }
 }
