@@ -102,7 +102,7 @@ export interface RoundResult {
   casFailures: number;
   /** Guest accesses that ended in ENOMEM (reported to the guest) and in MMIO (no slot there). */
   nomem: number;
-  /** Host operations that failed with ENOMEM (an eager split that could not get its tables). */
+  /** Eager splits that stopped early for want of tables (logging went on; faults split the rest). */
   hostNomem: number;
   mmio: number;
   /** Guest accesses that gave up after the retry budget (AGAIN each time: the host kept invalidating). */

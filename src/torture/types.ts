@@ -69,7 +69,7 @@ export interface TortureSummary {
   /** Guest accesses that reported ENOMEM, and that gave up after the retry budget (AGAIN). */
   nomemReported: number;
   gaveUp: number;
-  /** Host operations that failed with ENOMEM (the ioctl's -ENOMEM). */
+  /** Eager splits that stopped early for want of tables (best effort, as in Linux; not a failure). */
   hostNomem: number;
   /** RCU age histogram: pages readers entered at ages 0, 1, 2, >2 grace periods. */
   rcuAge: [number, number, number, number];

@@ -147,7 +147,7 @@ export function summaryLines(s: TortureSummary): string[] {
     `  operations:      ${s.operations} (vCPU ${s.vcpuOps}, host ${s.hostOps}); faults ${s.faults}`,
     `  races seen:      ${s.races.again} AGAIN retries, ${s.races.casFailures} CAS failures`,
     `  grace periods:   ${s.gracePeriods}`,
-    `  injected:        ${injected.length > 0 ? injected.join(", ") : "none"}; ENOMEM reported to the guest ${s.nomemReported}, to the host ${s.hostNomem}`,
+    `  injected:        ${injected.length > 0 ? injected.join(", ") : "none"}; ENOMEM reported to the guest ${s.nomemReported}; eager splits cut short ${s.hostNomem}`,
     `  gave up:         ${s.gaveUp} guest accesses still AGAIN after the retry budget (reported, not flagged)`,
     `  rcu age:         ${s.rcuAge[0]} / ${s.rcuAge[1]} / ${s.rcuAge[2]} / ${s.rcuAge[3]} pages entered at 0 / 1 / 2 / >2 grace periods`,
     `  checks passed:   ${s.checksPassed} of ${s.checksRun}`,
