@@ -20,7 +20,19 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TSC = join(ROOT, "node_modules/typescript/bin/tsc");
-const SUBPATHS = ["arch", "common", "mem", "sync", "rcu", "pgtable", "kvm", "testing"];
+const SUBPATHS = [
+  "arch",
+  "common",
+  "mem",
+  "sync",
+  "rcu",
+  "pgtable",
+  "kvm",
+  "mmu",
+  "check",
+  "torture",
+  "testing",
+];
 
 let project = "";
 
@@ -220,6 +232,9 @@ const DOCUMENTED = [
   "rcu/mod.ts",
   "experiment/mod.ts",
   "report/mod.ts",
+  "mmu/mod.ts",
+  "check/mod.ts",
+  "torture/mod.ts",
 ];
 const PENDING: string[] = [];
 

@@ -98,6 +98,7 @@ export const enum ViolationKind {
   DIRTY_LOG = 3,
   COUNT = 4,
 }
+/** Printable names of the checkers, indexed by ViolationKind. */
 export const VIOLATION_NAMES = ["break-before-make", "stale TLB", "use after free", "dirty log"] as const;
 
 /** A violation line: COUNT (Atomics.add), then the first record, claimed by CAS on CLAIMED. */
