@@ -8,13 +8,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
 import { STRATEGIES, type StrategyName } from "../kvm/reclaim/strategy.js";
-import { type RoundResult, type RoundSpec, runRound } from "./round.js";
+import { controlledHostOps, type RoundResult, type RoundSpec, runRound } from "./round.js";
 import type { ScheduleFile, TortureIo, TortureOptions, TortureSummary } from "./types.js";
-
-/** Host operations of a controlled round with `ops` operations per vCPU. */
-export function controlledHostOps(ops: number): number {
-  return Math.max(8, ops >> 3);
-}
 
 /** Runs controlled round `r`, adds it to `s` with `add`, and writes the schedule file on a violation. */
 export async function controlledRound(

@@ -64,6 +64,11 @@ export interface RoundSpec {
   controlled?: RoundControl;
 }
 
+/** Host operations of a controlled round with `ops` operations per vCPU: ops / 8, at least 8. */
+export function controlledHostOps(ops: number): number {
+  return Math.max(8, ops >> 3);
+}
+
 /** How a controlled round is scheduled. */
 export interface RoundControl {
   schedule: ScheduleStrategy;
@@ -162,16 +167,7 @@ export async function runRound(
     setFailureRates(Object.fromEntries(FAILURE_POINTS.map((p) => [p, spec.allocFail])), seed ^ 0x68e31da4);
   const running = { value: true };
   const hostLoop = runHost(host, running, violations);
-  let results: TortureVcpuResult[] = [];
-  let wallMs = 0;
-  let died: string | null = null;
-  try {
-    const phase = await pool.runPhase(cmds);
-    results = phase.replies.map((r) => r.torture as TortureVcpuResult);
-    wallMs = phase.wallMs;
-  } catch (e) {
-    died = firstLine(e);
-  }
+  const { results, wallMs, died } = await runVcpus(pool, cmds);
   running.value = false;
   await hostLoop;
   clearFailures();
@@ -200,20 +196,11 @@ async function controlledRun(spec: RoundSpec, seed: number, c: RoundControl): Pr
   const hostRun = runHostParticipant({
     vm: vm.handle,
     seed: seed ^ 0xdeadbeef,
-    ops: c.hostOps ?? Math.max(8, spec.ops >> 3),
+    ops: c.hostOps ?? controlledHostOps(spec.ops),
     allocFail: spec.allocFail,
     controlled: { handle: sched.handle, id: spec.vcpus },
   });
-  let results: TortureVcpuResult[] = [];
-  let wallMs = 0;
-  let died: string | null = null;
-  try {
-    const phase = await pool.runPhase(cmds);
-    results = phase.replies.map((r) => r.torture as TortureVcpuResult);
-    wallMs = phase.wallMs;
-  } catch (e) {
-    died = firstLine(e);
-  }
+  const { results, wallMs, died } = await runVcpus(pool, cmds);
   let host: HostSummary = { ops: 0, counts: {}, nomem: 0, log: [] };
   let hostInjected: Record<string, number> = {};
   try {
@@ -228,6 +215,23 @@ async function controlledRun(spec: RoundSpec, seed: number, c: RoundControl): Pr
   if (schedule.abandoned)
     violations.push({ checker: "vcpu status", detail: "the schedule was abandoned (a participant stalled)" });
   return finish(spec, vm, pool, host, hostInjected, results, wallMs, died, violations, schedule);
+}
+
+/** Runs the vCPUs' commands; a vCPU that dies ends the phase with `died` set (a violation). */
+async function runVcpus(
+  pool: VcpuPool,
+  cmds: VcpuCommand[],
+): Promise<{ results: TortureVcpuResult[]; wallMs: number; died: string | null }> {
+  try {
+    const phase = await pool.runPhase(cmds);
+    return {
+      results: phase.replies.map((r) => r.torture as TortureVcpuResult),
+      wallMs: phase.wallMs,
+      died: null,
+    };
+  } catch (e) {
+    return { results: [], wallMs: 0, died: firstLine(e) };
+  }
 }
 
 /** The round's VM: three memslots (host-ops.ts LAYOUT), debug pool, MMU model and its checkers. */
