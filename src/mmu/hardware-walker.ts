@@ -254,7 +254,10 @@ export class VcpuMmu {
       if (level < 3 && (lo & 2) !== 0) {
         const child = this.tablePage(this.oa(lo, hi));
         if (child < 0) return this.fault(Access.TRANSLATION_FAULT, level);
-        this.tlb.fillTable(this.vmid, ipa, level, child, this.check ? this.pool.generation(child) : 0);
+        // The walk cache's new deepest entry for this region: the next walk starts below it.
+        this.remember(
+          this.tlb.fillTable(this.vmid, ipa, level, child, this.check ? this.pool.generation(child) : 0),
+        );
         level++;
         page = child;
         base = child * this.epp + ((Math.floor(ipa / (this.sizes[level] as number)) | 0) & (this.epp - 1));
@@ -288,14 +291,23 @@ export class VcpuMmu {
     )
       return last;
     const wc = this.tlb.lookupTable(this.vmid, ipa);
-    if (wc >= 0) {
-      this.lastWc = wc;
-      this.lastWcMeta = w[wc] as number;
-      this.lastWcTagLo = w[wc + E.TAG_LO] as number;
-      this.lastWcStart = this.tlb.entryIpa(wc);
-      this.lastWcEnd = this.lastWcStart + (this.sizes[this.lastWcMeta >>> 1] as number);
-    }
+    if (wc >= 0) this.remember(wc);
     return wc;
+  }
+
+  /**
+   * Makes walk-cache entry `wc` the shortcut of walkCacheEntry: the deepest one known for its
+   * region, whether a lookup found it or this walk just filled it (else the shortcut would keep
+   * the shallower entry the region's first walk started from, and every later walk would read
+   * and cache the deeper table entry again).
+   */
+  private remember(wc: number): void {
+    const w = this.words;
+    this.lastWc = wc;
+    this.lastWcMeta = w[wc] as number;
+    this.lastWcTagLo = w[wc + E.TAG_LO] as number;
+    this.lastWcStart = this.tlb.entryIpa(wc);
+    this.lastWcEnd = this.lastWcStart + (this.sizes[this.lastWcMeta >>> 1] as number);
   }
 
   /** The pool page of a table at `pa`, or -1 outside the pool (pa is granule aligned by the mask). */

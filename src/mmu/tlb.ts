@@ -129,13 +129,18 @@ export class VcpuTlb {
     (this.words[this.ctl + C.LEAVES_L0 + (meta >>> 1)] as number)--;
   }
 
-  /** Caches a table entry at `level` for `ipa` pointing at table page `page` of generation `gen`. */
-  fillTable(vmid: number, ipa: number, level: number, page: number, gen: number): void {
+  /**
+   * Caches a table entry at `level` for `ipa` pointing at table page `page` of generation `gen`.
+   * Returns the entry's index.
+   */
+  fillTable(vmid: number, ipa: number, level: number, page: number, gen: number): number {
     const tag = Math.floor(ipa / (this.levelSizes[level] as number));
     const set = (tag | 0) & (this.wcSets - 1);
     const way = this.wcVictim[set] as number;
     this.wcVictim[set] = (way + 1) % this.wcWays;
-    this.write(this.wcBase + (set * this.wcWays + way) * ENTRY_WORDS, vmid, level, tag, page, 0, gen);
+    const e = this.wcBase + (set * this.wcWays + way) * ENTRY_WORDS;
+    this.write(e, vmid, level, tag, page, 0, gen);
+    return e;
   }
 
   private write(
