@@ -94,6 +94,8 @@ export class VcpuMmu {
   private readonly rootEntries: number;
   private readonly epp: number;
   private readonly sizes: readonly number[];
+  /** 1 / sizes[l], exact (see VcpuTlb.invSizes): the walk's index arithmetic multiplies. */
+  private readonly invSizes: readonly number[];
   private readonly leafAllowed: readonly boolean[];
   private readonly oaLoMask: number;
   private readonly check: boolean;
@@ -133,6 +135,7 @@ export class VcpuMmu {
     this.startLevel = g.startLevel;
     this.epp = g.granule / 8;
     this.sizes = pgt.levelSizes;
+    this.invSizes = this.tlb.invSizes;
     // Concatenated start-level tables: as many as the IPA size needs (computeGeometry's pgdPages).
     this.rootEntries = Math.ceil(2 ** g.iaBits / (this.sizes[g.startLevel] as number));
     this.leafAllowed = pgt.leafAllowed;
@@ -219,14 +222,14 @@ export class VcpuMmu {
       level = ((this.words[wc] as number) >>> 1) + 1;
       page = this.words[wc + E.OA_LO] as number;
       if (this.check) this.checkTableUse(wc, ipa, page, level - 1);
-      base = page * this.epp + ((Math.floor(ipa / (this.sizes[level] as number)) | 0) & (this.epp - 1));
+      base = page * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.epp - 1));
     } else {
       // VTTBR_EL2.BADDR: pairs with setRoot's Atomics.store.
       page = this.pgt.rootPage;
       if (page < 0) return Access.NO_ROOT;
       level = this.startLevel;
       base =
-        page * this.epp + ((Math.floor(ipa / (this.sizes[level] as number)) | 0) & (this.rootEntries - 1));
+        page * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.rootEntries - 1));
     }
     for (;;) {
       if (this.check && this.pool.state(page) === PageState.FREE)
@@ -260,7 +263,7 @@ export class VcpuMmu {
         );
         level++;
         page = child;
-        base = child * this.epp + ((Math.floor(ipa / (this.sizes[level] as number)) | 0) & (this.epp - 1));
+        base = child * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.epp - 1));
         continue;
       }
       if ((level === 3 && (lo & 2) === 0) || (level < 3 && !this.leafAllowed[level]))
@@ -339,7 +342,7 @@ export class VcpuMmu {
     if (page < 0) return false;
     let level = this.startLevel;
     let base =
-      page * this.epp + ((Math.floor(ipa / (this.sizes[level] as number)) | 0) & (this.rootEntries - 1));
+      page * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.rootEntries - 1));
     for (;;) {
       this.snap64[0] = Atomics.load(this.ptes, base);
       this.liveLo = this.snap32[0] as number;
@@ -349,7 +352,7 @@ export class VcpuMmu {
       page = this.pool.paToPage(this.oa(this.liveLo, this.liveHi));
       if (page < 0) return true;
       level++;
-      base = page * this.epp + ((Math.floor(ipa / (this.sizes[level] as number)) | 0) & (this.epp - 1));
+      base = page * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.epp - 1));
     }
   }
 
