@@ -4,6 +4,7 @@ import { Prot } from "../arch/descriptor.js";
 import { Errno } from "../common/errno.js";
 import { map, testClearYoung, unmap, wrprotect } from "../pgtable/mod.js";
 import { makeFixture } from "../testing/pgtable-harness.js";
+import { C } from "./layout.js";
 import { Access, decodeVtcr, Mmu, MmuTlbi, TlbiKind, TTL_NONE, VcpuMmu } from "./mod.js";
 
 const P = 4096;
@@ -51,6 +52,26 @@ describe("VcpuMmu.access()", () => {
     assert.ok(e >= 0);
     assert.equal(cpu.tlb.entryOa(e), PA);
     assert.equal(cpu.access(G + 5 * P, false), Access.OK);
+  });
+
+  test("a walk starts below the deepest walk-cache entry, one it filled itself included", () => {
+    const { pgt, mc, mmu, cpu } = setUp();
+    const fills = () => mmu.words[cpu.tlb.ctl + C.FILLS] as number;
+    assert.equal(map(pgt, G, P, PA, Prot.RW, mc), Errno.OK);
+    assert.equal(map(pgt, G + M2, 3 * P, PA + M2, Prot.RW, mc), Errno.OK);
+    // From the root: the level-1 and level-2 table entries and the leaf.
+    assert.equal(cpu.access(G, true), Access.OK);
+    assert.equal(fills(), 3);
+    // Another 2M region under the same level-1 entry: from that entry, so its level-2 entry and leaf.
+    assert.equal(cpu.access(G + M2, true), Access.OK);
+    assert.equal(fills(), 5);
+    // The next page of that region starts below the level-2 entry the last walk filled: its leaf only.
+    assert.equal(cpu.access(G + M2 + P, true), Access.OK);
+    assert.equal(fills(), 6);
+    // A faulting walk there reads only the level-3 entry.
+    assert.equal(cpu.access(G + M2 + 3 * P, true), Access.TRANSLATION_FAULT);
+    assert.equal(cpu.faultLevel, 3);
+    assert.equal(fills(), 6);
   });
 
   test("a 2M block is one TLB entry for every page inside it", () => {

@@ -18,6 +18,9 @@ import {
   vcpuStride,
 } from "./layout.js";
 
+/** 2^-32, exact: `x * INV_TWO32` is `x / 2^32`. */
+const INV_TWO32 = 2 ** -32;
+
 /** One vCPU's TLB and walk cache inside the shared words. */
 export class VcpuTlb {
   readonly words: Int32Array;
@@ -32,6 +35,12 @@ export class VcpuTlb {
   readonly wcWays: number;
   /** Bytes mapped by an entry at each level 0..3. */
   readonly levelSizes: readonly number[];
+  /**
+   * Their reciprocals: `ipa * invSizes[l]` is exactly `ipa / levelSizes[l]` (a power of two's
+   * reciprocal is one, so the product is exact), and a multiply is several times cheaper than a
+   * divide by a value the compiler cannot see as a constant.
+   */
+  readonly invSizes: readonly number[];
   /** Leaf levels, deepest first (probe order). */
   readonly leafLevels: readonly number[];
   /** Table levels, deepest first. */
@@ -58,6 +67,7 @@ export class VcpuTlb {
     this.wcSets = g.wcSets;
     this.wcWays = g.wcWays;
     this.levelSizes = levelSizes;
+    this.invSizes = levelSizes.map((size) => 1 / size);
     this.leafLevels = [...leafLevels].sort((a, b) => b - a);
     const tl: number[] = [];
     for (let l = 2; l >= startLevel; l--) tl.push(l);
@@ -75,9 +85,9 @@ export class VcpuTlb {
     for (let i = 0; i < levels.length; i++) {
       const level = levels[i] as number;
       if (w[this.ctl + C.LEAVES_L0 + level] === 0) continue;
-      const tag = Math.floor(ipa / (this.levelSizes[level] as number));
+      const tag = Math.floor(ipa * (this.invSizes[level] as number));
       const lo = tag | 0;
-      const hi = Math.floor(tag / TWO32);
+      const hi = Math.floor(tag * INV_TWO32);
       const meta = 1 | (level << 1);
       let e = this.tlbBase + ((tag | 0) & (this.sets - 1)) * this.ways * ENTRY_WORDS;
       for (let way = 0; way < this.ways; way++, e += ENTRY_WORDS) {
@@ -94,9 +104,9 @@ export class VcpuTlb {
     const levels = this.tableLevels;
     for (let i = 0; i < levels.length; i++) {
       const level = levels[i] as number;
-      const tag = Math.floor(ipa / (this.levelSizes[level] as number));
+      const tag = Math.floor(ipa * (this.invSizes[level] as number));
       const lo = tag | 0;
-      const hi = Math.floor(tag / TWO32);
+      const hi = Math.floor(tag * INV_TWO32);
       const meta = 1 | (level << 1);
       let e = this.wcBase + ((tag | 0) & (this.wcSets - 1)) * this.wcWays * ENTRY_WORDS;
       for (let way = 0; way < this.wcWays; way++, e += ENTRY_WORDS) {
@@ -111,7 +121,7 @@ export class VcpuTlb {
 
   /** Caches a leaf at `level` for `ipa`: output address `oa` (of the block), attributes `attr`. */
   fillLeaf(vmid: number, ipa: number, level: number, oa: number, attr: number): void {
-    const tag = Math.floor(ipa / (this.levelSizes[level] as number));
+    const tag = Math.floor(ipa * (this.invSizes[level] as number));
     const set = (tag | 0) & (this.sets - 1);
     const way = this.victim[set] as number;
     this.victim[set] = (way + 1) % this.ways;
@@ -129,13 +139,18 @@ export class VcpuTlb {
     (this.words[this.ctl + C.LEAVES_L0 + (meta >>> 1)] as number)--;
   }
 
-  /** Caches a table entry at `level` for `ipa` pointing at table page `page` of generation `gen`. */
-  fillTable(vmid: number, ipa: number, level: number, page: number, gen: number): void {
-    const tag = Math.floor(ipa / (this.levelSizes[level] as number));
+  /**
+   * Caches a table entry at `level` for `ipa` pointing at table page `page` of generation `gen`.
+   * Returns the entry's index.
+   */
+  fillTable(vmid: number, ipa: number, level: number, page: number, gen: number): number {
+    const tag = Math.floor(ipa * (this.invSizes[level] as number));
     const set = (tag | 0) & (this.wcSets - 1);
     const way = this.wcVictim[set] as number;
     this.wcVictim[set] = (way + 1) % this.wcWays;
-    this.write(this.wcBase + (set * this.wcWays + way) * ENTRY_WORDS, vmid, level, tag, page, 0, gen);
+    const e = this.wcBase + (set * this.wcWays + way) * ENTRY_WORDS;
+    this.write(e, vmid, level, tag, page, 0, gen);
+    return e;
   }
 
   private write(
@@ -151,9 +166,9 @@ export class VcpuTlb {
     w[e] = 0;
     w[e + E.VMID] = vmid;
     w[e + E.TAG_LO] = tag | 0;
-    w[e + E.TAG_HI] = Math.floor(tag / TWO32);
+    w[e + E.TAG_HI] = Math.floor(tag * INV_TWO32);
     w[e + E.OA_LO] = oa | 0;
-    w[e + E.OA_HI] = Math.floor(oa / TWO32);
+    w[e + E.OA_HI] = Math.floor(oa * INV_TWO32);
     w[e + E.ATTR] = attr;
     w[e + E.AUX] = aux;
     w[e] = 1 | (level << 1);
@@ -198,9 +213,9 @@ export class VcpuTlb {
 
   private invalSet(base: number, sets: number, ways: number, vmid: number, level: number, ipa: number): void {
     const w = this.words;
-    const tag = Math.floor(ipa / (this.levelSizes[level] as number));
+    const tag = Math.floor(ipa * (this.invSizes[level] as number));
     const lo = tag | 0;
-    const hi = Math.floor(tag / TWO32);
+    const hi = Math.floor(tag * INV_TWO32);
     const meta = 1 | (level << 1);
     let e = base + ((tag | 0) & (sets - 1)) * ways * ENTRY_WORDS;
     for (let way = 0; way < ways; way++, e += ENTRY_WORDS) {
