@@ -137,24 +137,15 @@ export function walk(pgt: Stage2, addr: number, size: number, walker: Walker): n
  * low 32-bit half alone, without creating a BigInt (the common case of a fault's last level):
  * every descriptor this code writes whose bits 31:0 are all zero is the empty descriptor 0 (a
  * valid one has bit 0 set; the locked marker, owner annotations and the debug poison all have
- * non-zero low bits), so a read of the low half that returns 0 proves the whole entry was 0 at
- * that instant: the same answer a 64-bit load at that instant gives. Anything else is read again
- * whole, with one 64-bit `Atomics.load`.
- *
- * The low half is read with a plain read, not `Atomics.load` (a builtin call here: ~8 ns against
- * ~1 ns, on every level of every walk). An aligned Int32 read does not tear, and it cannot return
- * a value older than a write that happens-before it: every write an exclusive walker's lock or a
- * shared walker's lock and RCU read side ordered before this walk is seen, exactly as with the
- * atomic load. A store racing with the read may be seen or not, as with the atomic load, which
- * could also be ordered before or after it. And nothing is read through an empty entry, so it
- * needs no acquire. What a visitor then does with 0 is what it does after any lost race: a
- * compare-exchange from 0 fails (AGAIN), and an exclusive walker has no racing writer.
+ * non-zero low bits), so an `Atomics.load` of the low half that returns 0 proves the whole entry
+ * was 0 at that instant: the same answer a 64-bit load at that instant gives. Anything else is
+ * read again whole, with one 64-bit `Atomics.load`.
  */
 export function loadPte(pgt: Stage2, ptep: number): Pte {
-  if ((pgt.words[ptep * 2] as number) === 0) return 0n;
-  // Pairs with the atomic store or compare-exchange that published the entry (makePte,
-  // trySetPte): a table descriptor read here orders the zeroing of the child page before our
-  // reads of it.
+  // Both loads pair with the atomic store or compare-exchange that published the entry
+  // (makePte, trySetPte): a table descriptor read here orders the zeroing of the child page
+  // before our reads of it.
+  if (Atomics.load(pgt.words, ptep * 2) === 0) return 0n;
   return Atomics.load(pgt.ptes, ptep);
 }
 
