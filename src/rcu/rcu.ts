@@ -27,7 +27,7 @@ import { Ctl, StallWhat } from "./layout.js";
 import { MbThread } from "./mb.js";
 import type { RcuFlavor, RcuOptions } from "./options.js";
 import { QsbrThread } from "./qsbr.js";
-import { claimSlot, diedHolding, reapThread, reapThreadRoles } from "./registry.js";
+import { claimSlot, reapThread } from "./registry.js";
 import { type RcuHandle, RcuShared } from "./shared.js";
 import { type RcuStallHandler, reportStall, setDomainStallHandler } from "./stall.js";
 import { type RcuStats, readStats } from "./stats.js";
@@ -100,7 +100,7 @@ export class Rcu {
     worker.on("error", (e) => console.error("rcu: the callback worker failed:", e));
     // The worker reaps itself from its "exit" handler (worker.ts); terminate() and OOM are reaped
     // by the reaper thread, and (should the reaper be gone) from the "exit" event here.
-    worker.once("exit", () => this.reapAndReport(tid));
+    worker.once("exit", () => reapThread(this.sh, tid));
     worker.unref();
   }
 
@@ -198,18 +198,18 @@ export class Rcu {
   }
 
   /**
-   * Reaps `worker`'s slots and roles when it dies, and reports the death to the stall handler
-   * (StallWhat.DIED). A registered thread that exits by itself (end of script, process.exit(), an
+   * Reaps `worker`'s slots and roles when it dies. A registered thread that exits by itself (end of script, process.exit(), an
    * uncaught error) has already released its slots from its own "exit" handler; this catches
    * terminate() and out-of-memory, which run no handler.
    *
    * With `port` (from watchPort(), in the worker's workerData) the reaper thread reaps it, even
-   * while this thread is blocked in a synchronous wait. Without, only the "exit" event on this
-   * thread's event loop does: a creator that blocks in synchronize() behind the dead reader waits
-   * for ever. (Posting a port to the worker afterwards would also work, Node closes it with the
+   * while this thread is blocked in a synchronous wait, and reports the death to the stall handler
+   * (StallWhat.DIED). Without, only the "exit" event on this thread's event loop reaps it, and
+   * silently (a VM's death watch reports its vCPUs' deaths itself): a creator that blocks in
+   * synchronize() behind the dead reader waits for ever. (Posting a port to the worker afterwards would also work, Node closes it with the
    * thread even unread, but it would reach the worker's own "message" handler, which may take any
    * message for a command; so the port goes in through workerData.) Both reapers may run; each slot
-   * is released, and each death reported, once.
+   * is released once.
    * @throws RangeError for a port that is not one of this view's watchPort().
    */
   watch(worker: Worker, port?: MessagePort): void {
@@ -218,13 +218,7 @@ export class Rcu {
       if (this.reaper === null) throw new RangeError(`Cannot watch thread ${tid}: call watchPort() first`);
       this.reaper.bind(port, tid);
     }
-    worker.once("exit", () => this.reapAndReport(tid));
-  }
-
-  /** The "exit"-event reaper: releases what `tid` still holds and reports it if anything. */
-  private reapAndReport(tid: number): void {
-    const r = reapThreadRoles(this.sh, tid);
-    if (diedHolding(r)) this.reportDeath(tid, r.slots);
+    worker.once("exit", () => reapThread(this.sh, tid));
   }
 
   /**
