@@ -155,6 +155,7 @@ export class VcpuPool {
     const done = started.then(async () => {
       // A vCPU that died on purpose during the phase left a hole: the others' replies.
       const got = (await replies).filter((r) => r !== undefined) as Extract<VcpuReply, { type: "done" }>[];
+      if (got.length === 0) return { wallMs: 0, replies: got }; // every vCPU died on purpose
       const start = Math.min(...got.map((r) => r.startMs));
       const end = Math.max(...got.map((r) => r.endMs));
       return { wallMs: end - start, replies: got };

@@ -23,7 +23,8 @@
  *
  *   death words (Int32Array over VcpuDeathPlan.ctl)
  *   [0] STATE   vCPU: ARMED -> PARKED (CAS, then notify), PARKED -> ARMED after PARK_MS (CAS)
- *               host: PARKED -> TAKEN (CAS); EXIT: then GO (store, notify)
+ *               host: PARKED -> TAKEN (CAS); EXIT: then GO (store, notify); when its operations
+ *               end, ARMED or PARKED -> OFF (CAS, notify): the vCPU parks no more
  *   [1] PARKS   vCPU: parks so far (plain add; the host reads it after the death, for the log)
  */
 import { Errno, errnoName } from "../common/errno.js";
@@ -211,11 +212,10 @@ function park(words: Int32Array, kind: DeathKind): void {
   words[DeathWord.PARKS] = (words[DeathWord.PARKS] as number) + 1;
   Atomics.notify(words, DeathWord.STATE);
   Atomics.wait(words, DeathWord.STATE, DeathState.PARKED, PARK_MS);
-  // Not taken in time: back to ARMED, unless the host's CAS came first.
-  if (
-    Atomics.compareExchange(words, DeathWord.STATE, DeathState.PARKED, DeathState.ARMED) === DeathState.PARKED
-  )
-    return;
+  // Not taken in time: back to ARMED, unless the host's CAS came first. OFF: the host disarmed
+  // the death (it does no more operations), go on.
+  const st = Atomics.compareExchange(words, DeathWord.STATE, DeathState.PARKED, DeathState.ARMED);
+  if (st === DeathState.PARKED || st === DeathState.OFF) return;
   // Taken: EXIT waits for GO (the host has marked the death expected) and crashes here; TERMINATE
   // waits to be terminated.
   for (;;) {

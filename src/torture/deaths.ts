@@ -145,6 +145,20 @@ export class RoundDeaths {
     return this.ok;
   }
 
+  /**
+   * The host does no more operations: a death not taken yet never will be, so the victim must stop
+   * parking (each park would cost it PARK_MS for nothing). A park in progress ends at once.
+   */
+  disarm(): void {
+    for (;;) {
+      const st = Atomics.load(this.words, DeathWord.STATE);
+      if (st !== DeathState.ARMED && st !== DeathState.PARKED) return; // OFF, TAKEN or GO
+      // Pairs with the victim's CASes on STATE: exactly one of us moves it.
+      if (Atomics.compareExchange(this.words, DeathWord.STATE, st, DeathState.OFF) === st) break;
+    }
+    Atomics.notify(this.words, DeathWord.STATE);
+  }
+
   /** The death watch has claimed the death and released the hold and the fault (or says it cannot). */
   private async checkReleased(): Promise<boolean> {
     const v = this.plan.victim;

@@ -225,6 +225,19 @@ async function runHost(
   violations: TortureViolation[],
   deaths: RoundDeaths | null,
 ): Promise<void> {
+  try {
+    await hostOpLoop(host, running, violations, deaths);
+  } finally {
+    deaths?.disarm();
+  }
+}
+
+async function hostOpLoop(
+  host: HostMix,
+  running: { value: boolean },
+  violations: TortureViolation[],
+  deaths: RoundDeaths | null,
+): Promise<void> {
   while (running.value) {
     await new Promise((r) => setTimeout(r, 1));
     if (!running.value) break;
