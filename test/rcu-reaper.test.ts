@@ -3,7 +3,7 @@
  * is reaped while its watcher is blocked in a synchronous synchronize(), and a callback worker
  * terminated while its creator is blocked in barrier() fails the barrier. The negative control
  * watches the same reader the old way (the "exit" event only) and the same wait times out: the
- * test can tell the two apart.
+ * test can tell the two apart. A reader that runs out of memory in its section is reaped the same way.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -98,6 +98,38 @@ for (const flavor of FLAVORS) {
     await exited;
   });
 }
+
+test("mb: the reaper releases a reader that ran out of memory in a section while the watcher blocks", async () => {
+  const rcu = await Rcu.create({ flavor: "mb", callbackWorker: false, stallTimeoutMs: 60_000 });
+  const t = rcu.register();
+  const died: RcuStallReport[] = [];
+  rcu.onStall = (r) => {
+    if (r.what === StallWhat.DIED) died.push(r);
+  };
+  const watchPort = rcu.watchPort();
+  const worker = new Worker(new URL("./rcu-reaper-oom-worker.js", import.meta.url), {
+    workerData: { handle: rcu.handle, watchPort },
+    transferList: [watchPort],
+    resourceLimits: { maxOldGenerationSizeMb: 16 },
+  });
+  rcu.watch(worker, watchPort);
+  const failed = new Promise<string>((resolve) =>
+    worker.once("error", (e) => resolve((e as { code?: string }).code ?? "")),
+  );
+  await new Promise((resolve) => worker.once("message", resolve));
+  // Blocked from here until the reader's slot is released: no "exit" handler runs on OOM.
+  assert.equal(
+    t.trySynchronize(60_000),
+    Errno.OK,
+    "the reaper released the slot of the reader that ran out of memory",
+  );
+  assert.equal(await failed, "ERR_WORKER_OUT_OF_MEMORY");
+  await until(died, 1);
+  assert.equal(died[0]?.slot, 1, "the reaper (not the dying thread) released one slot");
+  rcu.onStall = null;
+  t.unregister();
+  await rcu.close();
+});
 
 test("watch() rejects a port that is not the domain's", async () => {
   const rcu = await Rcu.create({ callbackWorker: false });
