@@ -198,18 +198,18 @@ export class Rcu {
   }
 
   /**
-   * Reaps `worker`'s slots and roles when it dies. A registered thread that exits by itself (end of script, process.exit(), an
-   * uncaught error) has already released its slots from its own "exit" handler; this catches
-   * terminate() and out-of-memory, which run no handler.
+   * Reaps `worker`'s slots and roles when it dies. A registered thread that exits by itself (end
+   * of script, process.exit(), an uncaught error) has already released its slots from its own
+   * "exit" handler; this catches terminate() and out-of-memory, which run no handler.
    *
    * With `port` (from watchPort(), in the worker's workerData) the reaper thread reaps it, even
    * while this thread is blocked in a synchronous wait, and reports the death to the stall handler
    * (StallWhat.DIED). Without, only the "exit" event on this thread's event loop reaps it, and
    * silently (a VM's death watch reports its vCPUs' deaths itself): a creator that blocks in
-   * synchronize() behind the dead reader waits for ever. (Posting a port to the worker afterwards would also work, Node closes it with the
-   * thread even unread, but it would reach the worker's own "message" handler, which may take any
-   * message for a command; so the port goes in through workerData.) Both reapers may run; each slot
-   * is released once.
+   * synchronize() behind the dead reader waits for ever. (Posting a port to the worker afterwards
+   * would also work, Node closes it with the thread even unread, but it would reach the worker's
+   * own "message" handler, which may take any message for a command; so the port goes in through
+   * workerData.) Both reapers may run; each slot is released once.
    * @throws RangeError for a port that is not one of this view's watchPort().
    */
   watch(worker: Worker, port?: MessagePort): void {
