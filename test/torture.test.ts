@@ -159,7 +159,7 @@ test("torture: a round that throws is a violation with its replay line, not a cr
   assert.match(v?.detail ?? "", /vcpus 100/);
   assert.equal(
     v?.replay,
-    "stage2 torture --seed 5 --round 0 --strategy per-table --rcu mb --vcpus 100 --ops 10 --alloc-fail 0 --race-spins 0",
+    "stage2 torture --seed 5 --round 0 --strategy per-table --rcu mb --vcpus 100 --ops 10 --alloc-fail 0 --race-spins 0 --deaths 0",
   );
   assert.match(readFileSync(v?.logFile ?? "", "utf8"), /RangeError/);
 });

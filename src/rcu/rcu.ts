@@ -13,8 +13,14 @@
  *
  * `create` also starts the callback worker (unless `callbackWorker: false`) and waits until its
  * plugins are loaded. Only the creating thread may `close()` the domain.
+ *
+ * Watching threads that may die (terminate(), out of memory) inside a read-side section:
+ *
+ *     const port = rcu.watchPort();                         // reaped on the reaper thread (watch.ts)
+ *     const w = new Worker(url, { workerData: { rcu: rcu.handle, port }, transferList: [port] });
+ *     rcu.watch(w, port);                                    // binds the port to w.threadId
  */
-import { threadId, Worker } from "node:worker_threads";
+import { type MessagePort, threadId, Worker } from "node:worker_threads";
 import { RcuUsageError } from "./errors.js";
 import { cookieExpired, GracePeriods } from "./grace-period.js";
 import { Ctl, StallWhat } from "./layout.js";
@@ -26,6 +32,7 @@ import { type RcuHandle, RcuShared } from "./shared.js";
 import { type RcuStallHandler, reportStall, setDomainStallHandler } from "./stall.js";
 import { type RcuStats, readStats } from "./stats.js";
 import { wakeUrgent } from "./wake.js";
+import { RcuReaper } from "./watch.js";
 
 /** A registered thread: MbThread or QsbrThread, chosen by the domain's flavor. */
 export type RcuThread = MbThread | QsbrThread;
@@ -43,6 +50,8 @@ export class Rcu {
   private readonly gps: GracePeriods;
   private worker: Worker | null = null;
   private thread: RcuThread | null = null;
+  /** This view's reaper thread (watch.ts), started by the first watchPort(). */
+  private reaper: RcuReaper | null = null;
 
   private constructor(sh: RcuShared) {
     this.sh = sh;
@@ -67,9 +76,14 @@ export class Rcu {
   }
 
   private async startWorker(): Promise<void> {
+    // Watched from the start: a callback worker that dies while the creator blocks in barrier()
+    // is reaped (its engine marked lost, the waiters woken) by the reaper thread.
+    const watchPort = this.watchPort();
     const worker = new Worker(new URL("./worker.js", import.meta.url), {
-      workerData: { handle: this.handle },
+      workerData: { handle: this.handle, watchPort },
+      transferList: [watchPort],
     });
+    this.watch(worker, watchPort);
     this.worker = worker;
     const tid = worker.threadId;
     await new Promise<void>((resolve, reject) => {
@@ -84,7 +98,8 @@ export class Rcu {
     });
     worker.removeAllListeners();
     worker.on("error", (e) => console.error("rcu: the callback worker failed:", e));
-    // The worker reaps itself from its "exit" handler (worker.ts); this covers terminate() and OOM.
+    // The worker reaps itself from its "exit" handler (worker.ts); terminate() and OOM are reaped
+    // by the reaper thread, and (should the reaper be gone) from the "exit" event here.
     worker.once("exit", () => reapThread(this.sh, tid));
     worker.unref();
   }
@@ -172,13 +187,37 @@ export class Rcu {
   }
 
   /**
-   * Reaps `worker`'s slots and locks when it exits, however it exits, from its "exit" event on this
-   * thread's event loop. A registered thread that exits by itself (end of script, process.exit(),
-   * an uncaught error) has already released its slots from its own "exit" handler; this catches
-   * terminate() and out-of-memory, which run no handler.
+   * A port for a worker this thread is about to start: pass it in the worker's workerData and
+   * transferList, then call `watch(worker, port)`. The worker must keep it (workerData does) and
+   * never close it or pass it on. Starts this view's reaper thread on first use (unref'd; stopped
+   * by close()).
    */
-  watch(worker: Worker): void {
+  watchPort(): MessagePort {
+    if (this.reaper === null || !this.reaper.running) this.reaper = new RcuReaper(this.handle);
+    return this.reaper.port();
+  }
+
+  /**
+   * Reaps `worker`'s slots and roles when it dies. A registered thread that exits by itself (end
+   * of script, process.exit(), an uncaught error) has already released its slots from its own
+   * "exit" handler; this catches terminate() and out-of-memory, which run no handler.
+   *
+   * With `port` (from watchPort(), in the worker's workerData) the reaper thread reaps it, even
+   * while this thread is blocked in a synchronous wait, and reports the death to the stall handler
+   * (StallWhat.DIED). Without, only the "exit" event on this thread's event loop reaps it, and
+   * silently (a VM's death watch reports its vCPUs' deaths itself): a creator that blocks in
+   * synchronize() behind the dead reader waits for ever. (Posting a port to the worker afterwards
+   * would also work, Node closes it with the thread even unread, but it would reach the worker's
+   * own "message" handler, which may take any message for a command; so the port goes in through
+   * workerData.) Both reapers may run; each slot is released once.
+   * @throws RangeError for a port that is not one of this view's watchPort().
+   */
+  watch(worker: Worker, port?: MessagePort): void {
     const tid = worker.threadId;
+    if (port !== undefined) {
+      if (this.reaper === null) throw new RangeError(`Cannot watch thread ${tid}: call watchPort() first`);
+      this.reaper.bind(port, tid);
+    }
     worker.once("exit", () => reapThread(this.sh, tid));
   }
 
@@ -204,10 +243,21 @@ export class Rcu {
   }
 
   /**
-   * Stops the callback worker once every callback queued so far has run. Creator only.
+   * Stops the callback worker once every callback queued so far has run, then this view's reaper
+   * thread. Creator only (another thread's view stops just its reaper, then throws).
    * @throws RcuUsageError from another thread's view.
    */
   async close(): Promise<void> {
+    try {
+      await this.closeWorker();
+    } finally {
+      // Last: the callback worker stays watched while it shuts down.
+      await this.reaper?.close();
+      this.reaper = null;
+    }
+  }
+
+  private async closeWorker(): Promise<void> {
     const worker = this.worker;
     if (worker === null) {
       if (!this.sh.options.callbackWorker) return;

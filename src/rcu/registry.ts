@@ -79,26 +79,75 @@ export function markEngineLost(sh: RcuShared): void {
 }
 
 /**
+ * OWNER while a reaper releases the slot (never a thread's threadId + 1): claimSlot() skips it,
+ * and releaseSlot() ends it with 0.
+ */
+const REAPING = -1;
+
+/** Roles a reaped thread held besides its slots (`reapThreadRoles().roles`, a bit set). */
+export const enum ReapedRole {
+  /** The grace-period lock: its half-done period is abandoned, the next driver starts afresh. */
+  GP_LOCK = 1,
+  /** The callback engine: the engine is lost (markEngineLost). */
+  ENGINE = 2,
+  /** The domain's stall-handler thread: reporters print again. */
+  STALL_HANDLER = 4,
+}
+
+/** What `reapThreadRoles()` released. */
+export interface Reaped {
+  slots: number;
+  /** ReapedRole bits. */
+  roles: number;
+}
+
+/**
  * Releases every slot of `threadId`, a thread that has exited or died, plus the grace-period lock,
  * the callback-engine role (marking the engine lost: markEngineLost) and the stall-handler role if
  * it held them. Returns the number of slots reaped.
  * Call it only for a thread that no longer runs (e.g. from the Worker's "exit" event).
  */
 export function reapThread(sh: RcuShared, threadId: number): number {
+  return reapThreadRoles(sh, threadId).slots;
+}
+
+/**
+ * True when a reap found the thread dead holding something that others wait for: a slot, the
+ * grace-period lock or the engine. The stall-handler role alone is not a death: unregister()
+ * keeps it, so a thread that ended cleanly still holds it.
+ */
+export function diedHolding(r: Reaped): boolean {
+  return r.slots > 0 || (r.roles & (ReapedRole.GP_LOCK | ReapedRole.ENGINE)) !== 0;
+}
+
+/**
+ * reapThread(), also saying which roles the dead thread held. Several reapers may race on one
+ * death (a reaper thread and an "exit" event): each slot and role is released by exactly one of
+ * them (CAS on its owner word), so only one sees it in its result.
+ */
+export function reapThreadRoles(sh: RcuShared, threadId: number): Reaped {
   const owner = threadId + 1;
-  let reaped = 0;
+  let slots = 0;
+  let roles = 0;
   for (let s = 0; s < sh.options.maxThreads; s++) {
-    if (Atomics.load(sh.slots, s * Slot.STRIDE + Slot.OWNER) !== owner) continue;
+    const at = s * Slot.STRIDE;
+    if (Atomics.load(sh.slots, at + Slot.OWNER) !== owner) continue;
+    // Claims the release: a racing reaper of the same death sees OWNER change and skips the slot.
+    if (Atomics.compareExchange(sh.slots, at + Slot.OWNER, owner, REAPING) !== owner) continue;
     releaseSlot(sh, s);
-    reaped++;
+    slots++;
   }
   const ctl = sh.ctl;
   if (Atomics.compareExchange(ctl, Ctl.GP_LOCK, owner, 0) === owner) {
     // The dead driver's period stays half done; the next driver starts a fresh one (grace-period.ts).
     Atomics.notify(ctl, Ctl.GP_COMPLETED);
+    roles |= ReapedRole.GP_LOCK;
   }
-  if (Atomics.compareExchange(ctl, Ctl.ENGINE, owner, 0) === owner) markEngineLost(sh);
+  if (Atomics.compareExchange(ctl, Ctl.ENGINE, owner, 0) === owner) {
+    markEngineLost(sh);
+    roles |= ReapedRole.ENGINE;
+  }
   // A dead handler thread delivers nothing: reporters print again (stall.ts).
-  Atomics.compareExchange(ctl, Ctl.STALL_HANDLER, owner, 0);
-  return reaped;
+  if (Atomics.compareExchange(ctl, Ctl.STALL_HANDLER, owner, 0) === owner) roles |= ReapedRole.STALL_HANDLER;
+  return { slots, roles };
 }

@@ -6,6 +6,10 @@
  * holds the other in its workerData. A vCPU that dies (crashes, is terminated) is reaped on the
  * watch's thread, whatever this thread is doing: its mmu_lock hold, RCU slot, locked entries,
  * memory cache and deferred reclaim come back, and its report lands in `deaths`.
+ *
+ * Deaths on purpose (the torture's): `kill(v)` terminates vCPU v, `expectDeath(v)` announces one
+ * that will end by itself. Either way its exit fails no phase: the phase goes on with the others
+ * (its reply is missing from `replies`), and later phases and `close()` leave it out.
  */
 import { Worker } from "node:worker_threads";
 import type { TraceBufferHandle } from "../common/trace.js";
@@ -30,6 +34,11 @@ export class VcpuPool {
   private readonly gone: (string | null)[] = [];
   private readonly watch: DeathWatch;
   private watchClosed: Promise<void> | null = null;
+  /** vCPUs whose death is expected (kill(), expectDeath()): their exit fails nothing. */
+  private readonly mayDie = new Set<number>();
+  /** Exited workers, by vCPU; each resolves its `exits` entry. */
+  private readonly exited: boolean[] = [];
+  private readonly exits: Promise<void>[] = [];
 
   /** `trace`: rings where vCPU i records into slot i (`--trace`), or none. */
   constructor(vm: Vm, trace: TraceBufferHandle | null = null) {
@@ -49,15 +58,72 @@ export class VcpuPool {
       worker.on("error", (e) => {
         this.gone[vcpu] ??= `vCPU ${vcpu} crashed: ${e.message}`;
       });
-      worker.on("exit", (code) => {
-        this.gone[vcpu] ??= `vCPU ${vcpu} exited with code ${code}`;
-      });
+      this.exited.push(false);
+      this.exits.push(
+        new Promise((resolve) =>
+          worker.on("exit", (code) => {
+            this.exited[vcpu] = true;
+            if (!this.mayDie.has(vcpu)) this.gone[vcpu] ??= `vCPU ${vcpu} exited with code ${code}`;
+            resolve();
+          }),
+        ),
+      );
       this.workers.push(worker);
     }
   }
 
   get threadIds(): number[] {
     return this.workers.map((w) => w.threadId);
+  }
+
+  /**
+   * Announces that vCPU `vcpu` may end by itself (a crash on purpose): its exit fails no phase and
+   * later phases leave it out. Call it before the death can happen.
+   */
+  expectDeath(vcpu: number): void {
+    this.mayDie.add(vcpu);
+  }
+
+  /** Terminates vCPU `vcpu` on purpose (see expectDeath); resolves once its worker has exited. */
+  async kill(vcpu: number): Promise<void> {
+    this.mayDie.add(vcpu);
+    await this.workers[vcpu]?.terminate();
+    await this.exits[vcpu];
+  }
+
+  /** Resolves once vCPU `vcpu`'s worker has exited (however it ended). */
+  exitOf(vcpu: number): Promise<void> {
+    return this.exits[vcpu] ?? Promise.resolve();
+  }
+
+  /**
+   * Waits until the death watch has reported `n` deaths in all: true, or false after `ms` (a
+   * death not reaped) or when a reap failed (`watchErrors`).
+   */
+  async untilReaped(n: number, ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    const reaped = this.watch.untilDeaths(n).then(
+      () => true,
+      () => false,
+    );
+    try {
+      return await Promise.race([reaped, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Errors of the death watch's reaps (a reap that threw), as messages. */
+  get watchErrors(): readonly string[] {
+    return this.watch.errors;
+  }
+
+  /** A vCPU that ended on purpose and is gone: phases and close() leave it out. */
+  private isDeadOnPurpose(vcpu: number): boolean {
+    return this.mayDie.has(vcpu) && this.exited[vcpu] === true;
   }
 
   /** Sends `commands[i]` to vCPU i, starts them together, and waits for all replies. */
@@ -77,7 +143,7 @@ export class VcpuPool {
     const replies = this.collect("done");
     // If a worker fails before it is ready, `ready` rejects and `done` is never awaited.
     replies.catch(() => {});
-    for (const [i, w] of this.workers.entries()) w.postMessage(commands[i]);
+    for (const [i, w] of this.workers.entries()) if (!this.isDeadOnPurpose(i)) w.postMessage(commands[i]);
     const started = ready.then(() => {
       this.phase++;
       const t = performance.now();
@@ -87,7 +153,9 @@ export class VcpuPool {
       return t;
     });
     const done = started.then(async () => {
-      const got = (await replies) as Extract<VcpuReply, { type: "done" }>[];
+      // A vCPU that died on purpose during the phase left a hole: the others' replies.
+      const got = (await replies).filter((r) => r !== undefined) as Extract<VcpuReply, { type: "done" }>[];
+      if (got.length === 0) return { wallMs: 0, replies: got }; // every vCPU died on purpose
       const start = Math.min(...got.map((r) => r.startMs));
       const end = Math.max(...got.map((r) => r.endMs));
       return { wallMs: end - start, replies: got };
@@ -109,9 +177,10 @@ export class VcpuPool {
   async close(): Promise<Extract<VcpuReply, { type: "closed" }>[]> {
     const closed = this.collect("closed");
     // Listen for the exits before asking: a worker may exit before the others have replied.
-    const exited = Promise.all(this.workers.map((w) => new Promise((resolve) => w.once("exit", resolve))));
-    for (const w of this.workers) w.postMessage({ type: "close" } satisfies VcpuCommand);
-    const replies = (await closed) as Extract<VcpuReply, { type: "closed" }>[];
+    const exited = Promise.all(this.exits);
+    for (const [i, w] of this.workers.entries())
+      if (!this.isDeadOnPurpose(i)) w.postMessage({ type: "close" } satisfies VcpuCommand);
+    const replies = (await closed).filter((r) => r !== undefined) as Extract<VcpuReply, { type: "closed" }>[];
     await exited;
     await this.closeWatch();
     return replies;
@@ -153,6 +222,10 @@ export class VcpuPool {
         else resolve(got);
       };
       this.workers.forEach((w, i) => {
+        if (this.isDeadOnPurpose(i)) {
+          left--;
+          return;
+        }
         const onMessage = (msg: VcpuReply) => {
           if (msg.type === "error") finish(new Error(`vCPU ${msg.vcpu}: ${msg.message}`));
           else if (msg.type === type) {
@@ -161,10 +234,15 @@ export class VcpuPool {
           }
         };
         const onExit = (code: number) => {
-          if (type !== "closed" || got[i] === undefined)
-            finish(new Error(`vCPU ${i} exited with code ${code}`));
+          if (got[i] !== undefined) return; // replied, then exited (after "closed")
+          if (this.mayDie.has(i)) {
+            // Died on purpose before replying: the phase goes on without it.
+            if (--left === 0) finish();
+          } else finish(new Error(`vCPU ${i} exited with code ${code}`));
         };
-        const onError = (e: Error) => finish(new Error(`vCPU ${i} crashed: ${e.message}`));
+        const onError = (e: Error) => {
+          if (!this.mayDie.has(i)) finish(new Error(`vCPU ${i} crashed: ${e.message}`));
+        };
         w.on("message", onMessage);
         w.on("exit", onExit);
         w.on("error", onError);
@@ -174,6 +252,7 @@ export class VcpuPool {
           w.off("error", onError);
         });
       });
+      if (left === 0) finish(); // every vCPU died on purpose
     });
   }
 }

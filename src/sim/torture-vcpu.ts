@@ -11,11 +11,28 @@
  * right now), ERANGE (a collapse that would cross a memslot's end), AGAIN after the retry budget
  * (the host kept invalidating). Anything else, and any exception (a debug pool's misuse report),
  * is unexpected: the loop stops there and reports the operation.
+ *
+ * A death on purpose (`death`, the torture's --deaths): the vCPU parks at the `hit`th pass of a race
+ * point (inside a read-side section and holding mmu_lock for read at walk.table-entered and
+ * pte.before-cas, between break and make at bbm.locked, inside a fault before mmu_lock at
+ * fault.slot-read) until the host takes the death; then the host terminates it (TERMINATE), or it
+ * calls process.exit() there (EXIT: a crash that unwinds nothing). The host takes a death only
+ * between its own operations, so none of them is blocked behind the parked vCPU when it dies. A
+ * park the host does not take within PARK_MS is given up (the host may be waiting for this very
+ * vCPU's read hold): the vCPU goes on and parks again at the next pass.
+ *
+ *   death words (Int32Array over VcpuDeathPlan.ctl)
+ *   [0] STATE   vCPU: ARMED -> PARKED (CAS, then notify), PARKED -> ARMED after PARK_MS (CAS)
+ *               host: PARKED -> TAKEN (CAS); EXIT: then GO (store, notify); when its operations
+ *               end, ARMED or PARKED -> OFF (CAS, notify): the vCPU parks no more
+ *   [1] PARKS   vCPU: parks so far (plain add; the host reads it after the death, for the log)
  */
 import { Errno, errnoName } from "../common/errno.js";
 import {
   FAILURE_POINTS,
   RacePoint,
+  raceHook,
+  setRaceHook,
   clearFailures,
   clearRaceDelays,
   injectedCounts,
@@ -57,7 +74,46 @@ export interface TortureVcpuOptions {
   age: AgeHandle | null;
   /** Controlled rounds: this vCPU is participant `id` of the scheduler (sync/controlled.ts). */
   controlled?: { handle: SchedulerHandle; id: number };
+  /** Die on purpose at a race point (see the file comment), or null. */
+  death?: VcpuDeathPlan | null;
 }
+
+/** Words of a death plan's shared control block (see the file comment). */
+export const enum DeathWord {
+  STATE = 0,
+  PARKS = 1,
+  WORDS = 2,
+}
+
+/** DeathWord.STATE values. */
+export const enum DeathState {
+  OFF = 0,
+  ARMED = 1,
+  PARKED = 2,
+  TAKEN = 3,
+  GO = 4,
+}
+
+/** How a vCPU that dies on purpose ends. */
+export const enum DeathKind {
+  /** The host calls worker.terminate() while it is parked. */
+  TERMINATE = 0,
+  /** It calls process.exit(1) where it is parked once the host says GO. */
+  EXIT = 1,
+}
+
+/** Where and how one vCPU dies on purpose. */
+export interface VcpuDeathPlan {
+  /** DeathWord.WORDS Int32 words, STATE set to ARMED by the host. */
+  ctl: SharedArrayBuffer;
+  point: RacePoint;
+  /** Park at this pass of `point` (1 = the first). */
+  hit: number;
+  kind: DeathKind;
+}
+
+/** How long a parked vCPU waits for the host to take its death before it goes on. */
+const PARK_MS = 50;
 
 /** The kinds of operation in the op log. */
 export const enum TortureOp {
@@ -117,6 +173,7 @@ export function tortureVcpu(ctx: VcpuContext, o: TortureVcpuOptions): TortureVcp
   const log = new Float64Array(LOG_OPS * 3);
   resetInjectedCounts();
   if (o.age !== null) installAgeCheck(o.age, ctx.pgt);
+  if (o.death) installDeath(o.death);
   if (o.raceSpins > 0)
     setRaceDelays(
       { [RacePoint.WALK_TABLE_ENTERED]: o.raceSpins, [RacePoint.BBM_LOCKED]: o.raceSpins },
@@ -141,6 +198,40 @@ export function tortureVcpu(ctx: VcpuContext, o: TortureVcpuOptions): TortureVcp
   }
   r.lastOps = formatLog(log, r.ops);
   return r;
+}
+
+/** Chains the death hook after whatever hook this thread has (the RCU age check). */
+function installDeath(plan: VcpuDeathPlan): void {
+  const words = new Int32Array(plan.ctl);
+  const prev = raceHook();
+  let passes = 0;
+  setRaceHook((point) => {
+    prev?.(point);
+    if (point !== plan.point || ++passes < plan.hit) return;
+    park(words, plan.kind);
+  });
+}
+
+/** Parks here until the host takes the death (never returns then), or gives up after PARK_MS. */
+function park(words: Int32Array, kind: DeathKind): void {
+  // Pairs with the host's CAS PARKED -> TAKEN.
+  if (
+    Atomics.compareExchange(words, DeathWord.STATE, DeathState.ARMED, DeathState.PARKED) !== DeathState.ARMED
+  )
+    return;
+  words[DeathWord.PARKS] = (words[DeathWord.PARKS] as number) + 1;
+  Atomics.notify(words, DeathWord.STATE);
+  Atomics.wait(words, DeathWord.STATE, DeathState.PARKED, PARK_MS);
+  // Not taken in time: back to ARMED, unless the host's CAS came first. OFF: the host disarmed
+  // the death (it does no more operations), go on.
+  const st = Atomics.compareExchange(words, DeathWord.STATE, DeathState.PARKED, DeathState.ARMED);
+  if (st === DeathState.PARKED || st === DeathState.OFF) return;
+  // Taken: EXIT waits for GO (the host has marked the death expected) and crashes here; TERMINATE
+  // waits to be terminated.
+  for (;;) {
+    if (kind === DeathKind.EXIT && Atomics.load(words, DeathWord.STATE) === DeathState.GO) process.exit(1);
+    Atomics.wait(words, DeathWord.STATE, DeathState.TAKEN, 100);
+  }
 }
 
 function loop(ctx: VcpuContext, o: TortureVcpuOptions, r: TortureVcpuResult, log: Float64Array): void {

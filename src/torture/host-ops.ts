@@ -103,6 +103,8 @@ export class HostMix {
   private movingId = 2;
   private movingAt: number = LAYOUT.moving.ipa;
   private readonly t0 = performance.now();
+  /** Log lines that are events, not host operations (a vCPU death). */
+  private notes = 0;
 
   constructor(
     private readonly vm: HostTarget,
@@ -182,8 +184,14 @@ export class HostMix {
     return rec;
   }
 
+  /** Notes an event that is not a host operation (a vCPU death) in the op log, in time order. */
+  note(op: string, args: number[]): void {
+    this.log.push({ t: Math.round((performance.now() - this.t0) * 1000) / 1000, op, args });
+    this.notes++;
+  }
+
   /** Host operations so far. */
   get ops(): number {
-    return this.log.length;
+    return this.log.length - this.notes;
   }
 }

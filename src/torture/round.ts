@@ -4,7 +4,8 @@
  * checkers (break-before-make, stale TLB, use after free, dirty log), the software walkers'
  * use-after-free and corruption counts, the RCU age check, the refcount audit, and teardown with
  * the RCU barrier and the leak check. The VM is destroyed at the end of every round (teardown and
- * recreate between rounds).
+ * recreate between rounds). With `deathRate`, a round may kill one vCPU mid-run (deaths.ts): the
+ * others and the host go on, and the death watch must recover what it held.
  *
  * A round is a function of its spec (seed, round number, strategy, flavor, ...) up to thread
  * timing: replaying the spec replays the same vCPU operations and the same host operations, in an
@@ -22,7 +23,7 @@ import {
   setFailureRates,
 } from "../common/race-points.js";
 import { Rng } from "../common/rng.js";
-import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
+import type { RcuFlavor, VmRcuExtra } from "../kvm/reclaim/rcu-glue.js";
 import type { StrategyName } from "../kvm/reclaim/strategy.js";
 import { Vm } from "../kvm/vm.js";
 import { auditTable } from "../pgtable/audit.js";
@@ -31,14 +32,14 @@ import type { VcpuCommand } from "../sim/protocol.js";
 import { type AgeHandle, createAgeTable } from "../sim/rcu-age.js";
 import { AGE_STRATEGY_URL } from "../sim/rcu-age-strategy.js";
 import type { TortureVcpuResult } from "../sim/torture-vcpu.js";
+import { controlledRcu } from "../sim/controlled-rcu.js";
 import {
   ControlledScheduler,
   type SchedulerHandle,
   type ScheduleStrategy,
   type ScheduleSummary,
 } from "../sync/controlled.js";
-import { controlledRcu } from "../sim/controlled-rcu.js";
-import type { VmRcuExtra } from "../kvm/reclaim/rcu-glue.js";
+import { type DeathPlan, describeDeath, planDeath, RoundDeaths, vcpuDeathPlan } from "./deaths.js";
 import { HostMix, type HostOpRecord, LAYOUT } from "./host-ops.js";
 import { runHostParticipant } from "./host-participant.js";
 
@@ -60,6 +61,12 @@ export interface RoundSpec {
   raceSpins: number;
   /** Test only: deliberately broken variants (VmOptions.testOnly.bugs); no CLI flag sets it. */
   testOnlyBugs?: number;
+  /** Probability that the round kills one vCPU mid-run (deaths.ts); absent: 0. */
+  deathRate?: number;
+  /** Deaths may also be "terminate at a random moment" (deaths.ts); absent: parked deaths only. */
+  deathAnytime?: boolean;
+  /** Test only: VmOptions.testOnly.noDeathRecovery (the deaths' negative control). */
+  testOnlyNoDeathRecovery?: boolean;
   /** Run the round under the controlled scheduler (participants: vCPUs, then host, then RCU). */
   controlled?: RoundControl;
 }
@@ -119,6 +126,10 @@ export interface RoundResult {
   rcuAge: [number, number, number, number];
   /** How many checks ran (each passed unless it is in `violations`). */
   checks: number;
+  /** vCPUs killed on purpose (0 or 1), named as "vCPU 1 exit@bbm.locked#3". */
+  deaths: string[];
+  /** Pages `recoverLostPages()` freed after the deaths (in dead vCPUs' hands, listed nowhere). */
+  lostRecovered: number;
   violations: TortureViolation[];
   /** The round's op log: the host's operations, and each vCPU's last operations. */
   hostLog: HostOpRecord[];
@@ -139,6 +150,7 @@ export const ROUND_CHECKERS = [
   "leak",
   "vcpu status",
   "host ops",
+  "vcpu death",
 ] as const;
 
 /** The round's own seed: the run's seed and the round number mixed (so rounds replay alone). */
@@ -156,28 +168,47 @@ export async function runRound(
   const seed = roundSeed(spec.seed, spec.round);
   if (spec.controlled) return controlledRun(spec, seed, spec.controlled);
   const vm = await createRoundVm(spec);
-  const cmds = vcpuCommands(spec, seed, createAgeTable(vm.pool.pageCount, vm.rcu.handle.rcu.ctl), null);
+  const plan = planDeath(spec.deathRate ?? 0, spec.vcpus, seed, spec.deathAnytime === true);
+  const cmds = vcpuCommands(spec, seed, createAgeTable(vm.pool.pageCount, vm.rcu.handle.rcu.ctl), plan, null);
   const host = new HostMix(vm, new Rng(seed ^ 0xdeadbeef), vm.options.granule);
   const violations: TortureViolation[] = [];
   const pool = new VcpuPool(vm);
+  const deaths = plan === null ? null : new RoundDeaths(plan, vm, pool, host, violations);
   started?.(vm, host);
   // The host thread's own allocations (eager splits) fail at the same rate as the vCPUs'.
   resetInjectedCounts();
   if (spec.allocFail > 0)
     setFailureRates(Object.fromEntries(FAILURE_POINTS.map((p) => [p, spec.allocFail])), seed ^ 0x68e31da4);
   const running = { value: true };
-  const hostLoop = runHost(host, running, violations);
-  const { results, wallMs, died } = await runVcpus(pool, cmds);
+  const hostLoop = runHost(host, running, violations, deaths);
+  let results: TortureVcpuResult[] = [];
+  /** vCPU of each result (a vCPU killed mid-run has none). */
+  let ids: number[] = [];
+  let wallMs = 0;
+  let died: string | null = null;
+  try {
+    const { started, done } = pool.startPhase(cmds);
+    started.then((t) => deaths?.begin(t)).catch(() => {}); // a failed start: `done` rejects too
+    const phase = await done;
+    results = phase.replies.map((r) => r.torture as TortureVcpuResult);
+    ids = phase.replies.map((r) => r.vcpu);
+    wallMs = phase.wallMs;
+  } catch (e) {
+    died = firstLine(e);
+  }
   running.value = false;
   await hostLoop;
   clearFailures();
   const hostInjected = injectedCounts().failures;
-  return finish(spec, vm, pool, host, hostInjected, results, wallMs, died, violations, null);
+  await deaths?.checkReported();
+  const dead = plan !== null && deaths !== null && deaths.deaths > 0 ? [describeDeath(plan)] : [];
+  return finish(spec, vm, pool, host, hostInjected, { results, ids }, wallMs, died, violations, dead, null);
 }
 
 /**
  * A controlled round: participants 0..vcpus-1 are the vCPUs, `vcpus` the host thread and
  * `vcpus + 1` the RCU callback worker. Nothing else touches the VM until every one has finished.
+ * No vCPU dies on purpose here (a death is taken between host operations, by timing).
  */
 async function controlledRun(spec: RoundSpec, seed: number, c: RoundControl): Promise<RoundResult> {
   const sched = ControlledScheduler.create({
@@ -190,7 +221,7 @@ async function controlledRun(spec: RoundSpec, seed: number, c: RoundControl): Pr
   });
   const vm = await createRoundVm(spec, controlledRcu(sched.handle, spec.vcpus + 1));
   const age = createAgeTable(vm.pool.pageCount, vm.rcu.handle.rcu.ctl);
-  const cmds = vcpuCommands(spec, seed, age, sched.handle);
+  const cmds = vcpuCommands(spec, seed, age, null, sched.handle);
   const pool = new VcpuPool(vm);
   const violations: TortureViolation[] = [];
   const hostRun = runHostParticipant({
@@ -200,7 +231,18 @@ async function controlledRun(spec: RoundSpec, seed: number, c: RoundControl): Pr
     allocFail: spec.allocFail,
     controlled: { handle: sched.handle, id: spec.vcpus },
   });
-  const { results, wallMs, died } = await runVcpus(pool, cmds);
+  let results: TortureVcpuResult[] = [];
+  let ids: number[] = [];
+  let wallMs = 0;
+  let died: string | null = null;
+  try {
+    const phase = await pool.runPhase(cmds);
+    results = phase.replies.map((r) => r.torture as TortureVcpuResult);
+    ids = phase.replies.map((r) => r.vcpu);
+    wallMs = phase.wallMs;
+  } catch (e) {
+    died = firstLine(e);
+  }
   let host: HostSummary = { ops: 0, counts: {}, nomem: 0, log: [] };
   let hostInjected: Record<string, number> = {};
   try {
@@ -214,24 +256,7 @@ async function controlledRun(spec: RoundSpec, seed: number, c: RoundControl): Pr
   const schedule = sched.summary(seed, c.schedule);
   if (schedule.abandoned)
     violations.push({ checker: "vcpu status", detail: "the schedule was abandoned (a participant stalled)" });
-  return finish(spec, vm, pool, host, hostInjected, results, wallMs, died, violations, schedule);
-}
-
-/** Runs the vCPUs' commands; a vCPU that dies ends the phase with `died` set (a violation). */
-async function runVcpus(
-  pool: VcpuPool,
-  cmds: VcpuCommand[],
-): Promise<{ results: TortureVcpuResult[]; wallMs: number; died: string | null }> {
-  try {
-    const phase = await pool.runPhase(cmds);
-    return {
-      results: phase.replies.map((r) => r.torture as TortureVcpuResult),
-      wallMs: phase.wallMs,
-      died: null,
-    };
-  } catch (e) {
-    return { results: [], wallMs: 0, died: firstLine(e) };
-  }
+  return finish(spec, vm, pool, host, hostInjected, { results, ids }, wallMs, died, violations, [], schedule);
 }
 
 /** The round's VM: three memslots (host-ops.ts LAYOUT), debug pool, MMU model and its checkers. */
@@ -247,7 +272,10 @@ function createRoundVm(spec: RoundSpec, rcuExtra?: VmRcuExtra): Promise<Vm> {
     rcuFlavor: spec.rcu,
     mmu: true,
     mmuCheck: true,
-    testOnly: { bugs: spec.testOnlyBugs ?? 0 },
+    testOnly: {
+      bugs: spec.testOnlyBugs ?? 0,
+      ...(spec.testOnlyNoDeathRecovery ? { noDeathRecovery: true } : {}),
+    },
     // Controlled: batched arrays age by fault exits, not by the clock.
     reclaim: {
       strategy: { name: spec.strategy, url: AGE_STRATEGY_URL },
@@ -262,6 +290,7 @@ function vcpuCommands(
   spec: RoundSpec,
   seed: number,
   age: AgeHandle,
+  plan: DeathPlan | null,
   controlled: SchedulerHandle | null,
 ): VcpuCommand[] {
   // The fixed slots three and two times as often as each place the moving slot may be.
@@ -292,20 +321,39 @@ function vcpuCommands(
       raceSpins: controlled ? 0 : spec.raceSpins,
       allocFail: spec.allocFail,
       age,
+      death: vcpuDeathPlan(plan, i),
       ...(controlled ? { controlled: { handle: controlled, id: i } } : {}),
     },
   }));
 }
 
-/** The host's loop: two operations a millisecond until told to stop, or until one throws. */
+/**
+ * The host's loop: two operations a millisecond until told to stop, or until one throws, or until
+ * a vCPU death was not recovered (then an operation could wait for ever behind the dead vCPU).
+ */
 async function runHost(
   host: HostMix,
   running: { value: boolean },
   violations: TortureViolation[],
+  deaths: RoundDeaths | null,
+): Promise<void> {
+  try {
+    await hostOpLoop(host, running, violations, deaths);
+  } finally {
+    deaths?.disarm();
+  }
+}
+
+async function hostOpLoop(
+  host: HostMix,
+  running: { value: boolean },
+  violations: TortureViolation[],
+  deaths: RoundDeaths | null,
 ): Promise<void> {
   while (running.value) {
     await new Promise((r) => setTimeout(r, 1));
     if (!running.value) break;
+    if (deaths !== null && !(await deaths.poll())) return;
     try {
       host.step();
       host.step();
@@ -322,14 +370,17 @@ async function finish(
   pool: VcpuPool,
   host: HostSummary,
   hostInjected: Record<string, number>,
-  results: TortureVcpuResult[],
+  vcpus: { results: TortureVcpuResult[]; ids: number[] },
   wallMs: number,
   died: string | null,
   violations: TortureViolation[],
+  deaths: string[],
   schedule: ScheduleSummary | null,
 ): Promise<RoundResult> {
+  const { results, ids } = vcpus;
   if (died !== null) violations.push({ checker: "vcpu status", detail: `a vCPU died: ${died}` });
-  results.forEach((r, i) => {
+  results.forEach((r, k) => {
+    const i = ids[k] as number;
     if (r.unexpected !== null)
       violations.push({ checker: "vcpu status", detail: `vCPU ${i}: ${r.unexpected}` });
     if (r.age !== null && r.age.violations > 0)
@@ -339,7 +390,7 @@ async function finish(
       });
   });
   const mmuViolations = vm.mmu?.violations() ?? [];
-  const down = await teardown(vm, pool, violations.length > 0);
+  const down = await teardown(vm, pool, violations, deaths.length);
   const firstFault = results.map((r) => r.unexpected).find((u) => u !== null) ?? died ?? down.firstFault;
   const { auditProblems, leakedPages, gracePeriods } = down;
   const pgt = vm.pgt.stats();
@@ -354,6 +405,7 @@ async function finish(
     violations.push({ checker: f.checker, detail: `${f.count}: ${f.detail}` });
   const faults = vm.vcpuStats.snapshot();
   const { injected, rcuAge } = sumVcpus(results, hostInjected);
+  if (deaths.length > 0) injected.vcpuDeath = deaths.length;
   return {
     spec,
     wallMs,
@@ -371,6 +423,8 @@ async function finish(
     injected,
     rcuAge,
     checks: ROUND_CHECKERS.length,
+    deaths,
+    lostRecovered: down.lostRecovered,
     violations,
     hostLog: host.log,
     vcpuLastOps: results.map((r) => r.lastOps),
@@ -381,30 +435,53 @@ async function finish(
 /**
  * Ends the round's threads and VM. A failed round's vCPUs are terminated (one stopped mid-operation
  * may hold what teardown needs) and nothing is audited; a clean one is closed, audited, destroyed
- * and leak-checked.
+ * and leak-checked. After vCPU deaths, a clean round first checks that nothing holds mmu_lock
+ * (a dead hold not taken back would block teardown's writers for ever: a violation, and the round
+ * ends as a failed one), then frees what the dead held in their hands (`recoverLostPages()`).
  */
 async function teardown(
   vm: Vm,
   pool: VcpuPool,
-  failed: boolean,
+  violations: TortureViolation[],
+  deaths: number,
 ): Promise<{
   auditProblems: string[];
   leakedPages: number[];
   gracePeriods: number;
   firstFault: string | null;
+  lostRecovered: number;
 }> {
-  if (failed) {
+  const failedDown = async () => {
     await pool.terminate();
     const gracePeriods = vm.rcu.stats().gracePeriods;
     await vm.rcu.close();
-    return { auditProblems: [], leakedPages: [], gracePeriods, firstFault: null };
-  }
+    return { auditProblems: [], leakedPages: [], gracePeriods, firstFault: null, lostRecovered: 0 };
+  };
+  if (violations.length > 0) return failedDown();
   const closed = await pool.close();
   const firstFault = closed.map((c) => c.firstFault).find((f) => f !== null) ?? null;
+  let lostRecovered = 0;
+  if (deaths > 0) {
+    if (vm.lock.readerCount() !== 0 || vm.lock.isWriteLocked()) {
+      const held = `${vm.lock.readerCount()} reader(s)${vm.lock.isWriteLocked() ? " and a writer" : ""}`;
+      violations.push({
+        checker: "vcpu death",
+        detail: `mmu_lock is still held by ${held} after every vCPU closed or was reaped`,
+      });
+      return failedDown();
+    }
+    lostRecovered = vm.recoverLostPages().length;
+  }
   vm.pgt.flushStats();
   const auditProblems = auditTable(vm.pgt).problems;
   const destroy = await vm.destroy();
-  return { auditProblems, leakedPages: destroy.leakedPages, gracePeriods: destroy.gracePeriods, firstFault };
+  return {
+    auditProblems,
+    leakedPages: destroy.leakedPages,
+    gracePeriods: destroy.gracePeriods,
+    firstFault,
+    lostRecovered,
+  };
 }
 
 /** Injected failures and delays (host ones as "host:<point>") and the RCU age histogram, summed. */

@@ -23,7 +23,7 @@ export type {
   TortureOptions,
   TortureSummary,
 } from "./types.js";
-export { replayLine } from "./types.js";
+export { DEFAULT_DEATH_RATE, replayLine } from "./types.js";
 
 const STAT_MS = 2000;
 /** The configuration of round `r`: strategies cycle fastest, then flavors. */
@@ -49,6 +49,8 @@ export async function runTorture(o: TortureOptions, io: TortureIo): Promise<Tort
     checksPassed: 0,
     checksRun: 0,
     injected: {},
+    deaths: 0,
+    lostRecovered: 0,
     nomemReported: 0,
     gaveUp: 0,
     hostNomem: 0,
@@ -102,7 +104,7 @@ interface Live {
 function statLine(s: TortureSummary, t0: number, live: Live): string {
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
   const injected = Object.entries(s.injected)
-    .filter(([k]) => !k.startsWith("delay:"))
+    .filter(([k]) => !k.startsWith("delay:") && k !== "vcpuDeath")
     .reduce((n, [, v]) => n + v, 0);
   const now = live.vm?.vcpuStats.snapshot();
   const faults = s.faults + (now?.faults ?? 0);
@@ -111,7 +113,7 @@ function statLine(s: TortureSummary, t0: number, live: Live): string {
   return (
     `torture ${secs}s: ${live.what}; rounds ${s.rounds} ops ${s.vcpuOps + s.hostOps + (live.host?.ops ?? 0)} ` +
     `faults ${faults} again ${again} cas-fail ${s.races.casFailures} gps ${s.gracePeriods} ` +
-    `alloc-fail ${injected} enomem ${nomem} rcu-age ${s.rcuAge.join("/")} ` +
+    `alloc-fail ${injected} enomem ${nomem} deaths ${s.deaths} rcu-age ${s.rcuAge.join("/")} ` +
     `violations ${s.violations.length}`
   );
 }
@@ -132,6 +134,9 @@ async function freeRound(
     allocFail: o.allocFail,
     raceSpins: o.raceSpins,
     ...(o.testOnlyBugs ? { testOnlyBugs: o.testOnlyBugs } : {}),
+    deathRate: o.deathRate ?? 0,
+    ...(o.deathAnytime ? { deathAnytime: true } : {}),
+    ...(o.testOnlyNoDeathRecovery ? { testOnlyNoDeathRecovery: true } : {}),
   };
   const res = await runRound(spec, started);
   add(s, res);
@@ -149,6 +154,7 @@ async function freeRound(
         spec,
         roundSeed: roundSeed(o.seed, r),
         violations: res.violations,
+        deaths: res.deaths,
         hostOps: res.hostLog,
         vcpuLastOps: res.vcpuLastOps,
       },
@@ -169,6 +175,8 @@ function add(s: TortureSummary, res: RoundResult): void {
   s.nomemReported += res.nomem;
   s.gaveUp += res.gaveUp;
   s.hostNomem += res.hostNomem;
+  s.deaths += res.deaths.length;
+  s.lostRecovered += res.lostRecovered;
   const failed = new Set(res.violations.map((v) => v.checker)).size;
   s.checksRun += res.checks;
   s.checksPassed += res.checks - failed;

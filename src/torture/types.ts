@@ -36,7 +36,19 @@ export interface TortureOptions {
   logDir: string;
   /** Test only: deliberately broken variants (VmOptions.testOnly.bugs); no CLI flag sets it. */
   testOnlyBugs?: number;
+  /**
+   * Probability that a free round kills one vCPU mid-run (torture/deaths.ts); absent: 0. The
+   * CLI's `--deaths` defaults to DEFAULT_DEATH_RATE. Controlled rounds kill none.
+   */
+  deathRate?: number;
+  /** Deaths may also strike at a random moment (`--deaths-anytime`; deaths.ts says why it is off). */
+  deathAnytime?: boolean;
+  /** Test only: VmOptions.testOnly.noDeathRecovery in every round (the deaths' negative control). */
+  testOnlyNoDeathRecovery?: boolean;
 }
+
+/** `stage2 torture`'s default `--deaths`: about one round in five kills a vCPU. */
+export const DEFAULT_DEATH_RATE = 0.2;
 
 /** A violation with what reproduces it. */
 export interface ReportedViolation extends TortureViolation {
@@ -64,8 +76,15 @@ export interface TortureSummary {
   gracePeriods: number;
   checksPassed: number;
   checksRun: number;
-  /** Injected faults per kind (failure point names; delays as "delay:<point>"). */
+  /**
+   * Injected faults per kind (failure point names; delays as "delay:<point>"; vCPUs killed on
+   * purpose as "vcpuDeath").
+   */
   injected: Record<string, number>;
+  /** vCPUs killed on purpose, each recovered by the death watch unless a violation says otherwise. */
+  deaths: number;
+  /** Pages `recoverLostPages()` freed after deaths (held in dead vCPUs' hands, listed nowhere). */
+  lostRecovered: number;
   /** Guest accesses that reported ENOMEM, and that gave up after the retry budget (AGAIN). */
   nomemReported: number;
   gaveUp: number;
@@ -124,6 +143,7 @@ export function replayLine(
   if (o.controlled) parts.push("--controlled");
   if (o.controlled && o.pctDepth !== undefined) parts.push(`--pct-depth ${o.pctDepth}`);
   parts.push(`--alloc-fail ${o.allocFail}`);
-  if (!o.controlled) parts.push(`--race-spins ${o.raceSpins}`);
+  if (!o.controlled) parts.push(`--race-spins ${o.raceSpins}`, `--deaths ${o.deathRate ?? 0}`);
+  if (!o.controlled && o.deathAnytime) parts.push("--deaths-anytime");
   return parts.join(" ");
 }

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { STRATEGIES, type StrategyName } from "../../kvm/reclaim/strategy.js";
 import {
   checkScheduleFile,
+  DEFAULT_DEATH_RATE,
   runTorture,
   type ScheduleFile,
   type TortureOptions,
@@ -40,8 +41,14 @@ Options:
   --rcu F           mb | qsbr | all (default all)
   --alloc-fail R    injected allocation failure rate at alloc.page and memcache.topup, 0..1, in
                     the vCPUs and the host thread (default 0): faults report ENOMEM and retry,
-                    host eager splits fail with ENOMEM; nothing may leak
+                    host eager splits stop early (logging goes on); nothing may leak
   --race-spins N    delay spins at walk.table-entered and bbm.locked, 0..100000 (default 500)
+  --deaths R        chance per round, 0..1, that one vCPU is killed mid-run (default 0.2):
+                    terminated or crashed (process.exit) inside a read-side section, holding
+                    mmu_lock for read, between break and make, or inside a fault; the others and
+                    the host go on, and the death watch must reap it with nothing lost
+  --deaths-anytime  also terminate victims at a random moment (known to find recovery gaps
+                    not fixed yet: see RELIABILITY.md)
   --round R         run only round R of the seed (what a failing run prints for replay)
   --controlled      run the rounds under the controlled scheduler: the vCPUs, a host thread
                     (ops/8 host operations) and the RCU callback worker take turns, one at a
@@ -59,6 +66,8 @@ round, and the path of its op log or schedule are printed); 2 bad input.`;
 export interface TortureTestOnly {
   /** VmOptions.testOnly.bugs for every round (a planted bug). */
   bugs?: number;
+  /** VmOptions.testOnly.noDeathRecovery for every round (the deaths' negative control). */
+  noDeathRecovery?: boolean;
 }
 
 function str(values: Record<string, unknown>, name: string): string | undefined {
@@ -76,6 +85,8 @@ function parseOptions(argv: string[]): { o: TortureOptions; json: boolean } {
     rcu: { type: "string" },
     "alloc-fail": { type: "string" },
     "race-spins": { type: "string" },
+    deaths: { type: "string" },
+    "deaths-anytime": { type: "boolean" },
     round: { type: "string" },
     controlled: { type: "boolean" },
     "pct-depth": { type: "string" },
@@ -104,6 +115,10 @@ function parseOptions(argv: string[]): { o: TortureOptions; json: boolean } {
         ? 0
         : parseRatio(str(values, "alloc-fail") as string, "--alloc-fail"),
     raceSpins: int("race-spins", 500, 0, 100_000),
+    deathRate:
+      str(values, "deaths") === undefined
+        ? DEFAULT_DEATH_RATE
+        : parseRatio(str(values, "deaths") as string, "--deaths"),
     controlled,
     logDir: str(values, "log-dir") ?? join(tmpdir(), "stage2-torture"),
   };
@@ -116,6 +131,9 @@ function parseOptions(argv: string[]): { o: TortureOptions; json: boolean } {
     if (!controlled) throw new UsageError("--pct-depth needs --controlled");
     o.pctDepth = int("pct-depth", 3, 1, 64);
   }
+  if (values["deaths-anytime"] === true) o.deathAnytime = true;
+  if (controlled && (values.deaths !== undefined || o.deathAnytime))
+    throw new UsageError("--deaths does not apply to --controlled rounds (a death is taken by timing)");
   const replay = str(values, "replay");
   if (replay !== undefined) {
     o.replay = readReplay(replay);
@@ -148,6 +166,7 @@ export function summaryLines(s: TortureSummary): string[] {
     `  races seen:      ${s.races.again} AGAIN retries, ${s.races.casFailures} CAS failures`,
     `  grace periods:   ${s.gracePeriods}`,
     `  injected:        ${injected.length > 0 ? injected.join(", ") : "none"}; ENOMEM reported to the guest ${s.nomemReported}; eager splits cut short ${s.hostNomem}`,
+    `  vCPU deaths:     ${s.deaths} killed on purpose, reaped by the death watch; ${s.lostRecovered} pages recovered from their hands`,
     `  gave up:         ${s.gaveUp} guest accesses still AGAIN after the retry budget (reported, not flagged)`,
     `  rcu age:         ${s.rcuAge[0]} / ${s.rcuAge[1]} / ${s.rcuAge[2]} / ${s.rcuAge[3]} pages entered at 0 / 1 / 2 / >2 grace periods`,
     `  checks passed:   ${s.checksPassed} of ${s.checksRun}`,
@@ -178,6 +197,7 @@ export function makeTortureCommand(testOnly: TortureTestOnly = {}): Command {
     async run(argv: string[], io: CliIo): Promise<number> {
       const { o, json } = parseOptions(argv);
       if (testOnly.bugs) o.testOnlyBugs = testOnly.bugs;
+      if (testOnly.noDeathRecovery) o.testOnlyNoDeathRecovery = true;
       const seed = o.replay ? o.replay.seed : o.seed;
       // The seed first, on stderr, so that a run that dies can still be replayed.
       io.err(`stage2 torture: seed ${seed} (replay with --seed ${seed})`);
