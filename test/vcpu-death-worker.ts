@@ -19,6 +19,8 @@ export type DeathVcpuCommand =
   | { op: "arm"; point: RacePoint; kind: DeathKind }
   /** Enter an RCU read-side section outside mmu_lock (as a lockless walker does) and die there. */
   | { op: "dieInReadSide"; kind: DeathKind }
+  /** Start a guest access through the MMU model (state IN_ACCESS) and stop inside it. */
+  | { op: "dieInAccess"; ipa: number }
   | { op: "close" };
 
 export interface DeathVcpuData {
@@ -66,6 +68,17 @@ function run(cmd: DeathVcpuCommand): number {
       ctx.pgt.guard.begin();
       die("rcu-read-side", cmd.kind);
       return 0;
+    case "dieInAccess": {
+      const mmu = ctx.handler.mmu;
+      if (mmu === null) throw new Error("dieInAccess needs a VM with the MMU model");
+      // The hardware walk has no race point (hardware is not preempted mid-walk): stop inside the
+      // access by replacing its translation, after enter() has set IN_ACCESS.
+      (mmu as unknown as { translate: () => number }).translate = () => {
+        die("in-access", "terminate");
+        return 0;
+      };
+      return mmu.access(cmd.ipa, false);
+    }
     case "close":
       ctx.close();
       return 0;

@@ -352,3 +352,45 @@ test("the RCU domain's stall handler hears of a reaped vCPU death", { timeout: 6
   vm.recoverLostPages();
   assert.deepEqual((await vm.destroy()).leakedPages, []);
 });
+
+test(
+  "a vCPU terminated inside a guest access (MMU model) holds up no TLB invalidation once reaped",
+  { timeout: 90_000 },
+  async () => {
+    for (const recovery of [true, false]) {
+      const vm = await Vm.create({
+        granule: PAGE,
+        iaBits: 36,
+        poolPages: 2048,
+        mode: "shared",
+        vcpus: 2,
+        debug: true,
+        mmu: true,
+        memslots: [{ ipa: 0, size: 64 * MB, backing: "anonymous" }],
+        testOnly: recovery ? {} : { noDeathRecovery: true },
+      });
+      const watch = vm.watchDeaths();
+      await watch.ready;
+      const victim = new Vcpu(vm, watch, 0);
+      assert.equal(await victim.run({ op: "touch", start: 0, size: 16 * PAGE, write: true }), 0);
+      victim.worker.postMessage({ op: "dieInAccess", ipa: 0 });
+      const r = await victim.next();
+      assert.ok("stopped" in r, `victim stopped: ${JSON.stringify(r)}`);
+      const exited = new Promise((resolve) => victim.worker.once("exit", resolve));
+      void victim.worker.terminate();
+      await exited;
+      await watch.untilDeaths(1);
+      // The unmap posts a TLBI that every vCPU must acknowledge, the dead one included.
+      if (recovery) {
+        vm.unmap(0, 2 * MB);
+        await watch.close();
+        assert.deepEqual((await vm.destroy()).leakedPages, []);
+      } else {
+        // Negative control: nobody acknowledges for the dead vCPU; the poster gives up (10 s).
+        assert.throws(() => vm.unmap(0, 2 * MB), /not acknowledged by vCPU 0/);
+        await watch.close();
+        await vm.rcu.close();
+      }
+    }
+  },
+);

@@ -3,6 +3,7 @@
  * the vCPU when the other end closes.
  */
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
+import { Mmu, MmuTlbi } from "../mmu/mod.js";
 import { Stage2 } from "../pgtable/stage2.js";
 import { RwLock } from "../sync/mod.js";
 import { finishReap, type ReaperEnv, reapVcpu, repairLockedEntries, settleAfterError } from "./death.js";
@@ -17,6 +18,9 @@ const handle = (workerData as { vm: VmHandle }).vm;
 const port = parentPort as MessagePort;
 const records = new VcpuRecords(handle.options.vcpus, RECORD_MEMCACHE_PAGES, handle.records);
 const pgt = Stage2.attach(handle.pgt, { checkUaf: handle.options.debug ?? false });
+const mmu = handle.mmu === null ? null : Mmu.attach(handle.mmu);
+// The repair invalidates what a dead walker's break may have left cached, as a host view would.
+if (mmu !== null) pgt.tlb = new MmuTlbi(mmu, pgt, pgt.maint, -1);
 const lock = RwLock.attach(handle.lock);
 lock.onOwnerDead = () => {
   repairLockedEntries(pgt, records);
@@ -31,6 +35,7 @@ const env: ReaperEnv = {
   rcu: rcu.port,
   reapRcuThread: rcu.reapThread,
   reportDeath: rcu.reportDeath,
+  releaseMmu: mmu === null ? null : (vcpu) => mmu.releaseDeadVcpu(vcpu),
   disabled: handle.options.testOnly?.noDeathRecovery === true,
 };
 

@@ -29,10 +29,10 @@
  * and the watch's event loop sees it even when the VM's creator is blocked in a synchronous wait
  * (a writeLock() behind the dead reader, an RCU synchronize()).
  */
-import { pteIsLocked, pteIsTable, decodeOa } from "../arch/descriptor.js";
+import { decodeOa, pteIsCounted, pteIsLocked, pteIsTable } from "../arch/descriptor.js";
 import { Errno } from "../common/errno.js";
 import { PageState } from "../mem/mod.js";
-import { clearPte } from "../pgtable/pte-update.js";
+import { zapLockedPte } from "../pgtable/pte-update.js";
 import type { Stage2 } from "../pgtable/stage2.js";
 import { type VisitCtx, type Visitor, type Walker, type Visit, walk, WalkFlag } from "../pgtable/walk.js";
 import { Hold, type RwLock } from "../sync/mod.js";
@@ -76,6 +76,11 @@ export interface ReaperEnv {
   reapRcuThread(threadId: number): number;
   /** Reports the death through the RCU domain's stall detector (its stall handler hears of it). */
   reportDeath(threadId: number, slotsReleased: number): void;
+  /**
+   * With the MMU model: sets a dead vCPU's access state back to IDLE (Mmu.releaseDeadVcpu), so
+   * that TLB invalidations stop waiting for its acknowledgement. Null without the model.
+   */
+  readonly releaseMmu: ((vcpu: number) => boolean) | null;
   /** Test only (VmTestOnly.noDeathRecovery): claim and report the death, recover nothing. */
   readonly disabled: boolean;
 }
@@ -115,6 +120,8 @@ export function reapVcpu(env: ReaperEnv, v: number): boolean {
     env.lock.markOwnerDead();
     Atomics.store(w, b + Rec.R_HELD, env.lock.reapHolder(r.get(v, Rec.LOCK_SLOT), false));
     Atomics.store(w, b + Rec.R_IN_FAULT, env.memslots.abandonFault(v) ? 1 : 0);
+    // Killed inside a guest access: TLBI posters drain its ring for it from now on.
+    env.releaseMmu?.(v);
     const slots = env.reapRcuThread(r.get(v, Rec.TID));
     Atomics.store(w, b + Rec.R_RCU_SLOTS, slots);
     env.reportDeath(r.get(v, Rec.TID), slots);
@@ -264,9 +271,11 @@ class ZapLockedVisitor implements Visitor {
   visit(pgt: Stage2, ctx: VisitCtx, _visit: Visit): number {
     if (!pteIsLocked(ctx.old)) return Errno.OK;
     // Exclusive (write lock held): no walker can be between break and make, so this entry's owner
-    // is dead. Its break invalidated the old translation and dropped the old reference; the
-    // locked marker is neither valid nor counted, so 0 replaces it with nothing else to undo.
-    clearPte(pgt, ctx.ptep);
+    // is dead. Where it died decides what it left: before its break's invalidation (a stale
+    // translation may be cached: zapLockedPte invalidates the range), before its break dropped
+    // the old entry's reference, or after its make took the new one (the page's count is one too
+    // high either way: recountTree fixes it). The locked marker itself is neither valid nor counted.
+    zapLockedPte(pgt, ctx.ptep, ctx.addr, ctx.level);
     if (this.found++ === 0) {
       const size = pgt.levelSizes[ctx.level] as number;
       this.firstIpa = Math.floor(ctx.addr / size) * size;
@@ -275,18 +284,55 @@ class ZapLockedVisitor implements Visitor {
   }
 }
 
+/**
+ * Sets every reachable table page's reference count to what the audit expects, 1 + its counted
+ * entries. Exact under the write lock: counts change only under mmu_lock, so the only walkers that
+ * can have left one off are dead ones. Besides the locked entries above, a walker that died
+ * between taking a reference and publishing the entry it was for (an install over an empty entry
+ * takes the reference before its compare-and-swap, so the count never lags a visible entry)
+ * leaves a count one too high with nothing locked. Returns the pages corrected.
+ */
+function recountTree(pgt: Stage2): number {
+  const root = pgt.rootPage;
+  let fixed = 0;
+  if (root >= 0)
+    for (let i = 0; i < pgt.geo.pgdPages; i++) fixed += recountPage(pgt, root + i, pgt.geo.startLevel);
+  return fixed;
+}
+
+function recountPage(pgt: Stage2, page: number, level: number): number {
+  const base = page * pgt.entriesPerPage;
+  let counted = 0;
+  let fixed = 0;
+  for (let i = 0; i < pgt.entriesPerPage; i++) {
+    const pte = Atomics.load(pgt.ptes, base + i);
+    if (pte === 0n) continue;
+    if (pteIsCounted(pte)) counted++;
+    if (pteIsTable(pte, level)) {
+      const child = pgt.pool.paToPage(decodeOa(pte, pgt.geo.granule));
+      if (child >= 0) fixed += recountPage(pgt, child, level + 1);
+    }
+  }
+  const delta = 1 + counted - pgt.pool.refcount(page);
+  for (let d = delta; d > 0; d--) pgt.pool.getPage(page);
+  for (let d = delta; d < 0; d++) pgt.pool.putPage(page);
+  return fixed + (delta === 0 ? 0 : 1);
+}
+
 const zapVisitor = new ZapLockedVisitor();
 const zapWalker: Walker = { visitor: zapVisitor, arg: null, flags: WalkFlag.LEAF };
 
 /**
  * The OWNER_DEAD repair (install it as `RwLock.onOwnerDead` on every view of the VM's mmu_lock):
- * under the write lock, zaps every locked entry reachable from the root, and notes the count in
- * the records of the vCPUs whose deaths await a repair. Returns the entries zapped.
+ * under the write lock, zaps every locked entry reachable from the root, sets every reachable
+ * table page's reference count back to 1 + its counted entries, and notes the count of zapped
+ * entries in the records of the vCPUs whose deaths await a repair. Returns the entries zapped.
  */
 export function repairLockedEntries(pgt: Stage2, records: VcpuRecords): number {
   zapVisitor.found = 0;
   zapVisitor.firstIpa = -1;
   if (pgt.rootPage >= 0) walk(pgt, 0, pgt.geo.ipaSize, zapWalker);
+  recountTree(pgt);
   const found = zapVisitor.found;
   const w = records.words;
   Atomics.add(w, Rec.REPAIRS, 1);

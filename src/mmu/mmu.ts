@@ -21,7 +21,10 @@ import {
   VIOL_BASE,
   VIOL_STRIDE,
   VIOLATION_NAMES,
+  VCPU_BASE,
   ViolationKind,
+  VState,
+  vcpuStride,
 } from "./layout.js";
 import { VcpuTlb } from "./tlb.js";
 import { completeTlbi, postTlbi } from "./tlbi.js";
@@ -104,6 +107,19 @@ export class Mmu {
 
   get checking(): boolean {
     return (Atomics.load(this.words, H.FLAGS) & MmuFlag.CHECK) !== 0;
+  }
+
+  /**
+   * The death watch's part for a vCPU whose thread died: IN_ACCESS left by a thread killed inside
+   * a guest access would make every later TLBI wait for an acknowledgement that never comes (the
+   * poster drains a vCPU's ring on its behalf only while it is IDLE). Sets it IDLE; the dead
+   * vCPU's TLB is never used again. Returns whether it was IN_ACCESS. Call only once the thread
+   * is dead: a live owner's own exit stores IDLE.
+   */
+  releaseDeadVcpu(vcpu: number): boolean {
+    const at = VCPU_BASE + vcpu * vcpuStride(this.geometry) + C.STATE;
+    // Pairs with posters' CAS IDLE -> SERVICED (completeTlbi), as the owner's exit store does.
+    return Atomics.compareExchange(this.words, at, VState.IN_ACCESS, VState.IDLE) === VState.IN_ACCESS;
   }
 
   /** A view of every vCPU's TLB for `pgt`'s geometry (for draining and inspection). */
