@@ -114,6 +114,21 @@ export function makePte(pgt: Stage2, ctx: VisitCtx, pte: Pte): void {
   pgt.count(Ctl.MAKES);
 }
 
+/**
+ * Exclusive-only (the write lock held): clear an entry left locked by a walker that died between
+ * its break and its make, and invalidate the entry's whole range at `level`: what it mapped
+ * before the break is unknown (a table or a leaf), and the break may have died before its own
+ * invalidation. The caller fixes the page's reference count.
+ */
+export function zapLockedPte(pgt: Stage2, ptep: number, addr: number, level: number): void {
+  pgt.pteWrites++;
+  const size = pgt.levelSizes[level] as number;
+  pgt.tlb.updateBegin();
+  Atomics.store(pgt.ptes, ptep, 0n);
+  pgt.tlb.flushRange(pgt.vmid, Math.floor(addr / size) * size, size);
+  pgt.tlb.updateEnd();
+}
+
 /** Exclusive-only: clear an entry (unmap, teardown). */
 export function clearPte(pgt: Stage2, ptep: number): void {
   pgt.pteWrites++;
