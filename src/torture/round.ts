@@ -167,7 +167,8 @@ export async function runRound(
 ): Promise<RoundResult> {
   const seed = roundSeed(spec.seed, spec.round);
   if (spec.controlled) return controlledRun(spec, seed, spec.controlled);
-  const vm = await createRoundVm(spec);
+  const slowUs = slowCallbackUs(seed);
+  const vm = await createRoundVm(spec, undefined, slowUs);
   const plan = planDeath(spec.deathRate ?? 0, spec.vcpus, seed, spec.deathAnytime === true);
   const cmds = vcpuCommands(spec, seed, createAgeTable(vm.pool.pageCount, vm.rcu.handle.rcu.ctl), plan, null);
   const host = new HostMix(vm, new Rng(seed ^ 0xdeadbeef), vm.options.granule);
@@ -202,7 +203,33 @@ export async function runRound(
   const hostInjected = injectedCounts().failures;
   await deaths?.checkReported();
   const dead = plan !== null && deaths !== null && deaths.deaths > 0 ? [describeDeath(plan)] : [];
-  return finish(spec, vm, pool, host, hostInjected, { results, ids }, wallMs, died, violations, dead, null);
+  const res = await finish(
+    spec,
+    vm,
+    pool,
+    host,
+    hostInjected,
+    { results, ids },
+    wallMs,
+    died,
+    violations,
+    dead,
+    null,
+  );
+  if (slowUs > 0) res.injected["slow.callback"] = vm.reclaimSnapshot().callbacksRun;
+  return res;
+}
+
+/** How long each reclaim callback spins on purpose in a free round: 200 us in one round in four. */
+export const SLOW_CALLBACK_US = 200;
+
+/**
+ * Slow callbacks for the free round of seed `seed` (from the seed: a replay line reproduces it):
+ * the callback worker lags, grace periods and frees pile up behind it, and readers meet older
+ * tables. Slow readers come from the race spins inside read-side sections (`raceSpins`).
+ */
+export function slowCallbackUs(seed: number): number {
+  return ((seed >>> 5) & 3) === 0 ? SLOW_CALLBACK_US : 0;
 }
 
 /**
@@ -260,8 +287,9 @@ async function controlledRun(spec: RoundSpec, seed: number, c: RoundControl): Pr
 }
 
 /** The round's VM: three memslots (host-ops.ts LAYOUT), debug pool, MMU model and its checkers. */
-function createRoundVm(spec: RoundSpec, rcuExtra?: VmRcuExtra): Promise<Vm> {
+function createRoundVm(spec: RoundSpec, rcuExtra?: VmRcuExtra, slowCallbackUs = 0): Promise<Vm> {
   return Vm.create({
+    ...(slowCallbackUs > 0 ? { slowCallbackUs } : {}),
     granule: 4096,
     iaBits: 40,
     poolPages: 8192,
