@@ -151,6 +151,10 @@ export class VcpuMmu {
     this.check = (Atomics.load(mmu.words, H.FLAGS) & MmuFlag.CHECK) !== 0;
     this.poolBase = pgt.pool.basePa;
     this.poolPages = pgt.pool.pageCount;
+    if (this.poolPages * this.epp * 2 > 2 ** 31 - 1)
+      throw new RangeError(
+        `Cannot model vCPU ${vcpu}'s MMU over ${this.poolPages} table pages: descriptor indices exceed 31 bits`,
+      );
   }
 
   /**
@@ -252,15 +256,20 @@ export class VcpuMmu {
       level = ((this.words[wc] as number) >>> 1) + 1;
       page = this.words[wc + E.OA_LO] as number;
       if (this.check) this.checkTableUse(wc, ipa, page, level - 1);
-      base = page * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.epp - 1));
+      base =
+        (page * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.epp - 1))) | 0;
     } else {
       // VTTBR_EL2.BADDR: pairs with setRoot's Atomics.store.
       page = this.pgt.rootPage;
       if (page < 0) return Access.NO_ROOT;
       level = this.startLevel;
       base =
-        page * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.rootEntries - 1));
+        (page * this.epp +
+          ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.rootEntries - 1))) |
+        0;
     }
+    // Descriptor indices fit in 31 bits (checked at construction): `| 0` and `<< 1` keep the
+    // index arithmetic in integers instead of doubles converted back with checks.
     for (;;) {
       if (this.check && this.pool.state(page) === PageState.FREE)
         this.report(ViolationKind.USE_AFTER_FREE, ipa, level, page, false);
@@ -274,7 +283,7 @@ export class VcpuMmu {
       // translation fault the architecture allows, at worst one the handler finds already
       // mapped. Nothing is read through it: no acquire is needed, and the Atomics.load builtin
       // call (~8 ns) is saved.
-      if (((this.pteWords[base * 2] as number) & 1) === 0)
+      if (((this.pteWords[base << 1] as number) & 1) === 0)
         return this.fault(Access.TRANSLATION_FAULT, level, ipa);
       // A valid entry is read again whole: one single-copy-atomic 64-bit read into the private
       // scratch, and everything below is decoded from that copy alone (it may differ from the
@@ -294,7 +303,9 @@ export class VcpuMmu {
         );
         level++;
         page = child;
-        base = child * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.epp - 1));
+        base =
+          (child * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.epp - 1))) |
+          0;
         continue;
       }
       if ((level === 3 && (lo & 2) === 0) || (level < 3 && !this.leafAllowed[level]))
