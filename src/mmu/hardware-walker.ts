@@ -10,9 +10,11 @@
  * caller sends them to the fault handler and retries. Table entries it passes go to the walk
  * cache, the leaf it uses to the TLB.
  *
- * The vCPU holds its C.STATE at IN_ACCESS for the whole access and drains the TLBI ring on the
- * way in and out (tlbi.ts); faults are handled outside. With checking on, every use of a TLB or
- * walk-cache entry is compared with a shadow walk of the live table (checks below).
+ * The vCPU holds its C.STATE at IN_ACCESS while it is in the guest (`enterGuest` ..
+ * `leaveGuest`: one access, or a run of accesses with nothing blocking between them) and drains
+ * the TLBI ring before each access and on the way out (tlbi.ts); faults are handled outside.
+ * With checking on, every use of a TLB or walk-cache entry is compared with a shadow walk of the
+ * live table (checks below).
  *
  * Hot path: numbers only. An invalid entry is recognised from a 32-bit load of its low half (the
  * valid bit), with no BigInt made; a valid one is read again whole with one 64-bit load, stored
@@ -109,6 +111,11 @@ export class VcpuMmu {
   private readonly snap32 = new Int32Array(this.snap64.buffer);
   /** Level of the last fault (permission and access-flag faults name the leaf's level). */
   faultLevel = -1;
+  /**
+   * The IPA of the last walk, if it faulted (-1 once a walk fills the TLB): no leaf for it has
+   * been cached since, so its retry skips the TLB lookup (translate).
+   */
+  private missIpa = -1;
   /** Shadow walk result (checks): the live descriptor's halves and level. */
   private liveLo = 0;
   private liveHi = 0;
@@ -144,72 +151,99 @@ export class VcpuMmu {
     this.check = (Atomics.load(mmu.words, H.FLAGS) & MmuFlag.CHECK) !== 0;
     this.poolBase = pgt.pool.basePa;
     this.poolPages = pgt.pool.pageCount;
+    if (this.poolPages * this.epp * 2 > 2 ** 31 - 1)
+      throw new RangeError(
+        `Cannot model vCPU ${vcpu}'s MMU over ${this.poolPages} table pages: descriptor indices exceed 31 bits`,
+      );
   }
 
   /**
    * A guest access to `ipa` (`exec`: an instruction fetch, which faults on an execute-never leaf).
-   * Returns an Access code; on a fault, `faultLevel` says where.
+   * Returns an Access code; on a fault, `faultLevel` says where. The same as `enterGuest()`,
+   * `guestAccess()`, `leaveGuest()`.
    */
   access(ipa: number, write: boolean, exec = false): number {
-    this.enter();
+    this.enterGuest();
     try {
-      return this.translate(ipa, write, exec);
+      return this.guestAccess(ipa, write, exec);
     } finally {
       // Even on an exception: a vCPU left IN_ACCESS would hold every TLBI poster.
-      this.exit();
+      this.leaveGuest();
     }
+  }
+
+  /**
+   * The vCPU enters the guest: it takes its C.STATE (IDLE -> IN_ACCESS), so that no poster
+   * drains its TLB on its behalf until `leaveGuest()`. Between the two it may make any number
+   * of `guestAccess()` calls, as a vCPU runs guest code between loads and stores, and each
+   * acknowledges the TLBIs posted so far before it translates.
+   *
+   * Until `leaveGuest()`, do not block: no fault handler, no lock, no wait. A poster that holds
+   * mmu_lock may be waiting for this vCPU's acknowledgement, and this vCPU gives it only at its
+   * next access or when it leaves. Leave before handling a fault, and enter again to retry.
+   */
+  enterGuest(): void {
+    // Pairs with a poster's CAS IDLE -> SERVICED and its release store back to IDLE: once ours
+    // succeeds, the poster's drain on our behalf (if any) happened-before, and no other starts.
+    while (
+      Atomics.compareExchange(this.words, this.ctl + C.STATE, VState.IDLE, VState.IN_ACCESS) !== VState.IDLE
+    ) {}
+  }
+
+  /**
+   * One guest load, store or fetch, inside `enterGuest()` .. `leaveGuest()`: acknowledge the
+   * TLBIs posted so far (no walk of ours is in flight between two accesses), then a TLB hit or
+   * a hardware walk. Returns an Access code; on a fault, `faultLevel` says where.
+   */
+  guestAccess(ipa: number, write: boolean, exec: boolean): number {
+    const w = this.words;
+    if (w[H.RING_HEAD] !== w[this.ctl + C.ACKED]) drainRing(w, this.tlb);
+    return this.translate(ipa, write, exec);
+  }
+
+  /** The vCPU leaves the guest: it acknowledges the TLBIs posted so far and goes IDLE. */
+  leaveGuest(): void {
+    const w = this.words;
+    if (w[H.RING_HEAD] !== w[this.ctl + C.ACKED]) drainRing(w, this.tlb);
+    // Release: pairs with a poster's CAS on STATE, which then sees our TLB writes.
+    Atomics.store(w, this.ctl + C.STATE, VState.IDLE);
   }
 
   private translate(ipa: number, write: boolean, exec: boolean): number {
     const w = this.words;
-    (w[this.ctl + C.ACCESSES] as number)++;
-    let ret: number;
-    const e = this.tlb.lookupLeaf(this.vmid, ipa);
-    if (e >= 0) {
-      (w[this.ctl + C.HITS] as number)++;
-      const attr = w[e + E.ATTR] as number;
-      if (this.check) this.checkLeafUse(e, ipa, write);
-      if ((attr & (write ? S2AP_W : S2AP_R)) === 0 || (exec && (attr & ATTR_XN) !== 0)) {
-        this.faultLevel = (w[e] as number) >>> 1;
-        ret = Access.PERMISSION_FAULT;
-      } else ret = Access.OK;
-    } else {
+    // The retry of an access whose walk faulted skips the TLB lookup: only this vCPU's own
+    // successful walks fill its TLB (a servicer only invalidates), and none has run since that
+    // walk missed at this address, so the lookup would miss again.
+    const e = ipa === this.missIpa ? -1 : this.tlb.lookupLeaf(this.vmid, ipa);
+    if (e < 0) {
       (w[this.ctl + C.WALKS] as number)++;
-      ret = this.walk(ipa, write, exec);
+      return this.walk(ipa, write, exec);
     }
-    if (ret !== Access.OK) (w[this.ctl + C.FAULTS] as number)++;
-    return ret;
+    (w[this.ctl + C.HITS] as number)++;
+    const attr = w[e + E.ATTR] as number;
+    if (this.check) this.checkLeafUse(e, ipa, write);
+    if ((attr & (write ? S2AP_W : S2AP_R)) !== 0 && (!exec || (attr & ATTR_XN) === 0)) return Access.OK;
+    this.faultLevel = (w[e] as number) >>> 1;
+    (w[this.ctl + C.FAULTS] as number)++;
+    return Access.PERMISSION_FAULT;
   }
 
   /** Acknowledge pending TLBIs while idle (between accesses, e.g. before a long wait). */
   idleAck(): void {
-    this.enter();
-    this.exit();
+    this.enterGuest();
+    this.leaveGuest();
   }
 
-  /**
-   * The look at RING_HEAD on the way in and out is a plain read (an `Atomics.load` is a builtin
-   * call here, ~8 ns, against ~1 ns): it only decides whether to drain now, and no answer it can
-   * give is wrong. An Int32 read does not tear, and it cannot return a value older than one that
-   * happens-before it. A head it reads too old leaves a TLBI undrained for now, and that TLBI is
-   * not complete: its poster waits for our ACKED. A TLBI that is not complete may still find old
-   * translations in use (the architecture allows it). The poster drains on our behalf once we
-   * are IDLE (completeTlbi), and the next exit or entry drains it if we get there first.
-   * drainRing itself loads the head with Atomics.load.
+  /*
+   * The look at RING_HEAD in guestAccess() and leaveGuest() is a plain read (an `Atomics.load`
+   * is a builtin call here, ~8 ns, against ~1 ns): it only decides whether to drain now, and no
+   * answer it can give is wrong. An Int32 read does not tear, and it cannot return a value older
+   * than one that happens-before it. A head it reads too old leaves a TLBI undrained for now,
+   * and that TLBI is not complete: its poster waits for our ACKED. A TLBI that is not complete
+   * may still find old translations in use (the architecture allows it). The poster drains on
+   * our behalf once we are IDLE (completeTlbi), and our next access or leave drains it if we get
+   * there first. drainRing itself loads the head with Atomics.load.
    */
-  private enter(): void {
-    const w = this.words;
-    // Pairs with a poster's CAS IDLE -> SERVICED and its release store back to IDLE.
-    while (Atomics.compareExchange(w, this.ctl + C.STATE, VState.IDLE, VState.IN_ACCESS) !== VState.IDLE) {}
-    if (w[H.RING_HEAD] !== w[this.ctl + C.ACKED]) drainRing(w, this.tlb);
-  }
-
-  private exit(): void {
-    const w = this.words;
-    if (w[H.RING_HEAD] !== w[this.ctl + C.ACKED]) drainRing(w, this.tlb);
-    // Release: pairs with a poster's CAS on STATE.
-    Atomics.store(w, this.ctl + C.STATE, VState.IDLE);
-  }
 
   /** The hardware walk: lockless, from the walk cache's deepest entry or from VTTBR. */
   private walk(ipa: number, write: boolean, exec: boolean): number {
@@ -222,15 +256,20 @@ export class VcpuMmu {
       level = ((this.words[wc] as number) >>> 1) + 1;
       page = this.words[wc + E.OA_LO] as number;
       if (this.check) this.checkTableUse(wc, ipa, page, level - 1);
-      base = page * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.epp - 1));
+      base =
+        (page * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.epp - 1))) | 0;
     } else {
       // VTTBR_EL2.BADDR: pairs with setRoot's Atomics.store.
       page = this.pgt.rootPage;
       if (page < 0) return Access.NO_ROOT;
       level = this.startLevel;
       base =
-        page * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.rootEntries - 1));
+        (page * this.epp +
+          ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.rootEntries - 1))) |
+        0;
     }
+    // Descriptor indices fit in 31 bits (checked at construction): `| 0` and `<< 1` keep the
+    // index arithmetic in integers instead of doubles converted back with checks.
     for (;;) {
       if (this.check && this.pool.state(page) === PageState.FREE)
         this.report(ViolationKind.USE_AFTER_FREE, ipa, level, page, false);
@@ -244,7 +283,8 @@ export class VcpuMmu {
       // translation fault the architecture allows, at worst one the handler finds already
       // mapped. Nothing is read through it: no acquire is needed, and the Atomics.load builtin
       // call (~8 ns) is saved.
-      if (((this.pteWords[base * 2] as number) & 1) === 0) return this.fault(Access.TRANSLATION_FAULT, level);
+      if (((this.pteWords[base << 1] as number) & 1) === 0)
+        return this.fault(Access.TRANSLATION_FAULT, level, ipa);
       // A valid entry is read again whole: one single-copy-atomic 64-bit read into the private
       // scratch, and everything below is decoded from that copy alone (it may differ from the
       // half read above; it is newer). This load pairs with the atomic store or CAS that wrote
@@ -253,27 +293,30 @@ export class VcpuMmu {
       this.snap64[0] = Atomics.load(this.ptes, base);
       const lo = this.snap32[0] as number;
       const hi = this.snap32[1] as number;
-      if ((lo & 1) === 0) return this.fault(Access.TRANSLATION_FAULT, level);
+      if ((lo & 1) === 0) return this.fault(Access.TRANSLATION_FAULT, level, ipa);
       if (level < 3 && (lo & 2) !== 0) {
         const child = this.tablePage(this.oa(lo, hi));
-        if (child < 0) return this.fault(Access.TRANSLATION_FAULT, level);
+        if (child < 0) return this.fault(Access.TRANSLATION_FAULT, level, ipa);
         // The walk cache's new deepest entry for this region: the next walk starts below it.
         this.remember(
           this.tlb.fillTable(this.vmid, ipa, level, child, this.check ? this.pool.generation(child) : 0),
         );
         level++;
         page = child;
-        base = child * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.epp - 1));
+        base =
+          (child * this.epp + ((Math.floor(ipa * (this.invSizes[level] as number)) | 0) & (this.epp - 1))) |
+          0;
         continue;
       }
       if ((level === 3 && (lo & 2) === 0) || (level < 3 && !this.leafAllowed[level]))
-        return this.fault(Access.TRANSLATION_FAULT, level);
-      if ((lo & AF) === 0) return this.fault(Access.ACCESS_FLAG_FAULT, level);
-      if ((lo & (write ? S2AP_W : S2AP_R)) === 0) return this.fault(Access.PERMISSION_FAULT, level);
+        return this.fault(Access.TRANSLATION_FAULT, level, ipa);
+      if ((lo & AF) === 0) return this.fault(Access.ACCESS_FLAG_FAULT, level, ipa);
+      if ((lo & (write ? S2AP_W : S2AP_R)) === 0) return this.fault(Access.PERMISSION_FAULT, level, ipa);
       // XN sits in the high half: taken from the same 64-bit read.
       const xn = (hi & HI_XN) !== 0 ? ATTR_XN : 0;
-      if (exec && xn !== 0) return this.fault(Access.PERMISSION_FAULT, level);
+      if (exec && xn !== 0) return this.fault(Access.PERMISSION_FAULT, level, ipa);
       this.tlb.fillLeaf(this.vmid, ipa, level, this.oa(lo, hi), (lo & 0xfff) | xn);
+      this.missIpa = -1;
       return Access.OK;
     }
   }
@@ -319,8 +362,11 @@ export class VcpuMmu {
     return page >= 0 && page < this.poolPages ? page : -1;
   }
 
-  private fault(kind: Access, level: number): number {
+  /** A walk that faulted at `level`: nothing was cached for `ipa`, so its retry skips the lookup. */
+  private fault(kind: Access, level: number, ipa: number): number {
     this.faultLevel = level;
+    this.missIpa = ipa;
+    (this.words[this.ctl + C.FAULTS] as number)++;
     return kind;
   }
 

@@ -24,7 +24,9 @@
  *   C.STATE   IDLE / IN_ACCESS (owner's CAS) / SERVICED (a poster's CAS, to drain on its behalf)
  *   C.ACKED   TLBI sequence this vCPU's TLB has applied: every TLBI < ACKED is complete for it.
  *             Stored by whoever holds STATE (owner in access, or servicer); loaded by posters.
- *   C.HITS .. C.SERVICED       statistics, written by the STATE holder, read by anyone
+ *   C.HITS .. C.SERVICED       statistics, written by the STATE holder, read by anyone (plain
+ *                              increments: a reader's snapshot may lag). C.ACCESSES is not
+ *                              written: every access is one hit or one walk (Mmu.vcpuStats)
  *   C.LEAVES_L0 + l            leaves of level l now cached (STATE holder), so that a lookup
  *                              probes only the levels that hold some
  *
@@ -124,6 +126,7 @@ export const VIOL_BASE = RING_BASE + RING_SLOTS * RING_STRIDE;
 export const enum C {
   STATE = 0,
   ACKED = 1,
+  /** Reserved (accesses are HITS + WALKS, counted by no one). */
   ACCESSES = 2,
   HITS = 3,
   WALKS = 4,

@@ -4,8 +4,9 @@ import { Prot } from "../arch/descriptor.js";
 import { Errno } from "../common/errno.js";
 import { map, testClearYoung, unmap, wrprotect } from "../pgtable/mod.js";
 import { makeFixture } from "../testing/pgtable-harness.js";
-import { C } from "./layout.js";
+import { C, H, VState } from "./layout.js";
 import { Access, decodeVtcr, Mmu, MmuTlbi, TlbiKind, TTL_NONE, VcpuMmu } from "./mod.js";
+import { postTlbi } from "./tlbi.js";
 
 const P = 4096;
 const M2 = 2 ** 21;
@@ -123,6 +124,64 @@ describe("VcpuMmu.access()", () => {
     assert.equal(cpu.access(G + P, true), Access.OK);
     pgt.tlb.flushRange(pgt.vmid, G + P, P);
     assert.equal(cpu.access(G + P, true), Access.PERMISSION_FAULT);
+  });
+});
+
+describe("VcpuMmu: the retry of a faulting walk", () => {
+  const count = (mmu: Mmu, cpu: VcpuMmu, c: C) => mmu.words[cpu.tlb.ctl + c] as number;
+
+  test("walks without a lookup, fills the TLB, and the next access hits", () => {
+    const { pgt, mc, mmu, cpu } = setUp();
+    map(pgt, G + P, P, PA + P, Prot.RW, mc);
+    assert.equal(cpu.access(G, true), Access.TRANSLATION_FAULT);
+    map(pgt, G, P, PA, Prot.RW, mc);
+    assert.equal(cpu.access(G, true), Access.OK);
+    assert.equal(cpu.tlb.entryOa(cpu.tlb.lookupLeaf(pgt.vmid, G)), PA);
+    assert.equal(cpu.access(G, false), Access.OK);
+    assert.deepEqual(
+      [count(mmu, cpu, C.WALKS), count(mmu, cpu, C.HITS), count(mmu, cpu, C.FAULTS)],
+      [2, 1, 1],
+    );
+  });
+
+  test("looks up again once another walk filled a leaf that covers the faulting address", () => {
+    const { pgt, mc, mmu, cpu } = setUp();
+    assert.equal(cpu.access(G + M2 + 5 * P, true), Access.TRANSLATION_FAULT);
+    assert.equal(map(pgt, G + M2, M2, PA, Prot.RW, mc), Errno.OK);
+    // Another page of the new block fills its one leaf; the faulting address then hits it.
+    assert.equal(cpu.access(G + M2, true), Access.OK);
+    assert.equal(cpu.access(G + M2 + 5 * P, true), Access.OK);
+    assert.deepEqual([count(mmu, cpu, C.WALKS), count(mmu, cpu, C.HITS)], [2, 1]);
+    const stats = mmu.vcpuStats(pgt)[0];
+    assert.deepEqual([stats?.accesses, stats?.faults], [3, 1]);
+  });
+});
+
+describe("VcpuMmu.enterGuest() .. leaveGuest()", () => {
+  test("holds STATE across accesses and acknowledges a TLBI at the next access", () => {
+    const { pgt, mc, mmu, cpu } = setUp();
+    map(pgt, G, 2 * P, PA, Prot.RW, mc);
+    const state = () => Atomics.load(mmu.words, cpu.tlb.ctl + C.STATE);
+    const acked = () => Atomics.load(mmu.words, cpu.tlb.ctl + C.ACKED);
+    cpu.enterGuest();
+    assert.equal(state(), VState.IN_ACCESS);
+    assert.equal(cpu.guestAccess(G, true, false), Access.OK);
+    // Posted, not yet complete: a poster could not take our STATE to drain on our behalf.
+    const seq = postTlbi(mmu.words, TlbiKind.IPA, pgt.vmid, G, 0, TTL_NONE, -1);
+    assert.equal(acked(), seq);
+    assert.equal(
+      Atomics.compareExchange(mmu.words, cpu.tlb.ctl + C.STATE, VState.IDLE, VState.SERVICED),
+      VState.IN_ACCESS,
+    );
+    assert.ok(cpu.tlb.lookupLeaf(pgt.vmid, G) >= 0, "not applied between accesses");
+    assert.equal(cpu.guestAccess(G + P, true, false), Access.OK);
+    assert.equal(acked(), seq + 1, "applied before the next access translated");
+    assert.equal(cpu.tlb.lookupLeaf(pgt.vmid, G), -1);
+    postTlbi(mmu.words, TlbiKind.IPA, pgt.vmid, G + P, 0, TTL_NONE, -1);
+    cpu.leaveGuest();
+    assert.equal(acked(), Atomics.load(mmu.words, H.RING_HEAD), "and on the way out");
+    assert.equal(cpu.tlb.lookupLeaf(pgt.vmid, G + P), -1);
+    assert.equal(state(), VState.IDLE);
   });
 });
 

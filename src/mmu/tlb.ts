@@ -91,7 +91,7 @@ export class VcpuTlb {
       const meta = 1 | (level << 1);
       let e = this.tlbBase + ((tag | 0) & (this.sets - 1)) * this.ways * ENTRY_WORDS;
       for (let way = 0; way < this.ways; way++, e += ENTRY_WORDS) {
-        if (w[e] === meta && w[e + E.TAG_LO] === lo && w[e + E.TAG_HI] === hi && w[e + E.VMID] === vmid)
+        if (w[e + E.TAG_LO] === lo && w[e] === meta && w[e + E.TAG_HI] === hi && w[e + E.VMID] === vmid)
           return e;
       }
     }
@@ -110,7 +110,7 @@ export class VcpuTlb {
       const meta = 1 | (level << 1);
       let e = this.wcBase + ((tag | 0) & (this.wcSets - 1)) * this.wcWays * ENTRY_WORDS;
       for (let way = 0; way < this.wcWays; way++, e += ENTRY_WORDS) {
-        if (w[e] === meta && w[e + E.TAG_LO] === lo && w[e + E.TAG_HI] === hi && w[e + E.VMID] === vmid)
+        if (w[e + E.TAG_LO] === lo && w[e] === meta && w[e + E.TAG_HI] === hi && w[e + E.VMID] === vmid)
           return e;
       }
     }
@@ -124,7 +124,7 @@ export class VcpuTlb {
     const tag = Math.floor(ipa * (this.invSizes[level] as number));
     const set = (tag | 0) & (this.sets - 1);
     const way = this.victim[set] as number;
-    this.victim[set] = (way + 1) % this.ways;
+    this.victim[set] = way + 1 === this.ways ? 0 : way + 1;
     const e = this.tlbBase + (set * this.ways + way) * ENTRY_WORDS;
     this.dropLeaf(e);
     this.write(e, vmid, level, tag, oa, attr, 0);
@@ -147,7 +147,7 @@ export class VcpuTlb {
     const tag = Math.floor(ipa * (this.invSizes[level] as number));
     const set = (tag | 0) & (this.wcSets - 1);
     const way = this.wcVictim[set] as number;
-    this.wcVictim[set] = (way + 1) % this.wcWays;
+    this.wcVictim[set] = way + 1 === this.wcWays ? 0 : way + 1;
     const e = this.wcBase + (set * this.wcWays + way) * ENTRY_WORDS;
     this.write(e, vmid, level, tag, page, 0, gen);
     return e;
@@ -219,7 +219,7 @@ export class VcpuTlb {
     const meta = 1 | (level << 1);
     let e = base + ((tag | 0) & (sets - 1)) * ways * ENTRY_WORDS;
     for (let way = 0; way < ways; way++, e += ENTRY_WORDS) {
-      if (w[e] === meta && w[e + E.TAG_LO] === lo && w[e + E.TAG_HI] === hi && w[e + E.VMID] === vmid) {
+      if (w[e + E.TAG_LO] === lo && w[e] === meta && w[e + E.TAG_HI] === hi && w[e + E.VMID] === vmid) {
         if (base === this.tlbBase) this.dropLeaf(e);
         else w[e] = 0;
         (w[this.ctl + C.INVALIDATED] as number)++;

@@ -3,9 +3,9 @@
  *
  * A poster claims a sequence number, writes the slot, publishes it, then completes: for every
  * vCPU it waits until that vCPU's ACKED passes its sequence. A vCPU acknowledges by draining
- * the ring into its own TLB when it enters and leaves an access (a hit or a walk, never a fault:
- * faults are handled outside the access), so an ack also says that no walk of its own begun
- * before the TLBI is still in flight. A vCPU that is idle (in the fault handler, waiting for a
+ * the ring into its own TLB before each access it makes and when it leaves the guest (an access
+ * is a hit or a walk, never a fault: faults are handled outside the guest), so an ack also says
+ * that no walk of its own begun before the TLBI is still in flight. A vCPU that is idle (in the fault handler, waiting for a
  * lock or for the host) cannot drain: the poster takes its STATE by CAS and drains on its behalf.
  * Accesses never block, so a poster's wait is bounded even while it holds mmu_lock.
  */

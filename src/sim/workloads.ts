@@ -77,23 +77,66 @@ function touchMmu(
   exec: boolean,
   retries: number,
 ): number {
+  mmu.enterGuest();
+  try {
+    return touchInGuest(h, mmu, ipa, write, exec, retries);
+  } finally {
+    mmu.leaveGuest();
+  }
+}
+
+/**
+ * touchMmu() for a vCPU already in the guest (`mmu.enterGuest()`), which it is again when this
+ * returns, even by an exception. Each fault is handled outside the guest: the vCPU leaves first,
+ * since the handler may wait for mmu_lock while a TLBI poster that holds it waits for this vCPU.
+ */
+function touchInGuest(
+  h: FaultHandler,
+  mmu: VcpuMmu,
+  ipa: number,
+  write: boolean,
+  exec: boolean,
+  retries: number,
+): number {
   for (let faults = 0; faults < retries; faults++) {
-    const r = mmu.access(ipa, write, exec);
-    let status: number;
+    const r = mmu.guestAccess(ipa, write, exec);
     if (r === Access.OK) return faults;
-    if (r === Access.TRANSLATION_FAULT) status = h.handle(ipa, FaultKind.TRANSLATION, write, -1, exec);
-    else if (r === Access.PERMISSION_FAULT)
-      status = h.handle(ipa, FaultKind.PERMISSION, write, mmu.faultLevel, exec);
-    else if (r === Access.ACCESS_FLAG_FAULT)
-      status = h.handle(ipa, FaultKind.ACCESS_FLAG, write, mmu.faultLevel);
-    else return Errno.INVAL;
+    mmu.leaveGuest();
+    let status: number;
+    try {
+      status = handleAccessFault(h, mmu, ipa, write, exec, r, faults);
+    } finally {
+      mmu.enterGuest();
+    }
     if (status !== Errno.OK && status !== Errno.AGAIN) return status;
-    if (status === Errno.AGAIN) racePoint(RacePoint.WAIT_LOOP);
-    // A lockless retry takes well under a microsecond: while the host holds an invalidation open
-    // (every fault AGAIN), pause like a guest re-entry would instead of burning the retry budget.
-    if (status === Errno.AGAIN && faults >= AGAIN_BEFORE_PAUSE) Atomics.wait(pauseWord, 0, 0, PAUSE_MS);
   }
   return Errno.AGAIN;
+}
+
+/** The fault an access raised, handled outside the guest: the handler's status. */
+function handleAccessFault(
+  h: FaultHandler,
+  mmu: VcpuMmu,
+  ipa: number,
+  write: boolean,
+  exec: boolean,
+  r: number,
+  faults: number,
+): number {
+  let status: number;
+  if (r === Access.TRANSLATION_FAULT) status = h.handle(ipa, FaultKind.TRANSLATION, write, -1, exec);
+  else if (r === Access.PERMISSION_FAULT)
+    status = h.handle(ipa, FaultKind.PERMISSION, write, mmu.faultLevel, exec);
+  else if (r === Access.ACCESS_FLAG_FAULT)
+    status = h.handle(ipa, FaultKind.ACCESS_FLAG, write, mmu.faultLevel);
+  else return Errno.INVAL;
+  if (status === Errno.AGAIN) {
+    racePoint(RacePoint.WAIT_LOOP);
+    // A lockless retry takes well under a microsecond: while the host holds an invalidation open
+    // (every fault AGAIN), pause like a guest re-entry would instead of burning the retry budget.
+    if (faults >= AGAIN_BEFORE_PAUSE) Atomics.wait(pauseWord, 0, 0, PAUSE_MS);
+  }
+  return status;
 }
 
 const AGAIN_BEFORE_PAUSE = 64;
@@ -121,13 +164,20 @@ function translate(h: FaultHandler, ipa: number): number {
 export function populate(h: FaultHandler, start: number, size: number): number {
   const page = h.pgt.geo.granule;
   let faults = 0;
-  if (h.mmu !== null) {
+  const mmu = h.mmu;
+  if (mmu !== null) {
     // With the MMU model a first touch is a real guest write: a walk, a translation fault, the
-    // handler, and the retried access that fills the TLB.
-    for (let ipa = start; ipa < start + size; ipa += page) {
-      const ret = touch(h, ipa, true);
-      if (ret < 0) return ret;
-      faults += ret;
+    // handler, and the retried access that fills the TLB. The vCPU stays in the guest from one
+    // page's retried access to the next page's first access, as a guest's store loop does.
+    mmu.enterGuest();
+    try {
+      for (let ipa = start; ipa < start + size; ipa += page) {
+        const ret = touchInGuest(h, mmu, ipa, true, false, RETRIES);
+        if (ret < 0) return ret;
+        faults += ret;
+      }
+    } finally {
+      mmu.leaveGuest();
     }
     return faults;
   }
