@@ -103,8 +103,9 @@ interface Live {
 
 function statLine(s: TortureSummary, t0: number, live: Live): string {
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
+  // Allocation failures only (vCPU and host:), not delays, deaths or slowed callbacks.
   const injected = Object.entries(s.injected)
-    .filter(([k]) => !k.startsWith("delay:") && k !== "vcpuDeath")
+    .filter(([k]) => k.endsWith("alloc.page") || k.endsWith("memcache.topup"))
     .reduce((n, [, v]) => n + v, 0);
   const now = live.vm?.vcpuStats.snapshot();
   const faults = s.faults + (now?.faults ?? 0);
