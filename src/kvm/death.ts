@@ -3,6 +3,9 @@
  * so that the VM goes on with nothing lost.
  *
  * A vCPU can die holding:
+ *   - the page pool's mutex (terminated inside an allocation or a free): taken back first, with
+ *     `PagePool.reapDeadHolder()`, which rebuilds the free list from the pages' states, since every
+ *     later allocation and free (the host's, the other vCPUs', this reaper's own below) waits on it;
  *   - its place in mmu_lock (read hold, or waiting): taken back with `RwLock.reapHolder()`, so the
  *     next writer is not blocked forever;
  *   - its RCU reader slot: released with the domain's `reapThread()`, so grace periods go on;
@@ -61,6 +64,8 @@ export interface VcpuDeathReport {
   lockedEntries: number;
   /** IPA of the first of them, or null. */
   firstLockedIpa: number | null;
+  /** It died holding the page pool's mutex, which the reaper took back (free list rebuilt). */
+  poolLock: boolean;
 }
 
 /** Everything a reaper needs, as views in its own thread. */
@@ -114,6 +119,8 @@ export function reapVcpu(env: ReaperEnv, v: number): boolean {
     return false;
   if (env.disabled) return true;
   try {
+    // First: everything below that frees pages, and every other thread's allocation, waits on it.
+    if (env.pgt.pool.reapDeadHolder(r.get(v, Rec.TID))) Atomics.store(w, b + Rec.R_POOL_LOCK, 1);
     Atomics.store(w, b + Rec.NEEDS_REPAIR, 1);
     // Before the hold goes: whoever writes next sees OWNER_DEAD (an exception may already have
     // unwound the hold while an entry stayed locked, so this does not depend on what it held).
@@ -184,6 +191,7 @@ export function deathReport(r: VcpuRecords, v: number): VcpuDeathReport {
       locked > 0
         ? (r.get(v, Rec.R_LOCKED_IPA_HI) >>> 0) * 2 ** 32 + (r.get(v, Rec.R_LOCKED_IPA_LO) >>> 0)
         : null,
+    poolLock: r.get(v, Rec.R_POOL_LOCK) !== 0,
   };
 }
 
@@ -369,9 +377,14 @@ const reachWalker: Walker = { visitor: reachVisitor, arg: null, flags: WalkFlag.
  * Allocated pages that nothing reaches: not a table of the tree, and not listed anywhere. Call it
  * holding the write lock, with every vCPU closed or reaped, every RCU callback run (barrier) and
  * every host memory cache drained; otherwise pages in use elsewhere are listed too.
+ *
+ * First puts back on the free list the FREE pages a dead thread left off it (`PagePool
+ * .relistStrayFree`: taken off the list and not yet prepared, or retired and not yet pushed), which
+ * the same quiescence makes safe to tell from a live thread's.
  */
 export function unreachablePages(pgt: Stage2): number[] {
   const pool = pgt.pool;
+  pool.relistStrayFree();
   reachVisitor.marks = new Uint8Array(pool.pageCount);
   const root = pgt.rootPage;
   if (root >= 0) {

@@ -32,7 +32,9 @@
  *       [14] R_LOCKED_IPA_LO / [15] R_LOCKED_IPA_HI: IPA of the first one (hi * 2^32 + lo)
  *       [16] R_IN_FAULT      report: FAULT_SEQ was odd (the fault never left)
  *       [17] NEEDS_REPAIR    1 from the reaper's claim until a writer's repair ran
- *       [24..31] spare
+ *       [18] R_POOL_LOCK     report: 1 when v died holding the page pool's mutex, which the
+ *                            reaper took back (PagePool.reapDeadHolder)   reaper       any thread
+ *       [19..31] spare
  *       then MC_PAGES: capacity page indices (v's memory cache, entries [0, MC_COUNT))
  *
  * Ordering. The owner writes its words with plain stores (no atomic on the fault path). A reaper
@@ -76,6 +78,7 @@ export const enum Rec {
   R_LOCKED_IPA_HI = 15,
   R_IN_FAULT = 16,
   NEEDS_REPAIR = 17,
+  R_POOL_LOCK = 18,
 }
 
 /** Life of a vCPU record (word STATE). */

@@ -17,14 +17,17 @@
  *
  * Metadata (one SharedArrayBuffer viewed as an Int32Array): a header, then a fixed stride per page.
  *
- *   word  0 +---------------+  LOCK        free-list mutex (spin-mutex.ts)       all threads, Atomics
+ *   word  0 +---------------+  LOCK        free-list mutex (spin-mutex.ts): 0 free, else the all threads, Atomics
+ *           |               |              holder's tag (threadId+1) << 2 | WAIT | LOCKED, set by the
+ *           |               |              acquiring CAS; a reaper reads it (PagePool.reapDeadHolder)
  *         1 | lock + list   |  FREE_HEAD   first free-list page, -1 if empty     under LOCK, plain
  *         2 |               |  FREE_COUNT  pages on the free list                W: under LOCK (Atomics.store)
  *           |               |                                                    R: anyone (Atomics.load, hint)
  *        16 +---------------+  BUMP        next never-allocated page             allocators, CAS
  *        32 +---------------+  statistics, each updated with Atomics.add/CAS and read with Atomics.load
  *           | ALLOCATED PEAK ALLOCS FREES ALLOC_FAILURES DOUBLE_FREES LOCK_CONTENDED
- *           | POISON_VIOLATIONS REFCOUNT_UNDERFLOWS                     (ALLOCS/FREES wrap at 2^32)
+ *           | POISON_VIOLATIONS REFCOUNT_UNDERFLOWS LOCK_REAPED         (ALLOCS/FREES wrap at 2^32)
+ *           | (LOCK_REAPED: mutexes taken back from a dead holder, by reapDeadHolder)
  *        64 +---------------+  page 0: 8 words (PageMeta) + 8 spare, then page 1 at 80, ...
  *           | per page      |
  *           +---------------+
@@ -60,6 +63,7 @@ export const enum PoolHeader {
   LOCK_CONTENDED = 38,
   POISON_VIOLATIONS = 39,
   REFCOUNT_UNDERFLOWS = 40,
+  LOCK_REAPED = 41,
 }
 
 /** Words before page 0's metadata. */

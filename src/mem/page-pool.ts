@@ -19,10 +19,18 @@
  * Thread safety: all methods may be called from any thread on its own view (`PagePool.attach`).
  * The views themselves hold thread-local scratch space and must not be shared between threads.
  */
-import { findFreeRun, auditFreeList, freeListPop, freeListPush, freeListUnlink } from "./free-list.js";
+import {
+  auditFreeList,
+  findFreeRun,
+  freeListPop,
+  freeListPush,
+  freeListUnlink,
+  isListed,
+} from "./free-list.js";
 import {
   HEADER_WORDS,
   initMeta,
+  NOT_LISTED,
   metaIndex,
   metaWords,
   PAGE_META_STRIDE,
@@ -40,7 +48,7 @@ import {
   resolvePoolOptions,
 } from "./pool-options.js";
 import { formatPages, type PageInfo, type PoolStats, pageInfo, readStats } from "./pool-stats.js";
-import { mutexLock, mutexUnlock } from "./spin-mutex.js";
+import { mutexForceUnlock, mutexHolder, mutexLock, mutexUnlock } from "./spin-mutex.js";
 import { RacePoint, shouldFail } from "../common/race-points.js";
 
 export { PageState } from "./layout.js";
@@ -346,6 +354,79 @@ export class PagePool {
     if (inUse !== allocated)
       problems.push(`${inUse} pages are in use but the ALLOCATED counter says ${allocated}`);
     return problems;
+  }
+
+  // --- Dead threads ---------------------------------------------------------------------------------
+
+  /** Thread id of the free-list mutex's holder, -1 when it is free (for reapers and tests). */
+  lockHolder(): number {
+    return mutexHolder(this.meta, PoolHeader.LOCK);
+  }
+
+  /**
+   * Takes the free-list mutex back from thread `deadThreadId`, which must be dead (its worker ended),
+   * if it died holding it: rebuilds the free list, then releases the mutex and wakes its sleepers.
+   * Returns false, touching nothing, when that thread does not hold the mutex.
+   *
+   * The dead holder may have left the list's links half updated (a push, pop or unlink torn between
+   * two plain stores), so the list is rebuilt from the pages, not repaired along its links. A page
+   * belongs on it when its state is FREE and its FREE_PREV does not say NOT_LISTED: push writes
+   * FREE_PREV before it publishes the page and unlink writes NOT_LISTED last, so a page the dead thread
+   * was moving lands on one side or the other, and either is sound (it is free, and its mover is
+   * dead). Live threads' pages in flight are not listed and stay out: those retired and waiting for the
+   * lock to be pushed, those popped and being prepared. A FREE page the dead thread held unlisted is
+   * lost until `relistStrayFree()` at a quiescent point. Counters are left alone: they move outside the
+   * lock. Safe while other threads run: they cannot take the lock until the release below.
+   */
+  reapDeadHolder(deadThreadId: number): boolean {
+    if (this.lockHolder() !== deadThreadId) return false;
+    // Plain reads and writes: the mutex is held (by the dead thread: nobody else can enter), and its
+    // acquiring CAS, read by lockHolder's load, ordered the dead thread's writes before ours.
+    const bump = Math.min(Atomics.load(this.meta, PoolHeader.BUMP), this.pageCount);
+    let head = -1;
+    let count = 0;
+    for (let p = bump - 1; p >= 0; p--) {
+      const base = metaIndex(p, PageMeta.REFCOUNT);
+      if (this.meta[base + PageMeta.FREE_PREV] === NOT_LISTED) continue;
+      if (Atomics.load(this.meta, base + PageMeta.STATE) !== PageState.FREE) {
+        // Listed but in use cannot come from a torn list operation (the state moves outside the
+        // lock, after unlink); do not hand it out again, whatever wrote it.
+        this.meta[base + PageMeta.FREE_PREV] = NOT_LISTED;
+        this.meta[base + PageMeta.FREE_NEXT] = -1;
+        continue;
+      }
+      this.meta[base + PageMeta.FREE_NEXT] = head;
+      this.meta[base + PageMeta.FREE_PREV] = -1;
+      if (head >= 0) this.meta[metaIndex(head, PageMeta.FREE_PREV)] = p;
+      head = p;
+      count++;
+    }
+    this.meta[PoolHeader.FREE_HEAD] = head;
+    // Pairs with the unlocked FREE_COUNT hint loads, as in free-list.ts.
+    Atomics.store(this.meta, PoolHeader.FREE_COUNT, count);
+    Atomics.add(this.meta, PoolHeader.LOCK_REAPED, 1);
+    // Publishes the rebuilt list to the next holder (pairs with its acquiring CAS).
+    return mutexForceUnlock(this.meta, PoolHeader.LOCK, deadThreadId);
+  }
+
+  /**
+   * Puts every FREE page below the bump pointer that is not on the free list back on it: pages a dead
+   * thread held between taking them off the list and preparing them, or between retiring them and
+   * pushing them. Only at a quiescent point (no thread allocates or frees): a live thread's pages in
+   * flight look the same. Returns the pages relisted.
+   */
+  relistStrayFree(): number {
+    const bump = Math.min(Atomics.load(this.meta, PoolHeader.BUMP), this.pageCount);
+    let n = 0;
+    this.lock();
+    for (let p = 0; p < bump; p++) {
+      if (Atomics.load(this.meta, metaIndex(p, PageMeta.STATE)) !== PageState.FREE) continue;
+      if (isListed(this.meta, p)) continue;
+      freeListPush(this.meta, p);
+      n++;
+    }
+    this.unlock();
+    return n;
   }
 
   // --- Internals --------------------------------------------------------------------------------
