@@ -119,7 +119,11 @@ export function reapVcpu(env: ReaperEnv, v: number): boolean {
     return false;
   if (env.disabled) return true;
   try {
-    // First: everything below that frees pages, and every other thread's allocation, waits on it.
+    // Killed inside a guest access: TLBI posters drain its ring for it from now on. One CAS that
+    // cannot wait, done first: a host that saw the death claimed may already be waiting for it.
+    env.releaseMmu?.(v);
+    // Then the pool lock: everything below that frees pages, and every other thread's allocation,
+    // waits on it.
     if (env.pgt.pool.reapDeadHolder(r.get(v, Rec.TID))) Atomics.store(w, b + Rec.R_POOL_LOCK, 1);
     Atomics.store(w, b + Rec.NEEDS_REPAIR, 1);
     // Before the hold goes: whoever writes next sees OWNER_DEAD (an exception may already have
@@ -127,8 +131,6 @@ export function reapVcpu(env: ReaperEnv, v: number): boolean {
     env.lock.markOwnerDead();
     Atomics.store(w, b + Rec.R_HELD, env.lock.reapHolder(r.get(v, Rec.LOCK_SLOT), false));
     Atomics.store(w, b + Rec.R_IN_FAULT, env.memslots.abandonFault(v) ? 1 : 0);
-    // Killed inside a guest access: TLBI posters drain its ring for it from now on.
-    env.releaseMmu?.(v);
     const slots = env.reapRcuThread(r.get(v, Rec.TID));
     Atomics.store(w, b + Rec.R_RCU_SLOTS, slots);
     env.reportDeath(r.get(v, Rec.TID), slots);
@@ -376,15 +378,11 @@ const reachWalker: Walker = { visitor: reachVisitor, arg: null, flags: WalkFlag.
 /**
  * Allocated pages that nothing reaches: not a table of the tree, and not listed anywhere. Call it
  * holding the write lock, with every vCPU closed or reaped, every RCU callback run (barrier) and
- * every host memory cache drained; otherwise pages in use elsewhere are listed too.
- *
- * First puts back on the free list the FREE pages a dead thread left off it (`PagePool
- * .relistStrayFree`: taken off the list and not yet prepared, or retired and not yet pushed), which
- * the same quiescence makes safe to tell from a live thread's.
+ * every host memory cache drained; otherwise pages in use elsewhere are listed too. A pure query:
+ * `Vm.recoverLostPages()` first puts back on the free list the FREE pages a dead thread left off it.
  */
 export function unreachablePages(pgt: Stage2): number[] {
   const pool = pgt.pool;
-  pool.relistStrayFree();
   reachVisitor.marks = new Uint8Array(pool.pageCount);
   const root = pgt.rootPage;
   if (root >= 0) {

@@ -312,6 +312,9 @@ export class Vm {
     this.lock.writeLock();
     let lost: number[];
     try {
+      // FREE pages a dead thread left off the free list (taken off and not yet prepared, or
+      // retired and not yet pushed): the same quiescence tells them from a live thread's.
+      this.pool.relistStrayFree();
       lost = unreachablePages(this.pgt);
     } finally {
       this.lock.writeUnlock();
