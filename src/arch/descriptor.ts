@@ -122,6 +122,25 @@ export function pteIsTable(pte: Pte, level: number): boolean {
   return level < 3 && (pte & PTE_TYPE_MASK) === PTE_TYPE_TABLE;
 }
 
+/**
+ * Who holds a locked marker (bits 12-19 of the invalid descriptor, software-defined: no walker
+ * reads an invalid entry's other bits): 1 + the vCPU whose break wrote it, 0 for a marker of
+ * no vCPU (the host's, a freeze's). Lets a walker waiting for a make tell a dead owner's entry,
+ * whose make never comes, from a live one's.
+ */
+export const LOCK_OWNER_SHIFT = 12n;
+export const LOCK_OWNER_MASK = 0xffn << LOCK_OWNER_SHIFT;
+
+/** The locked marker a break by vCPU `vcpu` writes (-1: no vCPU). */
+export function lockedMarker(vcpu: number): Pte {
+  return vcpu < 0 || vcpu > 254 ? PTE_LOCKED : PTE_LOCKED | (BigInt(vcpu + 1) << LOCK_OWNER_SHIFT);
+}
+
+/** The vCPU whose break wrote locked marker `pte`, or -1 (no vCPU, or not a locked marker). */
+export function lockOwner(pte: Pte): number {
+  return pteIsLocked(pte) ? Number((pte & LOCK_OWNER_MASK) >> LOCK_OWNER_SHIFT) - 1 : -1;
+}
+
 /** True for the break-before-make locked marker: invalid with bit 10 set. */
 export function pteIsLocked(pte: Pte): boolean {
   return (pte & PTE_VALID) === 0n && (pte & PTE_LOCKED) !== 0n;

@@ -9,15 +9,18 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Prot, PTE_LOCKED } from "../arch/descriptor.js";
+import { lockedMarker, lockOwner, Prot, PTE_LOCKED } from "../arch/descriptor.js";
 import { Errno } from "../common/errno.js";
 import { auditTable } from "../pgtable/audit.js";
 import { map } from "../pgtable/mod.js";
 import type { Stage2 } from "../pgtable/stage2.js";
 import { type VisitCtx, walk, WalkFlag } from "../pgtable/walk.js";
+import { MemCache } from "../mem/mod.js";
+import { freezeSubtree } from "../pgtable/ops/unlinked.js";
 import { makeFixture } from "../testing/pgtable-harness.js";
 import { repairLockedEntries } from "./death.js";
-import { VcpuRecords } from "./vcpu-record.js";
+import { Rec, VcpuRecords, VcpuState } from "./vcpu-record.js";
+import { Vm } from "./vm.js";
 
 const P = 4096;
 
@@ -87,4 +90,35 @@ test("repair after a death in an install over an empty entry, between its refere
   pgt.pool.getPage(page);
   assert.notDeepEqual(auditTable(pgt).problems, [], "the state is one the audit refuses");
   repairAndAudit(pgt, ptep, "install reference held", 0);
+});
+
+test("a freeze takes a dead vCPU's locked entry as empty instead of waiting for its make", async () => {
+  const vm = await Vm.create({
+    granule: P,
+    iaBits: 36,
+    poolPages: 256,
+    mode: "shared",
+    vcpus: 2,
+    debug: true,
+    memslots: [{ ipa: 0, size: 4 * 2 ** 20, backing: "anonymous" }],
+  });
+  try {
+    const mc = new MemCache(vm.pool, 8);
+    assert.equal(mc.topup(8), Errno.OK);
+    for (const at of [0, 2 * P]) assert.equal(map(vm.pgt, at, P, 0x4000_0000 + at, Prot.RW, mc), Errno.OK);
+    const ptep = leafPtep(vm.pgt, P);
+    const page = vm.pgt.pageOf(ptep);
+    // vCPU 1 broke the entry (its marker names it) and died before its make.
+    Atomics.store(vm.pgt.ptes, ptep, lockedMarker(1));
+    assert.equal(lockOwner(Atomics.load(vm.pgt.ptes, ptep)), 1);
+    Atomics.store(vm.records.words, vm.records.base(1) + Rec.STATE, VcpuState.DEAD);
+    const out: number[] = [];
+    // Without the owner check this spins 2^20 rounds and reports the table corrupt.
+    assert.equal(freezeSubtree(vm.pgt, page, 2, out), Errno.OK);
+    assert.deepEqual(out, [page]);
+    assert.equal(vm.pgt.stats().corrupt, 0);
+    mc.drain();
+  } finally {
+    await vm.rcu.close();
+  }
 });

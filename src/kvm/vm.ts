@@ -11,6 +11,7 @@
 import { threadId } from "node:worker_threads";
 import type { TraceBufferHandle } from "../common/trace.js";
 import { computeGeometry, type Granule } from "../arch/geometry.js";
+import { lockedMarker, lockOwner } from "../arch/descriptor.js";
 import { Errno, Stage2Error } from "../common/errno.js";
 import { MemCache, PagePool } from "../mem/mod.js";
 import { Mmu, type MmuHandle, MmuTlbi, VcpuMmu } from "../mmu/mod.js";
@@ -532,6 +533,8 @@ export function attachVcpu(
   const lock = RwLock.attach(handle.lock);
   const records = new VcpuRecords(o.vcpus, undefined, handle.records);
   installRepair(lock, pgt, records);
+  // Breaks by this vCPU write a marker that names it (a freeze can then tell when it died).
+  pgt.lockMarker = lockedMarker(vcpu);
   const memcache = new VcpuMemCache(pgt.pool, records, vcpu);
   if (strategy instanceof BaseReclaimStrategy) strategy.publishTo(records.words, records.base(vcpu));
   records.markAlive(vcpu, threadId, lock.slot);
@@ -573,6 +576,13 @@ export function attachVcpu(
 function installRepair(lock: RwLock, pgt: Stage2, records: VcpuRecords): void {
   lock.onOwnerDead = () => {
     repairLockedEntries(pgt, records);
+  };
+  // A locked entry whose breaking vCPU died gets no make: a freeze stops waiting for it.
+  pgt.lockOwnerDead = (pte) => {
+    const v = lockOwner(pte);
+    if (v < 0 || v >= records.vcpus) return false;
+    const st = records.state(v);
+    return st === VcpuState.DEAD || st === VcpuState.REAPED;
   };
 }
 

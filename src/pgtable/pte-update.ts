@@ -46,7 +46,7 @@ export function tryBreakPte(pgt: Stage2, ctx: VisitCtx): boolean {
   const old = ctx.old;
   if (old === 0n) {
     // Nothing was mapped: nothing to invalidate, no reference to drop (the common fault case).
-    if (!trySetPte(pgt, ctx, PTE_LOCKED)) return false;
+    if (!trySetPte(pgt, ctx, pgt.lockMarker)) return false;
     pgt.count(Ctl.BREAKS);
     racePoint(RacePoint.BBM_LOCKED);
     return true;
@@ -59,7 +59,7 @@ export function tryBreakPte(pgt: Stage2, ctx: VisitCtx): boolean {
   }
   const tlbi = (ctx.flags & WalkFlag.SKIP_BBM_TLBI) === 0 && pteValid(old);
   if (tlbi) pgt.tlb.updateBegin();
-  if (!trySetPte(pgt, ctx, PTE_LOCKED)) {
+  if (!trySetPte(pgt, ctx, pgt.lockMarker)) {
     if (tlbi) pgt.tlb.updateEnd();
     return false;
   }

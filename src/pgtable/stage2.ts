@@ -22,7 +22,7 @@
  *   They order nothing.
  */
 import { Errno } from "../common/errno.js";
-import type { Pte } from "../arch/descriptor.js";
+import { type Pte, PTE_LOCKED } from "../arch/descriptor.js";
 import { blockAllowedAt, computeGeometry, type Geometry, type Granule } from "../arch/geometry.js";
 import { CountingMaintenance, type CacheMaintenance, type TlbMaintenance } from "../arch/maintenance.js";
 import { PagePool, type PagePoolHandle, PageState } from "../mem/mod.js";
@@ -167,6 +167,13 @@ export class Stage2 {
   pteWrites = 0;
   /** First use-after-free or corruption seen by this view, for error reports. */
   firstFault: string | null = null;
+  /** The locked marker this view's breaks write: `lockedMarker(vcpu)` in a vCPU's view. */
+  lockMarker: Pte = PTE_LOCKED;
+  /**
+   * Whether the vCPU that wrote locked marker `pte` is dead (its make will never come): set by the
+   * VM in every view; a freeze waiting on a locked entry asks it (ops/unlinked.ts).
+   */
+  lockOwnerDead: ((pte: Pte) => boolean) | null = null;
 
   private constructor(
     pool: PagePool,

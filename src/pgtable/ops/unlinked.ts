@@ -48,12 +48,18 @@ export function freezeSubtree(pgt: Stage2, page: number, level: number, out: num
 /**
  * Swaps the locked marker into one entry and returns what it held. If the entry was already
  * locked, a walker is between its break and make: wait for its make (which stores over our marker)
- * and swap again. Pairs with makePte's Atomics.store.
+ * and swap again. Pairs with makePte's Atomics.store. A marker whose owner died (the VM's
+ * `lockOwnerDead`) gets no make: the entry is taken as empty (what the dead walker was installing
+ * never got in; a table it had allocated is in its hands, for `recoverLostPages()`).
  */
 function freezeEntry(pgt: Stage2, ptep: number): bigint | undefined {
+  // The breaking walker's own marker: after our first swap the entry holds ours (PTE_LOCKED).
+  let theirs = 0n;
   for (let spin = 0; spin < FREEZE_SPINS; spin++) {
     const old = freezePte(pgt, ptep);
     if (!pteIsLocked(old)) return old;
+    if (old !== PTE_LOCKED) theirs = old;
+    if ((spin & 255) === 255 && theirs !== 0n && pgt.lockOwnerDead?.(theirs) === true) return 0n;
     racePoint(RacePoint.WAIT_LOOP);
     if (spin > 256 && !cooperative) Atomics.wait(sleepWord, 0, 0, 0.05);
   }
