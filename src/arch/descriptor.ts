@@ -129,6 +129,7 @@ export function pteIsTable(pte: Pte, level: number): boolean {
  * whose make never comes, from a live one's.
  */
 export const LOCK_OWNER_SHIFT = 12n;
+/** The locked marker's owner field: bits 12-19 (1 + vCPU id; 0 = no vCPU). */
 export const LOCK_OWNER_MASK = 0xffn << LOCK_OWNER_SHIFT;
 
 /** The locked marker a break by vCPU `vcpu` writes (-1: no vCPU). */
