@@ -15,7 +15,7 @@ import type { DeathWatch } from "../src/kvm/death-watch.js";
 import type { RcuFlavor } from "../src/kvm/reclaim/rcu-glue.js";
 import { STRATEGIES, type StrategyName } from "../src/kvm/reclaim/strategy.js";
 import { Rng, seedFromEnv } from "../src/common/rng.js";
-import { Vm } from "../src/kvm/vm.js";
+import { Vm, type VmOptions } from "../src/kvm/vm.js";
 import { StallWhat } from "../src/rcu/layout.js";
 import { Rcu, type RcuStallReport } from "../src/rcu/mod.js";
 import { auditTree } from "../src/testing/mod.js";
@@ -100,8 +100,9 @@ interface Outcome {
 /** The address each scenario dies at (a fresh 2 MiB region: a new level-3 table is made there). */
 const DEATH_IPA = 8 * MB;
 
-async function runScenario(s: Scenario): Promise<Outcome> {
-  const vm = await Vm.create({
+/** The death tests' VM: 2 vCPUs, 64 MiB of 4K pages, debug pool; recovery off for the controls. */
+function deathVm(recovery: boolean, more: Partial<VmOptions> = {}): Promise<Vm> {
+  return Vm.create({
     granule: PAGE,
     iaBits: 36,
     poolPages: 2048,
@@ -109,10 +110,16 @@ async function runScenario(s: Scenario): Promise<Outcome> {
     vcpus: 2,
     debug: true,
     memslots: [{ ipa: 0, size: 64 * MB, backing: "anonymous" }],
+    testOnly: recovery ? {} : { noDeathRecovery: true },
+    ...more,
+  });
+}
+
+async function runScenario(s: Scenario): Promise<Outcome> {
+  const vm = await deathVm(s.recovery, {
     // The open array stays open until the death: its subtree must come back through the reaper.
     reclaim: { strategy: s.strategy ?? "batched", batchMaxAgeMs: 1e9 },
     rcuFlavor: s.rcuFlavor ?? "mb",
-    testOnly: s.recovery ? {} : { noDeathRecovery: true },
   });
   const watch = vm.watchDeaths();
   await watch.ready;
@@ -358,17 +365,7 @@ test(
   { timeout: 90_000 },
   async () => {
     for (const recovery of [true, false]) {
-      const vm = await Vm.create({
-        granule: PAGE,
-        iaBits: 36,
-        poolPages: 2048,
-        mode: "shared",
-        vcpus: 2,
-        debug: true,
-        mmu: true,
-        memslots: [{ ipa: 0, size: 64 * MB, backing: "anonymous" }],
-        testOnly: recovery ? {} : { noDeathRecovery: true },
-      });
+      const vm = await deathVm(recovery, { mmu: true });
       const watch = vm.watchDeaths();
       await watch.ready;
       const victim = new Vcpu(vm, watch, 0);

@@ -15,6 +15,7 @@
  */
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { VcpuDeathReport } from "./death.js";
+import { stopWorker } from "../common/worker-stop.js";
 import { VcpuRecords, VcpuState } from "./vcpu-record.js";
 import type { VmHandle } from "./vm.js";
 
@@ -125,15 +126,7 @@ export class DeathWatch {
 
   /** Stops the watch thread (it releases its RCU slot first). Idempotent. */
   async close(): Promise<void> {
-    this.closed ??= new Promise((resolve) => {
-      if (this.exited) {
-        resolve();
-        return;
-      }
-      this.worker.ref(); // until it has exited
-      this.worker.once("exit", () => resolve());
-      this.worker.postMessage({ type: "close" } satisfies DeathWatchMessage);
-    });
+    this.closed ??= stopWorker(this.worker, this.exited, { type: "close" } satisfies DeathWatchMessage);
     await this.closed;
   }
 }

@@ -28,6 +28,7 @@
  */
 import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import type { RcuHandle } from "./shared.js";
+import { stopWorker } from "../common/worker-stop.js";
 
 /** Messages from the creator to the reaper thread (watch-worker.ts), and its one reply. */
 export type ReaperMessage =
@@ -89,15 +90,7 @@ export class RcuReaper {
 
   /** Stops the reaper thread; watched threads that die later are not reaped by it. Idempotent. */
   close(): Promise<void> {
-    this.closed ??= new Promise((resolve) => {
-      if (this.exited) {
-        resolve();
-        return;
-      }
-      this.worker.ref(); // until it has exited
-      this.worker.once("exit", () => resolve());
-      this.worker.postMessage({ type: "close" } satisfies ReaperMessage);
-    });
+    this.closed ??= stopWorker(this.worker, this.exited, { type: "close" } satisfies ReaperMessage);
     return this.closed;
   }
 }
