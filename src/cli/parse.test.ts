@@ -134,6 +134,9 @@ describe("parseRatio()", () => {
 describe("parseChoice()", () => {
   test("matches without case and never selects an Object.prototype member", () => {
     assert.equal(parseChoice("MB", "--rcu", ["mb", "qsbr"] as const), "mb");
+    // Choices spelled in capitals are matched without case too (--granule 4k or 4K).
+    assert.equal(parseChoice("4k", "--granule", ["4K", "16K"] as const), "4K");
+    assert.equal(parseChoice("16K", "--granule", ["4K", "16K"] as const), "16K");
     for (const bad of ["constructor", "toString", "__proto__", "hasOwnProperty"])
       refuses(() => parseChoice(bad, "--rcu", ["mb", "qsbr"] as const), /is not one of mb, qsbr$/);
   });

@@ -163,7 +163,7 @@ export function parseU64(text: string, what: string): bigint {
 /** Reads a string flag that must be one of `choices` (compared without case). */
 export function parseChoice<T extends string>(text: string, what: string, choices: readonly T[]): T {
   const t = text.toLowerCase();
-  const found = choices.find((c) => c === t);
+  const found = choices.find((c) => c.toLowerCase() === t);
   if (found === undefined)
     throw new UsageError(`${what}: ${quote(text)} is not one of ${choices.join(", ")}`);
   return found;
