@@ -17,6 +17,8 @@ import {
   pteIsCounted,
   pteIsLocked,
   pteIsTable,
+  pteHalves,
+  pteOr,
   pteOwner,
   pteValid,
   S2_AF,
@@ -178,5 +180,38 @@ describe("descriptors", () => {
     assert.equal(pteIsLocked(makeLeafPte(0x1000, leafAttrs(Prot.R), 3, 4096)), false);
     assert.equal(pteIsLocked(0n), false);
     assert.equal(pteIsCounted(makeLeafPte(0x1000, leafAttrs(Prot.R), 3, 4096)), true);
+  });
+});
+
+describe("pteOr()", () => {
+  test("is BigInt(n) | bits for every integer below 2^53, whatever bits the halves hold", () => {
+    const bitSets = [
+      0n,
+      leafAttrs(Prot.RW) | 3n,
+      leafAttrs(Prot.R | Prot.X) | 1n,
+      (1n << 63n) | (1n << 31n) | 0x7ffn, // both halves' sign bits
+      0xffff_ffff_ffff_f000n,
+    ];
+    const ns = [
+      0,
+      1,
+      0x1000,
+      2 ** 31,
+      2 ** 32 - 4096,
+      2 ** 32,
+      2 ** 40 + 0x7000,
+      2 ** 48 - 4096,
+      2 ** 53 - 1,
+    ];
+    for (const bits of bitSets) {
+      const [lo, hi] = pteHalves(bits);
+      assert.equal(BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo >>> 0)), BigInt.asIntN(64, bits));
+      for (const n of ns)
+        assert.equal(
+          pteOr(n, lo, hi),
+          BigInt.asIntN(64, BigInt(n) | bits),
+          `0x${n.toString(16)} | 0x${bits.toString(16)}`,
+        );
+    }
   });
 });

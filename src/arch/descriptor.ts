@@ -202,6 +202,29 @@ export function makeLeafPte(pa: number, attrs: Pte, level: number, granule: Gran
   return encodeOa(pa, granule) | attrs | type;
 }
 
+/**
+ * Thread-local scratch for pteOr: one 64-bit word and its two 32-bit halves (little-endian hosts
+ * only, as everything reading the pool's `words` view assumes).
+ */
+const scratch64 = new BigInt64Array(1);
+const scratch32 = new Int32Array(scratch64.buffer);
+
+/**
+ * `BigInt(n) | bits` with one BigInt made instead of two, for an integer 0 <= n < 2^53 and bits
+ * given as their two 32-bit halves (`pteHalves`): the halves are or'ed in a scratch word, which is
+ * read back once. A leaf for a granule-aligned PA below 2^48 is `pteOr(pa, attrHalves)`.
+ */
+export function pteOr(n: number, lo: number, hi: number): Pte {
+  scratch32[0] = n | lo; // ToInt32: the exact low 32 bits of an integer below 2^53
+  scratch32[1] = Math.floor(n / 2 ** 32) | hi;
+  return scratch64[0] as Pte;
+}
+
+/** The two 32-bit halves [low, high] of descriptor bits `pte`, for pteOr. */
+export function pteHalves(pte: Pte): [number, number] {
+  return [Number(BigInt.asIntN(32, pte)), Number(BigInt.asIntN(32, pte >> 32n))];
+}
+
 /** An invalid descriptor annotated with `owner` (1-255; 0 makes an empty entry). */
 export function makeOwnerPte(owner: number): Pte {
   return (BigInt(owner & 0xff) << INVALID_OWNER_SHIFT) & INVALID_OWNER_MASK;

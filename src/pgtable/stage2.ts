@@ -135,12 +135,27 @@ export class Stage2 {
   /** The same memory as 32-bit halves (low half of entry e at 2e): see walk.ts loadPte. */
   readonly words: Int32Array;
   readonly entriesPerPage: number;
+  /** 1 / entriesPerPage (a power of two: see levelInv). */
+  private readonly eppInv: number;
   /** 2^paBits: output addresses must stay below it. */
   readonly paLimit: number;
   /** Bytes mapped by one entry at each level 0..3. */
   readonly levelSizes: readonly number[];
+  /**
+   * 1 / levelSizes[level]: a power of two, so `x * levelInv[l]` is exactly `x / levelSizes[l]`
+   * for the integers below 2^53 the walker divides, at the cost of a multiplication.
+   */
+  readonly levelInv: readonly number[];
   /** Whether a leaf (block or page) may sit at each level 0..3. */
   readonly leafAllowed: readonly boolean[];
+  /** The smallest block this geometry allows above the last level (a map smaller never needs one). */
+  readonly minBlockSize: number;
+  /**
+   * Whether every page of the pool lies below 4 GiB, so that every table descriptor pointing into
+   * it has a zero upper half: the walker then reads table entries as their low 32-bit half alone
+   * (walk.ts loadTableLo).
+   */
+  readonly tablesLow: boolean;
   readonly vmid: number;
   readonly ctl: Int32Array;
   readonly maint: CountingMaintenance;
@@ -195,7 +210,13 @@ export class Stage2 {
     this.entriesPerPage = pool.entriesPerPage;
     this.paLimit = 2 ** this.geo.paBits;
     this.levelSizes = this.geo.shifts.map((s) => 2 ** s);
+    this.levelInv = this.geo.shifts.map((s) => 2 ** -s);
+    this.eppInv = 1 / pool.entriesPerPage;
     this.leafAllowed = [0, 1, 2, 3].map((l) => blockAllowedAt(this.geo, l));
+    this.minBlockSize = Math.min(
+      ...[0, 1, 2].filter((l) => this.leafAllowed[l]).map((l) => this.levelSizes[l] as number),
+    );
+    this.tablesLow = pool.pageToPa(pool.pageCount) <= 2 ** 32;
     this.vmid = options.vmid;
     this.ctl = ctl;
     this.maint = maint;
@@ -256,7 +277,7 @@ export class Stage2 {
 
   /** Page index holding descriptor `ptep`. */
   pageOf(ptep: number): number {
-    return Math.floor(ptep / this.entriesPerPage);
+    return Math.floor(ptep * this.eppInv);
   }
 
   /** Thread-local statistics not yet added to the shared counters. */

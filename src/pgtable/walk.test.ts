@@ -244,3 +244,73 @@ describe("walk() re-reads", () => {
     assertNoLeak(fx);
   });
 });
+
+describe("walk() of one page", () => {
+  /**
+   * The same tree twice: in a pool below 4 GiB (table entries read from their low halves, the
+   * one-page descent) and in one above it (whole descriptors, the generic walk).
+   */
+  function twoTrees() {
+    const low = makeFixture();
+    const high = makeFixture({ basePa: 2 ** 33 });
+    assert.equal(low.pgt.tablesLow, true);
+    assert.equal(high.pgt.tablesLow, false);
+    for (const { pgt, mc } of [low, high]) {
+      mc.topup(8);
+      assertErr(map(pgt, G, M2, PA, Prot.R, mc), Errno.OK, "2M block");
+      assertErr(map(pgt, G + M2 + P, P, PA, Prot.R, mc), Errno.OK, "page");
+    }
+    return [low, high];
+  }
+
+  test("visits the same entries as the whole-descriptor walk, wherever the tree stops", () => {
+    const [low, high] = twoTrees() as [ReturnType<typeof makeFixture>, ReturnType<typeof makeFixture>];
+    // In the block, a mapped page, an empty page of a table, an empty level-2 entry, an empty
+    // level-1 entry, and the last page of the IPA space.
+    for (const addr of [G + 5 * P, G + M2 + P, G + M2 + 7 * P, G + 3 * M2, 3 * G, 2 ** 36 - P]) {
+      const logs = [low, high].map(({ pgt }) => {
+        const rec = new Recorder();
+        assertErr(walkWith(pgt, rec, addr, P, WalkFlag.LEAF), Errno.OK, `walk at 0x${addr.toString(16)}`);
+        return rec.log;
+      });
+      assert.deepEqual(logs[0], logs[1], `0x${addr.toString(16)}`);
+      assert.equal(logs[0]?.length, 1);
+    }
+    for (const fx of [low, high]) assertSound(fx.pgt);
+  });
+
+  test("a visitor that installs a table is followed into it, as in the generic walk", () => {
+    const [low, high] = twoTrees() as [ReturnType<typeof makeFixture>, ReturnType<typeof makeFixture>];
+    const logs = [low, high].map(({ pgt, mc }) => {
+      const before = pgt.stats().tablesAllocated;
+      assertErr(
+        map(pgt, 2 * G + 3 * P, P, PA, Prot.R, mc, WalkFlag.SHARED | WalkFlag.HANDLE_FAULT),
+        Errno.OK,
+        "map into an empty level-1 entry",
+      );
+      assert.equal(pgt.stats().tablesAllocated - before, 2, "a level-2 and a level-3 table");
+      const rec = new Recorder();
+      walkWith(pgt, rec, 2 * G + 3 * P, P, WalkFlag.LEAF);
+      return rec.log;
+    });
+    assert.deepEqual(logs[0], [`leaf L3 ${(2 * G) / P + 3}`]);
+    assert.deepEqual(logs[0], logs[1]);
+    for (const fx of [low, high]) assertSound(fx.pgt);
+  });
+
+  test("a table descriptor that points outside the pool is corruption on both paths", () => {
+    for (const fx of twoTrees()) {
+      const { pgt } = fx;
+      const rec = new Recorder();
+      // Level-1 entry 2 (IPA 2 GiB) of the concatenated start-level tables: a table at the PA
+      // just past the pool.
+      const outside = pgt.pool.pageToPa(pgt.pool.pageCount);
+      setPrivatePte(pgt, pgt.rootPage * 512 + 2, BigInt(outside) | 3n);
+      assertErr(walkWith(pgt, rec, 2 * G, P, WalkFlag.LEAF), Errno.INVAL, "walk");
+      assert.deepEqual(rec.log, []);
+      assert.equal(pgt.stats().corrupt, 1);
+      assert.match(pgt.firstFault ?? "", /corrupt table descriptor/);
+      clearPte(pgt, pgt.rootPage * 512 + 2);
+    }
+  });
+});

@@ -20,7 +20,7 @@
 import { Errno } from "../common/errno.js";
 import { RacePoint, racePoint } from "../common/race-points.js";
 import type { Pte } from "../arch/descriptor.js";
-import { pteIsTable, decodeOa } from "../arch/descriptor.js";
+import { decodeOa, pteIsTable } from "../arch/descriptor.js";
 import { type Stage2, TestBug } from "./stage2.js";
 
 /** Which visit a visitor gets: a leaf entry, a table before its children, or after them. */
@@ -106,8 +106,9 @@ function walkContinue(flags: number, ret: number): boolean {
 export function walk(pgt: Stage2, addr: number, size: number, walker: Walker): number {
   const geo = pgt.geo;
   const page = geo.granule;
-  const start = Math.floor(addr / page) * page;
-  const end = Math.ceil((addr + size) / page) * page;
+  const inv = pgt.levelInv[3] as number; // 1 / page
+  const start = Math.floor(addr * inv) * page;
+  const end = Math.ceil((addr + size) * inv) * page;
   if (start >= geo.ipaSize || end > geo.ipaSize || addr < 0 || size < 0) return Errno.RANGE;
   const w = pgt.walkState;
   const shared = walkShared(walker.flags);
@@ -124,7 +125,14 @@ export function walk(pgt: Stage2, addr: number, size: number, walker: Walker): n
   let ret: number = Errno.OK;
   try {
     // The start-level tables are concatenated and contiguous, so one index spans all of them.
-    ret = walkTable(pgt, w, root * pgt.entriesPerPage, geo.startLevel, geo.pgdPages * pgt.entriesPerPage);
+    const base = root * pgt.entriesPerPage;
+    const entries = geo.pgdPages * pgt.entriesPerPage;
+    ret =
+      end - start === page &&
+      (walker.flags & (WalkFlag.TABLE_PRE | WalkFlag.TABLE_POST)) === 0 &&
+      pgt.tablesLow
+        ? walkOnePage(pgt, w, base, geo.startLevel, entries)
+        : walkTable(pgt, w, base, geo.startLevel, entries);
   } finally {
     if (guarded) pgt.guard.end();
     w.walker = null;
@@ -147,6 +155,29 @@ export function loadPte(pgt: Stage2, ptep: number): Pte {
   // before our reads of it.
   if (Atomics.load(pgt.words, ptep * 2) === 0) return 0n;
   return Atomics.load(pgt.ptes, ptep);
+}
+
+/**
+ * Table entry `ptep` (at a level above the last) read from its low 32-bit half alone: the whole
+ * descriptor as an unsigned number, or -1 when that half does not show a table (empty, a block,
+ * a locked or annotated entry: the caller then reads the whole entry with loadPte). Only for a
+ * pool below 4 GiB (`pgt.tablesLow`): every table descriptor this code writes is the table page's
+ * PA or'ed with the table type bits (makeTablePte; stage 2 has no hierarchical table attributes),
+ * so a low half with both type bits set at a table level belongs to a table whose upper half is
+ * zero, and the one `Atomics.load` of the low half returns the value a 64-bit load at that
+ * instant would, without making a BigInt. (The upper half of a table descriptor holds OA[47:32],
+ * zero for every pool page, and bits stage 2 ignores or reserves: a descriptor written by other
+ * code with any of them set is taken for the table its low half names.) The load pairs with the
+ * store or compare-exchange that published the table (makePte, trySetPte), as loadPte's does.
+ */
+function loadTableLo(pgt: Stage2, ptep: number): number {
+  const lo = Atomics.load(pgt.words, ptep * 2);
+  return (lo & 3) === 3 ? lo >>> 0 : -1;
+}
+
+/** The pool page a table descriptor read by loadTableLo points at, or -1 outside the pool. */
+function tablePageLo(pgt: Stage2, lo: number): number {
+  return pgt.pool.paToPage(lo - (lo & (pgt.geo.granule - 1)));
 }
 
 /**
@@ -175,7 +206,7 @@ function tablePage(pgt: Stage2, old: Pte): number {
 function walkTable(pgt: Stage2, w: WalkState, base: number, level: number, entries: number): number {
   const size = pgt.levelSizes[level] as number;
   // entries is a power of two; ToInt32 keeps the exact low bits of the integral quotient.
-  let idx = (Math.floor(w.addr / size) | 0) & (entries - 1);
+  let idx = (Math.floor(w.addr * (pgt.levelInv[level] as number)) | 0) & (entries - 1);
   for (; idx < entries; idx++) {
     if (w.addr >= w.end) break;
     const ret = visitEntry(pgt, w, base + idx, level, size);
@@ -184,20 +215,64 @@ function walkTable(pgt: Stage2, w: WalkState, base: number, level: number, entri
   return Errno.OK;
 }
 
+/**
+ * walkTable for a walk of one page that visits only leaves (a fault's map, relax_perms, mkyoung):
+ * the same visits in the same order, without the per-level visit bookkeeping. Above the leaf the
+ * generic walk only reads each entry and, finding a table, descends (no TABLE_PRE to call, no
+ * write to re-read, one entry per level); this loop does just that, reading each table entry
+ * from its low half (loadTableLo, so `pgt.tablesLow` is required). At the first entry that is
+ * not a table, or at the last level, it hands over to visitEntry, which does everything from
+ * there exactly as the generic walk would (a LEAF visit that installs a table is followed into
+ * it). Use-after-free notes and the race point at each table entered are kept.
+ */
+function walkOnePage(pgt: Stage2, w: WalkState, base: number, level: number, entries: number): number {
+  const epp = pgt.entriesPerPage;
+  const checkUaf = pgt.checkUaf;
+  let ptep = base + ((Math.floor(w.addr * (pgt.levelInv[level] as number)) | 0) & (entries - 1));
+  let entered = 0;
+  let ret: number = Errno.OK;
+  for (;;) {
+    const lo = level < 3 ? loadTableLo(pgt, ptep) : -1;
+    const child = lo >= 0 ? tablePageLo(pgt, lo) : -1;
+    if (child < 0) {
+      ret = visitEntry(pgt, w, ptep, level, pgt.levelSizes[level] as number);
+      break;
+    }
+    if (checkUaf) {
+      pgt.noteTableEnter(child, level + 1);
+      entered++;
+      racePoint(RacePoint.WALK_TABLE_ENTERED);
+    }
+    level++;
+    ptep = child * epp + ((Math.floor(w.addr * (pgt.levelInv[level] as number)) | 0) & (epp - 1));
+  }
+  for (; entered > 0; entered--) pgt.noteTableLeave(pgt.uafPages[pgt.uafPages.length - 1] as number);
+  return ret;
+}
+
 function visitEntry(pgt: Stage2, w: WalkState, ptep: number, level: number, size: number): number {
   const walker = w.walker as Walker;
   const flags = walker.flags;
   const ctx = w.ctxs[level] as VisitCtx;
   ctx.ptep = ptep;
-  ctx.old = loadPte(pgt, ptep);
   ctx.start = w.start;
   ctx.addr = w.addr;
   ctx.end = w.end;
   ctx.level = level;
   ctx.flags = flags;
   ctx.arg = walker.arg;
+  // A table read from its low half alone (loadTableLo): its page, and a BigInt only for a visitor
+  // that will see the entry (map's single-page walk has none above the leaf).
+  const lo = level < 3 && pgt.tablesLow ? loadTableLo(pgt, ptep) : -1;
+  let child = lo >= 0 ? tablePageLo(pgt, lo) : -1;
+  let table = child >= 0;
+  if (table) {
+    if ((flags & (WalkFlag.TABLE_PRE | WalkFlag.TABLE_POST)) !== 0) ctx.old = BigInt(lo);
+  } else {
+    ctx.old = loadPte(pgt, ptep);
+    table = isTable(ctx.old, level);
+  }
   let ret: number = Errno.OK;
-  let table = isTable(ctx.old, level);
   let visited = false;
   const writes = pgt.pteWrites;
   if (table && flags & WalkFlag.TABLE_PRE) {
@@ -218,13 +293,14 @@ function visitEntry(pgt: Stage2, w: WalkState, ptep: number, level: number, size
   if (reload && (pgt.bugs & TestBug.NO_REREAD) === 0) {
     ctx.old = loadPte(pgt, ptep);
     table = isTable(ctx.old, level);
+    child = -1;
   }
   if (!walkContinue(flags, ret)) return ret;
   if (!table) {
-    w.addr = Math.floor(w.addr / size) * size + size;
+    w.addr = Math.floor(w.addr * (pgt.levelInv[level] as number)) * size + size;
     return Errno.OK;
   }
-  const child = tablePage(pgt, ctx.old);
+  if (child < 0) child = tablePage(pgt, ctx.old);
   if (child < 0) return pgt.corrupt(ptep, ctx.old, level);
   if (pgt.checkUaf) {
     pgt.noteTableEnter(child, level + 1);

@@ -36,6 +36,8 @@ export interface FixtureOptions {
   pages?: number;
   /** Memory cache capacity (default 16); the cache starts empty. */
   cache?: number;
+  /** Physical address of pool page 0 (default the pool's, 1 GiB). */
+  basePa?: number;
   env?: Stage2Env;
 }
 
@@ -49,7 +51,7 @@ export interface Fixture {
 /** Builds a Fixture (4K granule, 36-bit IPA, 1024 pages unless told otherwise). */
 export function makeFixture(opts: FixtureOptions = {}): Fixture {
   const granule = opts.granule ?? 4096;
-  const pool = PagePool.create({ granule, pages: opts.pages ?? 1024, debug: true });
+  const pool = PagePool.create({ granule, pages: opts.pages ?? 1024, debug: true, basePa: opts.basePa });
   const pgt = Stage2.create(
     pool,
     { granule, iaBits: opts.iaBits ?? 36, paBits: opts.paBits ?? 48 },

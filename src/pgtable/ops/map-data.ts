@@ -6,6 +6,7 @@ import {
   type Pte,
   PTE_TYPE_BLOCK,
   PTE_TYPE_PAGE,
+  pteHalves,
   S2_MEMATTR_MASK,
   S2_MEMATTR_NORMAL,
   S2_XN,
@@ -35,14 +36,22 @@ export class MapData {
   /** attr with the page and the block type bits (looked up per prot: no BigInt made per call). */
   pageBits: Pte = 0n;
   blockBits: Pte = 0n;
+  /** pageBits and blockBits as 32-bit halves (pteOr). */
+  pageLo = 0;
+  pageHi = 0;
+  blockLo = 0;
+  blockHi = 0;
 }
 
 /**
  * `x % size === 0` for a power-of-two `size` without the floating-point remainder (a runtime call
- * in V8 once x leaves the int32 range): exact for integers below 2^53, false for fractions, NaN
- * and infinities, as the remainder is.
+ * in V8 once x leaves the int32 range), and for most sizes without a division either: exact for
+ * integers below 2^53, false for fractions, NaN and infinities, as the remainder is.
  */
 export function aligned(x: number, size: number): boolean {
+  // Sizes up to 2^30 (pages, most blocks): a mask of the exact low 32 bits (ToInt32) of an
+  // integral, finite x, with no division.
+  if (size <= 2 ** 30 && Math.floor(x) === x && x - x === 0) return ((x | 0) & (size - 1)) === 0;
   return x - Math.floor(x / size) * size === 0;
 }
 
@@ -67,6 +76,8 @@ const ATTRS: (Pte | -1)[] = [];
 /** Per prot: the attributes with the page / block type bits, and whether CMOs are needed. */
 const PAGE_BITS: Pte[] = [];
 const BLOCK_BITS: Pte[] = [];
+const PAGE_HALVES: [number, number][] = [];
+const BLOCK_HALVES: [number, number][] = [];
 const CACHEABLE: boolean[] = [];
 const EXECUTABLE: boolean[] = [];
 for (let prot = 0; prot <= PROT_MASK; prot++) {
@@ -75,6 +86,8 @@ for (let prot = 0; prot <= PROT_MASK; prot++) {
   ATTRS.push(bad ? -1 : attr);
   PAGE_BITS.push(attr | PTE_TYPE_PAGE);
   BLOCK_BITS.push(attr | PTE_TYPE_BLOCK);
+  PAGE_HALVES.push(pteHalves(attr | PTE_TYPE_PAGE));
+  BLOCK_HALVES.push(pteHalves(attr | PTE_TYPE_BLOCK));
   CACHEABLE.push((attr & S2_MEMATTR_MASK) === S2_MEMATTR_NORMAL);
   EXECUTABLE.push((attr & S2_XN) === 0n);
 }
@@ -84,6 +97,12 @@ export function setProt(data: MapData, prot: number): void {
   data.attr = ATTRS[prot] as Pte;
   data.pageBits = PAGE_BITS[prot] as Pte;
   data.blockBits = BLOCK_BITS[prot] as Pte;
+  const page = PAGE_HALVES[prot] as [number, number];
+  const block = BLOCK_HALVES[prot] as [number, number];
+  data.pageLo = page[0];
+  data.pageHi = page[1];
+  data.blockLo = block[0];
+  data.blockHi = block[1];
   data.cacheable = CACHEABLE[prot] as boolean;
   data.executable = EXECUTABLE[prot] as boolean;
 }

@@ -11,6 +11,7 @@ import {
 } from "../../testing/pgtable-harness.js";
 import { decodeOa, Prot, PTE_LOCKED, pteOwner, pteValid } from "../../arch/descriptor.js";
 import { Errno } from "../../common/errno.js";
+import { aligned } from "./map-data.js";
 import {
   freeSubtreeNow,
   map,
@@ -455,3 +456,29 @@ function findLeafPtep(pgt: Stage2, ipa: number): number {
     base = next * pgt.entriesPerPage;
   }
 }
+
+describe("aligned()", () => {
+  test("answers as the remainder does: masks for small sizes, division for large ones", () => {
+    const xs = [
+      0,
+      4096,
+      4097,
+      -4096,
+      -1,
+      2 ** 30,
+      2 ** 31,
+      2 ** 32 + 4096,
+      2 ** 40,
+      2 ** 52,
+      2 ** 53 - 1,
+      0.5,
+      4096.5,
+    ];
+    const odd = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+    for (let shift = 12; shift <= 42; shift += 3) {
+      const size = 2 ** shift;
+      for (const x of xs) assert.equal(aligned(x, size), x % size === 0, `${x} % 2^${shift}`);
+      for (const x of odd) assert.equal(aligned(x, size), false, `${x}`);
+    }
+  });
+});

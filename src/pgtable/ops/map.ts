@@ -22,6 +22,7 @@ import {
   makeLeafPte,
   makeOwnerPte,
   makeTablePte,
+  pteOr,
   pteValid,
   S2_S2AP_R,
   S2_S2AP_W,
@@ -57,11 +58,11 @@ function pteNeedsUpdate(old: Pte, pte: Pte): boolean {
 /**
  * makeLeafPte(phys, data.attr, level, granule) with one BigInt made instead of four: below 2^48 a
  * granule-aligned PA is its own OA field (for 64K too: PA[51:48] is zero), so the encoding is the
- * PA or'ed with the precomputed attribute and type bits.
+ * PA or'ed with the precomputed attribute and type bits (pteOr).
  */
 function leafPte(pgt: Stage2, phys: number, level: number, data: MapData): Pte {
   if (phys >= 2 ** 48 || data.pageBits === 0n) return makeLeafPte(phys, data.attr, level, pgt.geo.granule);
-  return BigInt(phys) | (level === 3 ? data.pageBits : data.blockBits);
+  return level === 3 ? pteOr(phys, data.pageLo, data.pageHi) : pteOr(phys, data.blockLo, data.blockHi);
 }
 
 function tryLeaf(pgt: Stage2, ctx: VisitCtx, data: MapData): number {
@@ -201,7 +202,9 @@ export function map(
   mapData.memcache = memcache;
   mapData.forcePte = forcePte;
   mapData.splitEnd = 0;
-  mapWalker.flags = flags | WalkFlag.TABLE_PRE | WalkFlag.LEAF;
+  // TABLE_PRE replaces a table by a block; a map smaller than every block never does (a fault's
+  // single page), and its walk then makes no visit and no BigInt above the leaf.
+  mapWalker.flags = flags | WalkFlag.LEAF | (size >= pgt.minBlockSize ? WalkFlag.TABLE_PRE : 0);
   const ret = walk(pgt, addr, size, mapWalker);
   mapData.memcache = null;
   if (ret === Errno.AGAIN) pgt.count(Ctl.AGAIN);
