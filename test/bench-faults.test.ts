@@ -19,6 +19,7 @@ describe("runFaultBench()", () => {
     assert.equal(r.iaBits, 40, "KVM's default IPA size");
     assert.equal(r.granule, 4096);
     assert.equal(r.faultsPerVcpu, 512);
+    assert.equal(r.rcuFlavor, "qsbr", "the kernel's RCU model by default");
     for (const key of [
       "nsPerFault1v",
       "rawNsPerPage",
@@ -32,6 +33,8 @@ describe("runFaultBench()", () => {
       "cpuFaultOverRaw1v",
       "cpuSharedOverExclusive1v",
       "cpuMmuOverhead1v",
+      "nsPerFaultOtherRcu1v",
+      "otherRcuOverShared1v",
     ] as const) {
       assert.ok(Number.isFinite(r[key]) && r[key] > 0, `${key} = ${r[key]}`);
       const [min, max] = r.spread[key] as [number, number];
@@ -47,7 +50,7 @@ describe("runFaultBench()", () => {
       if (p.vcpus === 1) assert.equal(p.speedup, 1);
     }
     const text = faultsText(r).join("\n");
-    assert.match(text, /^4K granule, 40-bit IPA, 512 faults per vCPU per round$/m);
+    assert.match(text, /^4K granule, 40-bit IPA, qsbr RCU, 512 faults per vCPU per round$/m);
     assert.match(
       text,
       /^bare populate loop, same geometry \(the floor\) +ns\/page +[\d.,]+ \([\d.,]+-[\d.,]+\)$/m,
@@ -61,9 +64,11 @@ describe("runFaultBench()", () => {
   test("with 8 vCPUs in the sweep, speedup8vOver2v is reported; other geometries run", async () => {
     const r = await runFaultBench(
       { quick: true },
-      { vcpus: [8], reps: 1, bytesPerVcpu: MIB, granule: 16384, iaBits: 42 },
+      { vcpus: [8], reps: 1, bytesPerVcpu: MIB, granule: 16384, iaBits: 42, rcu: "mb" },
     );
     assert.ok(Number.isFinite(r.speedup8vOver2v) && (r.speedup8vOver2v as number) > 0);
+    assert.equal(r.rcuFlavor, "mb");
+    assert.ok(Number.isFinite(r.nsPerFaultOtherRcu1v), "shared 1 vCPU under qsbr too");
     assert.equal(r.granule, 16384);
     assert.equal(r.faultsPerVcpu, 64);
   });
@@ -98,7 +103,7 @@ describe("stage2 bench faults / teardown flags", () => {
     return { code: r.status, out: r.stdout, err: r.stderr };
   };
 
-  test("--vcpus, --size, --reps, --ipa-bits and --granule reach the benchmark; --json keeps the raw keys", () => {
+  test("--vcpus, --size, --reps, --ipa-bits, --granule and --rcu reach the benchmark; --json keeps the raw keys", () => {
     const r = cli([
       "bench",
       "faults",
@@ -111,6 +116,10 @@ describe("stage2 bench faults / teardown flags", () => {
       "1",
       "--ipa-bits",
       "39",
+      "--granule",
+      "16k",
+      "--rcu",
+      "MB",
     ]);
     assert.equal(r.code, 0, r.err);
     const j = JSON.parse(r.out) as Record<string, unknown>;
@@ -123,7 +132,9 @@ describe("stage2 bench faults / teardown flags", () => {
     ])
       assert.equal(typeof j[key], "number", key);
     assert.equal(j.iaBits, 39);
-    assert.equal(j.faultsPerVcpu, 256);
+    assert.equal(j.granule, 16384, "choices are taken without case");
+    assert.equal(j.rcuFlavor, "mb");
+    assert.equal(j.faultsPerVcpu, 64);
     assert.deepEqual(
       (j.sweep as { vcpus: number }[]).map((p) => p.vcpus),
       [1, 2, 3, 1, 2, 3],
@@ -135,6 +146,7 @@ describe("stage2 bench faults / teardown flags", () => {
       [["bench", "faults", "--vcpus", "1,0"], /--vcpus: 0 is not in 1\.\.64/],
       [["bench", "faults", "--size", "1000"], /--size: "1000" is not a whole number of MiB/],
       [["bench", "faults", "--granule", "8K"], /--granule: "8K" is not one of 4K, 16K, 64K/],
+      [["bench", "faults", "--rcu", "srcu"], /--rcu: "srcu" is not one of qsbr, mb/],
       [["bench", "rwlock", "--vcpus", "2"], /apply to bench faults only/],
     ] as [string[], RegExp][]) {
       const r = cli(args);

@@ -22,6 +22,7 @@
 import type { Granule } from "../arch/geometry.js";
 import type { FaultMode } from "../kvm/fault.js";
 import type { MemslotSpec } from "../kvm/memslot.js";
+import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
 import { Vm } from "../kvm/vm.js";
 import { VcpuPool } from "../sim/host.js";
 import { timeBarePopulate } from "./bare-populate.js";
@@ -39,6 +40,12 @@ export interface FaultBenchParams {
   reps?: number;
   /** Bytes each vCPU populates per round (default 512 MiB; quick 16 MiB). */
   bytesPerVcpu?: number;
+  /**
+   * RCU flavor of every configuration's VM (default qsbr: like the kernel's RCU, whose read side
+   * costs a non-preemptible fault nothing, the vCPU reports a quiescent state between faults).
+   * One more configuration runs shared, 1 vCPU, under the other flavor, for its cost.
+   */
+  rcu?: RcuFlavor;
 }
 
 /** One point of the sweep: a mode and a vCPU count. */
@@ -72,6 +79,12 @@ export interface FaultBenchResult {
   nsPerPageMmu1v: number;
   /** 1-vCPU populate time with the MMU model over the time without it (median of ratios). */
   mmuOverhead1v: number;
+  /** The RCU flavor of the figures above. */
+  rcuFlavor: RcuFlavor;
+  /** Shared, 1 vCPU, under the other RCU flavor: ns per fault (median). */
+  nsPerFaultOtherRcu1v: number;
+  /** nsPerFaultOtherRcu1v / nsPerFault1v (median of per-round ratios). */
+  otherRcuOverShared1v: number;
   /** Shared throughput with 8 vCPUs over 2 (only when 8 is in the sweep). */
   speedup8vOver2v?: number;
   /**
@@ -102,6 +115,7 @@ interface Config {
   mode: FaultMode;
   vcpus: number;
   mmu: boolean;
+  rcu: RcuFlavor;
 }
 
 interface Setup extends Config {
@@ -132,6 +146,7 @@ async function setUp(c: Config, p: Required<FaultBenchParams>): Promise<Setup> {
     vcpus: c.vcpus,
     memslots,
     mmu: c.mmu,
+    rcuFlavor: c.rcu,
   });
   return { ...c, vm, pool: new VcpuPool(vm), ns: [], cpu: [] };
 }
@@ -162,6 +177,11 @@ async function tearDown(s: Setup): Promise<void> {
     throw new Error(`populate benchmark leaked ${report.leakedPages.length} pages`);
 }
 
+/** The flavor a benchmark measures beside `rcu`. */
+function otherFlavor(rcu: RcuFlavor): RcuFlavor {
+  return rcu === "qsbr" ? "mb" : "qsbr";
+}
+
 /** The median of `xs` (mean of the middle two for an even count). */
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -187,6 +207,7 @@ export function faultBenchParams(opts: BenchOptions, p: FaultBenchParams = {}): 
     vcpus,
     reps,
     bytesPerVcpu: p.bytesPerVcpu ?? (opts.quick ? 16 * 2 ** 20 : 512 * 2 ** 20),
+    rcu: p.rcu ?? "qsbr",
   };
 }
 
@@ -200,10 +221,12 @@ export async function runFaultBench(
     throw new RangeError(
       `Cannot run the faults benchmark: ${Math.max(...p.vcpus)} vCPUs x ${p.bytesPerVcpu / 2 ** 20} MiB from 1 GiB exceed the ${p.iaBits}-bit IPA space`,
     );
+  const rcu = p.rcu;
   const configs: Config[] = [];
   for (const vcpus of p.vcpus)
-    for (const mode of ["shared", "exclusive"] as const) configs.push({ mode, vcpus, mmu: false });
-  configs.push({ mode: "shared", vcpus: 1, mmu: true });
+    for (const mode of ["shared", "exclusive"] as const) configs.push({ mode, vcpus, mmu: false, rcu });
+  configs.push({ mode: "shared", vcpus: 1, mmu: true, rcu });
+  configs.push({ mode: "shared", vcpus: 1, mmu: false, rcu: otherFlavor(rcu) });
   const setups: Setup[] = [];
   const raw: number[] = [];
   const rawCpu: number[] = [];
@@ -212,7 +235,7 @@ export async function runFaultBench(
     for (const c of configs) setups.push(await setUp(c, p));
     for (let r = 0; r <= p.reps; r++) {
       for (const [i, s] of setups.entries()) {
-        const step = `round ${r}: ${s.mode}, ${s.vcpus} vCPU${s.mmu ? ", MMU model" : ""}`;
+        const step = `round ${r}: ${s.mode}, ${s.vcpus} vCPU${s.mmu ? ", MMU model" : ""}${s.rcu === rcu ? "" : `, ${s.rcu} RCU`}`;
         opts.progress?.(r * (setups.length + 1) + i, steps, step);
         const [ns, cpu] = await round(s, p.bytesPerVcpu);
         if (r > 0) {
@@ -242,8 +265,8 @@ function summarize(
   raw: number[],
   rawCpu: number[],
 ): FaultBenchResult {
-  const setup = (mode: FaultMode, vcpus: number, mmu = false) =>
-    setups.find((s) => s.mode === mode && s.vcpus === vcpus && s.mmu === mmu) as Setup;
+  const setup = (mode: FaultMode, vcpus: number, mmu = false, rcu = p.rcu) =>
+    setups.find((s) => s.mode === mode && s.vcpus === vcpus && s.mmu === mmu && s.rcu === rcu) as Setup;
   const find = (mode: FaultMode, vcpus: number, mmu = false) => setup(mode, vcpus, mmu).ns;
   const perRound = (f: (r: number) => number) => Array.from({ length: p.reps }, (_, r) => f(r));
   const s1 = find("shared", 1);
@@ -251,6 +274,7 @@ function summarize(
   const s2 = find("shared", 2);
   const e2 = find("exclusive", 2);
   const m1 = find("shared", 1, true);
+  const o1 = setup("shared", 1, false, otherFlavor(p.rcu)).ns;
   const pages = p.bytesPerVcpu / p.granule;
   // m1 is ns per fault and the MMU path takes one fault per page: its populate time per page is
   // ns * faults / pages, and faults = pages (each first touch faults once).
@@ -267,6 +291,8 @@ function summarize(
     sharedOverExclusive1v: perRound((r) => (s1[r] as number) / (e1[r] as number)),
     nsPerPageMmu1v: m1,
     mmuOverhead1v: perRound((r) => (m1[r] as number) / (s1[r] as number)),
+    nsPerFaultOtherRcu1v: o1,
+    otherRcuOverShared1v: perRound((r) => (o1[r] as number) / (s1[r] as number)),
   };
   // The same 1-vCPU figures in process CPU time: what a loaded machine cannot inflate.
   const c1 = setup("shared", 1).cpu;
@@ -310,8 +336,9 @@ function summarize(
   return {
     ...(out as unknown as Omit<
       FaultBenchResult,
-      "faultsPerVcpu" | "reps" | "granule" | "iaBits" | "spread" | "sweep"
+      "faultsPerVcpu" | "reps" | "granule" | "iaBits" | "rcuFlavor" | "spread" | "sweep"
     >),
+    rcuFlavor: p.rcu,
     faultsPerVcpu: pages,
     reps: p.reps,
     granule: p.granule,

@@ -90,6 +90,8 @@ export const LABELS: ReadonlyMap<string, { bench: string; label: string; unit: s
       ["faults", "sharedOverExclusive1v", "fault cost shared / exclusive, 1 vCPU", "x"],
       ["faults", "nsPerPageMmu1v", "populate per page, shared, 1 vCPU, MMU model on", "ns"],
       ["faults", "mmuOverhead1v", "populate time MMU model on / off, 1 vCPU", "x"],
+      ["faults", "nsPerFaultOtherRcu1v", "fault cost, shared, 1 vCPU, the other RCU flavor", "ns"],
+      ["faults", "otherRcuOverShared1v", "fault cost other RCU flavor / rcuFlavor, shared, 1 vCPU", "x"],
       ["faults", "speedup8vOver2v", "throughput 8 vCPUs / 2 vCPUs, shared", "x"],
       ["faults", "cpuNsPerFault1v", "CPU time: fault, shared, 1 vCPU", "ns"],
       ["faults", "cpuRawNsPerPage", "CPU time: bare populate loop", "ns/page"],
@@ -157,7 +159,7 @@ export function spreadText(r: object & { spread: Record<string, [number, number]
  */
 export function faultsText(r: FaultBenchResult): string[] {
   const out = [
-    `${r.granule / 1024}K granule, ${r.iaBits}-bit IPA, ${count(r.faultsPerVcpu)} faults per vCPU per round`,
+    `${r.granule / 1024}K granule, ${r.iaBits}-bit IPA, ${r.rcuFlavor} RCU, ${count(r.faultsPerVcpu)} faults per vCPU per round`,
     ...spreadText(r),
     "",
     "Throughput curve (wall ns per fault with all vCPUs; speedup over the same mode at 1 vCPU):",

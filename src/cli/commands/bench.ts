@@ -26,6 +26,7 @@ function legend(): string {
 
 const USAGE = `Usage: stage2 bench <${NAMES.join("|")}> [--json] [--quick]
        stage2 bench faults [--vcpus 1,2,4,8] [--ipa-bits 40] [--granule 4K] [--reps 7] [--size 512M]
+                           [--rcu qsbr|mb]
 
 ${[...BENCHES.values()].map((b) => `  ${b.name.padEnd(8)} ${b.summary}`).join("\n")}
 
@@ -40,6 +41,9 @@ bench faults only:
   --granule G      4K, 16K or 64K (default 4K)
   --reps N         counted rounds, 1..101 (default 7; the first, warm-up round is extra)
   --size BYTES     memory each vCPU populates per round (default 512M; --quick 16M)
+  --rcu FLAVOR     RCU flavor of the VMs: qsbr (default; like the kernel's RCU, the read side is
+                   free and a vCPU reports a quiescent state between faults) or mb (liburcu's
+                   memory-barrier readers); shared 1 vCPU also runs under the other flavor
 
 Figures are wall-clock on this machine; compare them only with figures from the same run (npm run
 bench prints them side by side with the liburcu anchor). bench faults reports the median of its
@@ -63,8 +67,9 @@ function faultFlags(values: Record<string, unknown>): NonNullable<BenchOptions["
   if (typeof values["ipa-bits"] === "string")
     out.iaBits = parseIntIn(values["ipa-bits"], "--ipa-bits", 32, 48);
   if (typeof values.granule === "string")
-    out.granule = GRANULES[parseChoice(values.granule.toUpperCase(), "--granule", ["4K", "16K", "64K"])];
+    out.granule = GRANULES[parseChoice(values.granule, "--granule", ["4K", "16K", "64K"])];
   if (typeof values.reps === "string") out.reps = parseIntIn(values.reps, "--reps", 1, 101);
+  if (typeof values.rcu === "string") out.rcu = parseChoice(values.rcu, "--rcu", ["qsbr", "mb"] as const);
   if (typeof values.size === "string") {
     const size = parseNumber(values.size, "--size");
     if (size < 2 ** 20 || size % 2 ** 20 !== 0)
@@ -89,6 +94,7 @@ export const benchCommand: Command = {
         granule: { type: "string" },
         reps: { type: "string" },
         size: { type: "string" },
+        rcu: { type: "string" },
       },
       true,
     );
@@ -99,7 +105,9 @@ export const benchCommand: Command = {
     if (!bench) throw new UsageError(`unknown benchmark ${quote(name)}: use one of ${NAMES.join(", ")}`);
     const faults = faultFlags(values);
     if (name !== "faults" && Object.keys(faults).length > 0)
-      throw new UsageError(`--vcpus, --ipa-bits, --granule, --reps and --size apply to bench faults only`);
+      throw new UsageError(
+        `--vcpus, --ipa-bits, --granule, --reps, --size and --rcu apply to bench faults only`,
+      );
     const json = values.json === true;
     const progress = startProgress(`stage2 bench ${name}`, undefined, { enabled: !json });
     let result: object;
