@@ -142,8 +142,14 @@ const writer = (sections: number, over: Partial<WorkerPlan> = {}): WorkerPlan =>
 });
 
 describe("RwLock under worker threads", () => {
-  for (const debug of [false, true]) {
-    test(`the write lock excludes readers and other writers${debug ? " (debug mode)" : ""} (seed ${seed})`, async (t) => {
+  for (const [debug, readerBias] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ]) {
+    const mode = `${debug ? ", debug mode" : ""}${readerBias ? ", reader bias" : ""}`;
+    test(`the write lock excludes readers and other writers${mode} (seed ${seed})`, async (t) => {
       t.diagnostic(replay);
       // Readers run until both writers have finished their quota (the last writer sets STOP).
       const run = await runWorkers(
@@ -154,7 +160,7 @@ describe("RwLock under worker threads", () => {
           writer(1500),
           writer(1500, { stopWhenDone: true }),
         ],
-        { debug },
+        { debug, readerBias },
       );
       checkRun(run);
       const writes = sectionsOf(run.results, "writer");
@@ -164,36 +170,37 @@ describe("RwLock under worker threads", () => {
     });
   }
 
-  test(`a writer is not starved by a stream of readers (seed ${seed})`, async (t) => {
-    t.diagnostic(replay);
-    const quota = 300;
-    // Long, overlapping read sections: without writer preference the lock is almost never free.
-    const streaming = { holdSpins: 4000, pauseSpins: 10, tryRate: 0, yieldRate: 0, stopWhenDone: true };
-    const run = await runWorkers(
-      [
-        reader(100_000, streaming),
-        reader(100_000, streaming),
-        writer(quota, {
-          stopWhenDone: true,
-          startAfter: 20,
-          holdSpins: 50,
-          pauseSpins: 500,
-          tryRate: 0,
-          yieldRate: 0,
-        }),
-      ],
-      { spins: 20_000 },
-    );
-    checkRun(run);
-    const writes = sectionsOf(run.results, "writer");
-    const reads = sectionsOf(run.results, "reader");
-    assert.equal(
-      writes,
-      quota,
-      `writer starved: ${writes} of ${quota} write locks while readers took ${reads} (${replay})`,
-    );
-    // The readers really were in the way: otherwise this run proved nothing.
-    assert.ok(run.lock.stats().writeContended > 0, `the writer never had to wait (${replay})`);
-    t.diagnostic(describeRun(run));
-  });
+  for (const readerBias of [false, true])
+    test(`a writer is not starved by a stream of readers${readerBias ? ", reader bias" : ""} (seed ${seed})`, async (t) => {
+      t.diagnostic(replay);
+      const quota = 300;
+      // Long, overlapping read sections: without writer preference the lock is almost never free.
+      const streaming = { holdSpins: 4000, pauseSpins: 10, tryRate: 0, yieldRate: 0, stopWhenDone: true };
+      const run = await runWorkers(
+        [
+          reader(100_000, streaming),
+          reader(100_000, streaming),
+          writer(quota, {
+            stopWhenDone: true,
+            startAfter: 20,
+            holdSpins: 50,
+            pauseSpins: 500,
+            tryRate: 0,
+            yieldRate: 0,
+          }),
+        ],
+        { spins: 20_000, readerBias },
+      );
+      checkRun(run);
+      const writes = sectionsOf(run.results, "writer");
+      const reads = sectionsOf(run.results, "reader");
+      assert.equal(
+        writes,
+        quota,
+        `writer starved: ${writes} of ${quota} write locks while readers took ${reads} (${replay})`,
+      );
+      // The readers really were in the way: otherwise this run proved nothing.
+      assert.ok(run.lock.stats().writeContended > 0, `the writer never had to wait (${replay})`);
+      t.diagnostic(describeRun(run));
+    });
 });

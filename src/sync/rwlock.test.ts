@@ -280,3 +280,67 @@ test("tryWriteLock() takes a free lock over OWNER_DEAD and repairs, but never a 
   assert.equal(a.snapshot().ownerDead, false);
   a.writeUnlock();
 });
+
+// Reader bias: views in one thread stand in for threads, as above.
+test("reader bias: readers get in on their own line; a writer turns the bias off and waits for them", () => {
+  const a = RwLock.create({ readerBias: true, debug: true });
+  const b = RwLock.attach(a.handle);
+  const c = RwLock.attach(a.handle);
+  a.readLock();
+  b.readLock();
+  assert.equal(c.holdOf(a.slot), Hold.FAST, "in through the bias");
+  assert.equal(c.readerCount(), 2, "biased readers are counted by a scan");
+  assert.equal(c.snapshot().readers, 2);
+  a.assertReadHeld();
+  assert.equal(c.tryWriteLock(), false, "a biased reader is inside");
+  assert.equal(c.snapshot().writeLocked, false, "the failed try left nothing claimed");
+  // The failed try turned the bias off: a reader that comes now is counted in STATE.
+  a.readUnlock();
+  a.readLock();
+  assert.equal(c.holdOf(a.slot), Hold.R);
+  a.readUnlock();
+  b.readUnlock();
+  assert.equal(c.readerCount(), 0);
+  assert.equal(c.tryWriteLock(), true);
+  assert.equal(a.tryReadLock(), false, "no reader gets in past a writer");
+  c.writeUnlock();
+  // Once the inhibit time (at least 1 ms after a revocation) has passed, a counted reader turns
+  // the bias back on and the next readers are biased again.
+  const until = performance.now() + 20;
+  let again = false;
+  while (!again && performance.now() < until) {
+    a.readLock();
+    again = c.holdOf(a.slot) === Hold.FAST;
+    a.readUnlock();
+  }
+  assert.equal(again, true, "the bias came back within 20 ms");
+  const stats = c.stats();
+  assert.equal(stats.writeAcquisitions, 1);
+});
+
+test("reader bias: a dead biased reader is reaped like a counted one, and the writer repairs first", () => {
+  const a = RwLock.create({ readerBias: true });
+  const dead = RwLock.attach(a.handle);
+  dead.readLock();
+  assert.equal(a.holdOf(dead.slot), Hold.FAST);
+  assert.equal(a.tryWriteLock(), false, "the dead reader keeps writers out until reaped");
+  let repairs = 0;
+  a.onOwnerDead = () => {
+    a.assertWriteHeld();
+    repairs++;
+  };
+  assert.equal(a.reapHolder(dead.slot), Hold.FAST);
+  assert.equal(a.snapshot().ownerDead, true);
+  assert.equal(a.readerCount(), 0);
+  a.writeLock();
+  assert.equal(repairs, 1);
+  a.writeUnlock();
+});
+
+test("reader bias: the handle says so, and attach() refuses a handle without it", () => {
+  const a = RwLock.create({ readerBias: true });
+  assert.equal(a.handle.readerBias, true);
+  assert.equal(RwLock.create().handle.readerBias, false);
+  const { readerBias: _, ...old } = a.handle;
+  assert.throws(() => RwLock.attach(old as RwLockHandle), /does not come from RwLock.create/);
+});

@@ -7,7 +7,7 @@
  *
  * Shared memory (one SharedArrayBuffer):
  *
- *     byte 0    Int32 control words, 128 bytes; STATE alone on the first 64-byte line
+ *     byte 0    Int32 control words, 192 bytes; STATE alone on the first 64-byte line
  *               [0]  STATE            the lock word, bits below
  *               [16] READ_SEQ         readers sleep here           (bumped by write unlock)
  *               [17] WRITE_SEQ        writers waiting to claim     (bumped by write unlock, last waiting reader)
@@ -16,13 +16,19 @@
  *               [20] WRITERS_WAITING  writers between slow-path entry and claim; read by needsResched()
  *               [21] OWNER            debug mode only: view id of the write holder, 0 if none
  *               [22] NEXT_SLOT        view slots handed out so far (attach)
- *     byte 128  one 128-byte slot per view (see rwlock-stats.ts): Float64 statistics, and at
+ *               [32] BIAS             reader bias on (1) or off (0); alone on the third line, read
+ *                                     by every biased read lock, written rarely (see below)
+ *               [33] INHIBIT_MS       no reader turns the bias back on before this time (ms since
+ *                                     the handle's epochMs)
+ *     byte 192  one 128-byte slot per view (see rwlock-stats.ts): Float64 statistics, and at
  *               Int32 word 20 of the slot (the bytes of spare counter +10) HOLD, what the view's
  *               thread holds (Hold flags below). Written by the owner with plain stores, right
  *               after each RMW of STATE or WRITERS_WAITING that changes what it holds, with no call
  *               and no loop in between (V8 delivers worker.terminate() only at function entries and
- *               loop back edges, so a thread never dies between the RMW and the note). Read and
- *               cleared with Atomics.exchange by `reapHolder()`, only once the owner is dead.
+ *               loop back edges, so a thread never dies between the RMW and the note); a biased
+ *               reader's FAST hold is written with Atomics.store (it is the read lock itself).
+ *               Read and cleared with Atomics.exchange by `reapHolder()`, only once the owner is
+ *               dead, and read by a writer draining biased readers.
  *
  *     STATE (every thread RMWs it; all accesses are Atomics, hence sequentially consistent):
  *      29          28          27        26        25       24      23 ........ 12   11 ........ 0
@@ -63,6 +69,20 @@
  * - Writers among themselves are serialized but not ordered (no FIFO): with several writers one may
  *   overtake another. `yieldWrite()` tries to hand the lock over to a waiting writer.
  * - Not recursive: nested read locks deadlock against a waiting writer. Debug mode reports them.
+ *
+ * Reader bias (`readerBias`, BRAVO by Dice and Kogan, 2019): with the bias on, a read lock touches
+ * no shared line at all. The reader stores FAST into its own HOLD word, then loads BIAS; if the
+ * bias is still on it is in, and its unlock stores NONE. A writer turns the bias off once it has
+ * drained the counted readers (OWNED set, R at 0: no reader can turn it on again meanwhile), then
+ * waits until no HOLD word shows FAST, and only then sets ACTIVE. Both sides store then load
+ * (sequentially consistent): either the reader's load sees BIAS off (it backs off to the counted
+ * path, which OWNED holds up), or the writer's scan sees its FAST (the writer waits). A counted
+ * reader, inside the lock, turns the bias back on once the time the last writer set in INHIBIT_MS
+ * has passed: nine times as long as that writer's drain of biased readers took, at least 1 ms, so
+ * that writers pay for revocations at most about a tenth of the time (at once in a controlled run,
+ * which must not depend on the clock). Without writers, readers on
+ * different cores never write a common line (on 2 cores, 2 vCPUs faulting on one STATE word ran
+ * no faster than 1).
  */
 import {
   type BackoffPolicy,
@@ -72,6 +92,8 @@ import {
   waitWhile,
   wakeSleepers,
 } from "./backoff.js";
+import { Errno } from "../common/errno.js";
+import { cooperative } from "../common/race-points.js";
 import { type RwLockStats, recordReadWait, recordWriteWait, Stat, sumStats } from "./rwlock-stats.js";
 
 function holdIndex(slot: number): number {
@@ -88,7 +110,9 @@ const enum Ctl {
   WRITERS_WAITING = 20,
   OWNER = 21,
   NEXT_SLOT = 22,
-  WORDS = 32,
+  BIAS = 32,
+  INHIBIT_MS = 33,
+  WORDS = 48,
 }
 
 /** Fields of the STATE word. */
@@ -123,6 +147,8 @@ export const enum Hold {
   OWNED = 8,
   /** ACTIVE: inside for write. */
   ACTIVE = 16,
+  /** Inside for read through the reader bias (nothing counted in STATE); alone, never combined. */
+  FAST = 32,
 }
 
 /** Int32 index of a view's HOLD word inside its statistics slot (spare float64 counter +10). */
@@ -133,6 +159,13 @@ const CTL_BYTES = Ctl.WORDS * 4;
 const MAX_THREADS = 2047;
 /** How long yieldWrite() waits for a waiting writer to take over before it retakes the lock. */
 const HANDOFF_TIMEOUT_MS = 10;
+
+/** What revokeBias() did. */
+const enum Revoke {
+  DONE = 0,
+  WAITED = 1,
+  GAVE_UP = 2,
+}
 
 const enum Held {
   NONE = 0,
@@ -165,6 +198,11 @@ export interface RwLockOptions {
   spins?: number;
   /** Longest single sleep of a waiter, in ms. Default 2. */
   sleepMs?: number;
+  /**
+   * Reader bias: read locks touch only the reader's own line while no writer comes (see above).
+   * For read-mostly locks taken by many threads (mmu_lock in shared mode). Default false.
+   */
+  readerBias?: boolean;
 }
 
 /** State of the lock for diagnostics and tests; see `RwLock.snapshot()`. */
@@ -191,6 +229,9 @@ export interface RwLockHandle {
   readonly maxThreads: number;
   readonly spins: number;
   readonly sleepMs: number;
+  readonly readerBias: boolean;
+  /** Time origin of INHIBIT_MS (ms since the Unix epoch, whole). */
+  readonly epochMs: number;
 }
 
 /**
@@ -212,6 +253,7 @@ export class RwLock {
   private held: Held = Held.NONE;
   /** Int32 view of the whole buffer, for the HOLD words. */
   private readonly i32: Int32Array;
+  private readonly biased: boolean;
   /** Index of this view's HOLD word in `i32`. */
   private readonly h: number;
   /**
@@ -237,6 +279,7 @@ export class RwLock {
     this.id = slot + 1;
     this.i32 = new Int32Array(handle.buffer);
     this.h = holdIndex(slot);
+    this.biased = handle.readerBias;
   }
 
   /** This view's slot: what a reaper passes to `reapHolder()` once this thread is dead. */
@@ -260,7 +303,13 @@ export class RwLock {
     const bytes = CTL_BYTES + maxThreads * Stat.SLOT_SIZE * 8;
     const buffer = new SharedArrayBuffer(bytes);
     const debug = opts.debug === true;
-    return new RwLock({ buffer, name, debug, maxThreads, spins: policy.spins, sleepMs: policy.sleepMs }, {});
+    const readerBias = opts.readerBias === true;
+    const epochMs = Math.floor(performance.timeOrigin + performance.now());
+    if (readerBias) new Int32Array(buffer)[Ctl.BIAS] = 1; // published by the handle's postMessage
+    return new RwLock(
+      { buffer, name, debug, maxThreads, spins: policy.spins, sleepMs: policy.sleepMs, readerBias, epochMs },
+      {},
+    );
   }
 
   /**
@@ -274,6 +323,8 @@ export class RwLock {
       handle.buffer instanceof SharedArrayBuffer &&
       typeof handle.name === "string" &&
       typeof handle.debug === "boolean" &&
+      typeof handle.readerBias === "boolean" &&
+      Number.isInteger(handle.epochMs) &&
       Number.isInteger(handle.maxThreads) &&
       handle.buffer.byteLength === CTL_BYTES + handle.maxThreads * Stat.SLOT_SIZE * 8;
     if (!ok) throw new TypeError("Cannot attach rwlock: the handle does not come from RwLock.create()");
@@ -285,17 +336,52 @@ export class RwLock {
   /** Takes the lock for read, waiting while a writer owns it. Must not be held by this thread. */
   readLock(): void {
     if (this.debug) this.checkCanLock("read");
-    // Pairs with the writer's claim of OWNED: whichever RMW comes second sees the other.
-    const old = Atomics.add(this.ctl, Ctl.STATE, 1);
-    this.i32[this.h] = Hold.R;
-    if ((old & (S.OWNED | S.R_GUARD)) !== 0) this.readLockSlow(old);
+    if (!(this.biased && this.tryFastRead())) {
+      // Pairs with the writer's claim of OWNED: whichever RMW comes second sees the other.
+      const old = Atomics.add(this.ctl, Ctl.STATE, 1);
+      this.i32[this.h] = Hold.R;
+      if ((old & (S.OWNED | S.R_GUARD)) !== 0) this.readLockSlow(old);
+      if (this.biased) this.maybeRebias();
+    }
     this.st[this.base + Stat.READ_ACQ]++;
     if (this.debug) this.held = Held.READ;
+  }
+
+  /** Reader bias: in through the own HOLD word if the bias is on (see the protocol above). */
+  private tryFastRead(): boolean {
+    // SC store then SC load; pairs with a revoking writer's store of BIAS = 0 and its scan.
+    Atomics.store(this.i32, this.h, Hold.FAST);
+    if (Atomics.load(this.ctl, Ctl.BIAS) !== 0) return true;
+    Atomics.store(this.i32, this.h, Hold.NONE);
+    return false;
+  }
+
+  /**
+   * Reader bias, inside the lock as a counted reader: turn the bias back on once the last
+   * revocation's inhibit time has passed. Safe while counted: a writer turns the bias off only
+   * after the counted readers have drained, and none enters after its claim.
+   */
+  private maybeRebias(): void {
+    if (Atomics.load(this.ctl, Ctl.BIAS) !== 0) return;
+    // A controlled run (cooperative waits) takes the clock out: the bias comes back at once, so
+    // that a schedule replays the same whatever time it takes.
+    if (!cooperative && this.nowMs() < Atomics.load(this.ctl, Ctl.INHIBIT_MS)) return;
+    Atomics.store(this.ctl, Ctl.BIAS, 1);
+  }
+
+  /** Milliseconds since the handle's epochMs (every thread's clock agrees on it). */
+  private nowMs(): number {
+    return Math.floor(performance.timeOrigin + performance.now()) - this.handle.epochMs;
   }
 
   /** Takes the lock for read if no writer owns it; never waits. */
   tryReadLock(): boolean {
     if (this.debug) this.checkCanLock("read");
+    if (this.biased && this.tryFastRead()) {
+      this.st[this.base + Stat.READ_ACQ]++;
+      if (this.debug) this.held = Held.READ;
+      return true;
+    }
     const old = Atomics.add(this.ctl, Ctl.STATE, 1);
     this.i32[this.h] = Hold.R;
     if ((old & (S.OWNED | S.R_GUARD)) !== 0) {
@@ -304,6 +390,7 @@ export class RwLock {
       this.readerLeft(left);
       return false;
     }
+    if (this.biased) this.maybeRebias();
     this.st[this.base + Stat.READ_ACQ]++;
     if (this.debug) this.held = Held.READ;
     return true;
@@ -312,6 +399,11 @@ export class RwLock {
   /** Releases a read lock taken by this thread. */
   readUnlock(): void {
     if (this.debug) this.checkUnlock(Held.READ);
+    if (this.i32[this.h] === Hold.FAST) {
+      // Pairs with the Atomics.load of a writer draining biased readers.
+      Atomics.store(this.i32, this.h, Hold.NONE);
+      return;
+    }
     // Pairs with the draining writer's load of R (and its DRAIN_SLEEP CAS).
     const old = Atomics.sub(this.ctl, Ctl.STATE, 1);
     this.i32[this.h] = Hold.NONE;
@@ -362,10 +454,18 @@ export class RwLock {
   /** Takes the lock for write, waiting for other writers and for the readers inside. */
   writeLock(): void {
     if (this.debug) this.checkCanLock("write");
-    // Pairs with readers' adds: once OWNED is in STATE, a reader's add returns it.
-    if (Atomics.compareExchange(this.ctl, Ctl.STATE, 0, S.OWNED | S.ACTIVE) === 0)
-      this.i32[this.h] = Hold.OWNED | Hold.ACTIVE;
-    else this.writeLockSlow();
+    // Pairs with readers' adds: once OWNED is in STATE, a reader's add returns it. Biased: OWNED
+    // alone, then ACTIVE once the biased readers are out (revokeBias).
+    if (Atomics.compareExchange(this.ctl, Ctl.STATE, 0, this.biased ? S.OWNED : S.OWNED | S.ACTIVE) === 0) {
+      this.i32[this.h] = this.biased ? Hold.OWNED : Hold.OWNED | Hold.ACTIVE;
+      if (this.biased) {
+        const t0 = performance.now();
+        if (this.revokeBias(true) === Revoke.WAITED)
+          recordWriteWait(this.st, this.base, (performance.now() - t0) * 1e6, 0);
+        Atomics.or(this.ctl, Ctl.STATE, S.ACTIVE);
+        this.i32[this.h] = Hold.OWNED | Hold.ACTIVE;
+      }
+    } else this.writeLockSlow();
     this.st[this.base + Stat.WRITE_ACQ]++;
     if (this.debug) this.noteWriteHeld();
   }
@@ -377,16 +477,27 @@ export class RwLock {
   tryWriteLock(): boolean {
     if (this.debug) this.checkCanLock("write");
     let s = 0;
-    if (Atomics.compareExchange(this.ctl, Ctl.STATE, 0, S.OWNED | S.ACTIVE) !== 0) {
+    // Biased: claim OWNED alone, and enter only if no biased reader is inside.
+    const claim = this.biased ? S.OWNED : S.OWNED | S.ACTIVE;
+    if (Atomics.compareExchange(this.ctl, Ctl.STATE, 0, claim) !== 0) {
       // Only OWNER_DEAD (and sleep bits, which may linger a moment) set: claim over them.
       s = Atomics.load(this.ctl, Ctl.STATE);
       if ((s & S.OWNER_DEAD) === 0 || (s & (S.R_MASK | S.RW_MASK | S.OWNED | S.ACTIVE)) !== 0) return false;
-      if (Atomics.compareExchange(this.ctl, Ctl.STATE, s, s | S.OWNED | S.ACTIVE) !== s) return false;
+      if (Atomics.compareExchange(this.ctl, Ctl.STATE, s, s | claim) !== s) return false;
+    }
+    this.i32[this.h] = this.biased ? Hold.OWNED : Hold.OWNED | Hold.ACTIVE;
+    if (this.biased) {
+      if (this.revokeBias(false) === Revoke.GAVE_UP) {
+        this.releaseOwned();
+        this.i32[this.h] = Hold.NONE;
+        return false;
+      }
+      s = Atomics.or(this.ctl, Ctl.STATE, S.ACTIVE);
     }
     this.i32[this.h] = Hold.OWNED | Hold.ACTIVE;
     this.st[this.base + Stat.WRITE_ACQ]++;
     if (this.debug) this.noteWriteHeld();
-    if (s !== 0) this.repairAfterDeath();
+    if ((s & S.OWNER_DEAD) !== 0) this.repairAfterDeath();
     return true;
   }
 
@@ -408,20 +519,25 @@ export class RwLock {
     for (;;) {
       s = Atomics.load(this.ctl, Ctl.STATE);
       if ((s & (S.OWNED | S.RW_MASK)) === 0) {
-        const claimed = (s & S.R_MASK) === 0 ? s | S.OWNED | S.ACTIVE : s | S.OWNED;
+        // Biased: ACTIVE only once the biased readers are out too (below).
+        const claimed = (s & S.R_MASK) === 0 && !this.biased ? s | S.OWNED | S.ACTIVE : s | S.OWNED;
         if (Atomics.compareExchange(this.ctl, Ctl.STATE, s, claimed) === s) break;
         continue;
       }
       sleeps += awaitClear(this.ctl, Ctl.STATE, S.OWNED | S.RW_MASK, Ctl.WRITE_SEQ, S.W_SLEEP, this.policy);
     }
-    const inside = (s & S.R_MASK) === 0 ? Hold.OWNED | Hold.ACTIVE : Hold.OWNED;
+    const inside = (s & S.R_MASK) === 0 && !this.biased ? Hold.OWNED | Hold.ACTIVE : Hold.OWNED;
     this.i32[this.h] = Hold.WAITING | inside;
     Atomics.sub(this.ctl, Ctl.WRITERS_WAITING, 1);
     this.i32[this.h] = inside;
     bumpAndWake(this.ctl, Ctl.CLAIM_SEQ);
-    if ((s & S.R_MASK) !== 0) {
+    if ((s & S.R_MASK) !== 0 || this.biased) {
       // Readers inside (or about to back off): wait until the last one leaves, then enter.
-      sleeps += awaitClear(this.ctl, Ctl.STATE, S.R_MASK, Ctl.DRAIN_SEQ, S.DRAIN_SLEEP, this.policy);
+      if ((s & S.R_MASK) !== 0)
+        sleeps += awaitClear(this.ctl, Ctl.STATE, S.R_MASK, Ctl.DRAIN_SEQ, S.DRAIN_SLEEP, this.policy);
+      // Biased: then turn the bias off and wait for the biased readers (no counted reader is
+      // inside now, and none enters while OWNED is set: none can turn the bias back on).
+      if (this.biased) this.revokeBias(true);
       s = Atomics.or(this.ctl, Ctl.STATE, S.ACTIVE);
       this.i32[this.h] = Hold.OWNED | Hold.ACTIVE;
     }
@@ -430,6 +546,40 @@ export class RwLock {
     if ((s & S.OWNER_DEAD) !== 0 || (Atomics.load(this.ctl, Ctl.STATE) & S.OWNER_DEAD) !== 0)
       this.repairAfterDeath();
     recordWriteWait(this.st, this.base, (performance.now() - t0) * 1e6, sleeps);
+  }
+
+  /**
+   * Writer holding OWNED with no counted reader inside: turns the reader bias off and waits until
+   * no view holds FAST (`wait` false: gives up at the first one; the bias stays off). Sets the
+   * inhibit time from how long that took.
+   */
+  private revokeBias(wait: boolean): Revoke {
+    if (Atomics.load(this.ctl, Ctl.BIAS) === 0) return Revoke.DONE;
+    const t0 = performance.now();
+    // SC store then SC loads: pairs with the store-then-load of tryFastRead().
+    Atomics.store(this.ctl, Ctl.BIAS, 0);
+    const slots = Math.min(Atomics.load(this.ctl, Ctl.NEXT_SLOT), this.handle.maxThreads);
+    let waited = false;
+    for (let slot = 0; slot < slots; slot++) {
+      const at = holdIndex(slot);
+      if (Atomics.load(this.i32, at) !== Hold.FAST) continue;
+      if (!wait) return Revoke.GAVE_UP;
+      waited = true;
+      // A biased reader's unlock stores NONE without a wake: poll with short sleeps.
+      while (waitWhile(this.i32, at, Hold.FAST, this.policy, this.policy.sleepMs) !== Errno.OK) {}
+    }
+    const took = performance.now() - t0;
+    Atomics.store(this.ctl, Ctl.INHIBIT_MS, this.nowMs() + Math.max(1, Math.ceil(9 * took)));
+    return waited ? Revoke.WAITED : Revoke.DONE;
+  }
+
+  /** Views inside through the reader bias (a scan of the HOLD words; for reports and assertions). */
+  private fastReaders(): number {
+    if (!this.biased) return 0;
+    const slots = Math.min(Atomics.load(this.ctl, Ctl.NEXT_SLOT), this.handle.maxThreads);
+    let n = 0;
+    for (let slot = 0; slot < slots; slot++) if (Atomics.load(this.i32, holdIndex(slot)) === Hold.FAST) n++;
+    return n;
   }
 
   /** Inside the write lock with OWNER_DEAD set: run this view's repair hook, then clear the bit. */
@@ -509,14 +659,14 @@ export class RwLock {
 
   /** Readers inside the lock or about to back off from it (any thread); a snapshot. */
   readerCount(): number {
-    return Atomics.load(this.ctl, Ctl.STATE) & S.R_MASK;
+    return (Atomics.load(this.ctl, Ctl.STATE) & S.R_MASK) + this.fastReaders();
   }
 
   /** Who holds and who waits, read from shared memory (two loads, not one atomic snapshot). */
   snapshot(): RwLockSnapshot {
     const s = Atomics.load(this.ctl, Ctl.STATE);
     return {
-      readers: s & S.R_MASK,
+      readers: (s & S.R_MASK) + this.fastReaders(),
       waitingReaders: (s & S.RW_MASK) >>> S.RW_SHIFT,
       waitingWriters: Atomics.load(this.ctl, Ctl.WRITERS_WAITING),
       writerDraining: (s & (S.OWNED | S.ACTIVE)) === S.OWNED,
@@ -545,7 +695,7 @@ export class RwLock {
     this.checkSlot(slot);
     // Pairs with the dead owner's plain stores, which its death (observed by the caller) precedes.
     const held = Atomics.exchange(this.i32, holdIndex(slot), Hold.NONE);
-    const inside = (held & (Hold.R | Hold.ACTIVE)) !== 0;
+    const inside = (held & (Hold.R | Hold.ACTIVE)) !== 0 || held === Hold.FAST;
     if (inside && markOwnerDead) Atomics.or(this.ctl, Ctl.STATE, S.OWNER_DEAD);
     if ((held & Hold.R) !== 0) this.readerLeft(Atomics.sub(this.ctl, Ctl.STATE, 1));
     if ((held & Hold.RW) !== 0) {
