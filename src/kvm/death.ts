@@ -92,7 +92,8 @@ export interface ReaperEnv {
 
 const HOLD_NAMES: [number, string][] = [
   [Hold.ACTIVE, "write"],
-  [Hold.R, "read"],
+  // A reader in through the reader bias (FAST) or counted in STATE (R): the same read hold.
+  [Hold.R | Hold.FAST, "read"],
   [Hold.OWNED | Hold.WAITING, "waiting to write"],
   [Hold.RW, "waiting to read"],
 ];

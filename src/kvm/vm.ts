@@ -188,7 +188,13 @@ export class Vm {
     this.memslots = parts.memslots;
     this.reclaimStats = parts.reclaimStats;
     this.rcu = parts.rcu;
-    this.lock = RwLock.create({ name: "mmu_lock", maxThreads: parts.options.vcpus + 8 });
+    // Shared mode: faults take mmu_lock for read on every fault, host writes are rare; with the
+    // reader bias no two vCPUs write a common line to get in (sync/rwlock.ts).
+    this.lock = RwLock.create({
+      name: "mmu_lock",
+      maxThreads: parts.options.vcpus + 8,
+      readerBias: parts.options.mode === "shared",
+    });
     this.vcpuStats = new VcpuStats(parts.options.vcpus);
     this.records = new VcpuRecords(parts.options.vcpus);
     installRepair(this.lock, this.pgt, this.records);
