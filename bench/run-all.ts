@@ -25,7 +25,8 @@ interface Target {
 function timeDefaultRun(): number {
   process.stderr.write("stage2 run (no arguments) ...\n");
   const t0 = performance.now();
-  execFileSync(process.execPath, [join(root, "dist/src/cli/main.js"), "run"], {
+  // With this process's V8 flags (npm run bench gives the CLI's inlining budget).
+  execFileSync(process.execPath, [...process.execArgv, join(root, "dist/src/cli/main.js"), "run"], {
     stdio: ["ignore", "ignore", "inherit"],
     timeout: 600_000,
   });

@@ -51,6 +51,8 @@ describe("runFaultBench()", () => {
     }
     const text = faultsText(r).join("\n");
     assert.match(text, /^4K granule, 40-bit IPA, qsbr RCU, 512 faults per vCPU per round$/m);
+    assert.deepEqual(r.nodeFlags, process.execArgv);
+    assert.match(text, /^node without the CLI's inlining budget/m, "the test runner gives none");
     assert.match(
       text,
       /^bare populate loop, same geometry \(the floor\) +ns\/page +[\d.,]+ \([\d.,]+-[\d.,]+\)$/m,
@@ -139,6 +141,16 @@ describe("stage2 bench faults / teardown flags", () => {
       (j.sweep as { vcpus: number }[]).map((p) => p.vcpus),
       [1, 2, 3, 1, 2, 3],
     );
+  });
+
+  test("run through its first line, as npx stage2 runs it, the CLI has V8's larger inlining budget", () => {
+    // Executes main.js itself: its `#!/usr/bin/env -S node --max-inlined-...` line must work here.
+    const r = spawnSync(MAIN, ["bench", "faults", "--json", "--vcpus", "1", "--size", "1M", "--reps", "1"], {
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { nodeFlags: string[] };
+    assert.deepEqual(j.nodeFlags, ["--max-inlined-bytecode-size-cumulative=3000"]);
   });
 
   test("bad values name the flag; the faults flags are refused on other benchmarks", () => {

@@ -81,6 +81,11 @@ export interface FaultBenchResult {
   mmuOverhead1v: number;
   /** The RCU flavor of the figures above. */
   rcuFlavor: RcuFlavor;
+  /**
+   * The Node.js flags of the run (`process.execArgv`): `npx stage2` and `npm run bench` give V8 a
+   * larger inlining budget (src/cli/main.ts), without which figures vary by JIT luck.
+   */
+  nodeFlags: string[];
   /** Shared, 1 vCPU, under the other RCU flavor: ns per fault (median). */
   nsPerFaultOtherRcu1v: number;
   /** nsPerFaultOtherRcu1v / nsPerFault1v (median of per-round ratios). */
@@ -336,9 +341,10 @@ function summarize(
   return {
     ...(out as unknown as Omit<
       FaultBenchResult,
-      "faultsPerVcpu" | "reps" | "granule" | "iaBits" | "rcuFlavor" | "spread" | "sweep"
+      "faultsPerVcpu" | "reps" | "granule" | "iaBits" | "rcuFlavor" | "nodeFlags" | "spread" | "sweep"
     >),
     rcuFlavor: p.rcu,
+    nodeFlags: [...process.execArgv],
     faultsPerVcpu: pages,
     reps: p.reps,
     granule: p.granule,

@@ -160,6 +160,9 @@ export function spreadText(r: object & { spread: Record<string, [number, number]
 export function faultsText(r: FaultBenchResult): string[] {
   const out = [
     `${r.granule / 1024}K granule, ${r.iaBits}-bit IPA, ${r.rcuFlavor} RCU, ${count(r.faultsPerVcpu)} faults per vCPU per round`,
+    r.nodeFlags.some((f) => f.startsWith("--max-inlined-bytecode-size-cumulative"))
+      ? `node ${r.nodeFlags.join(" ")}`
+      : "node without the CLI's inlining budget (run as npx stage2): figures vary with JIT luck",
     ...spreadText(r),
     "",
     "Throughput curve (wall ns per fault with all vCPUs; speedup over the same mode at 1 vCPU):",
