@@ -1,8 +1,10 @@
 /**
  * Per-vCPU fault statistics in shared memory.
  *
- * One Int32Array for all vCPUs; vCPU i owns words [i*STRIDE, (i+1)*STRIDE), a 64-byte line of its
- * own so that counting never bounces a cache line between cores. Only the owning thread writes its
+ * One Int32Array for all vCPUs; vCPU i owns words [i*STRIDE, (i+1)*STRIDE), 128 bytes, so that
+ * counting never bounces a cache line between cores: SharedArrayBuffers are only 16-byte aligned
+ * here (a small one starts 32 bytes into a cache line), and the words a fault bumps (FAULTS,
+ * TRANSLATION, PAGES_MAPPED: the first 36 bytes) must stay a line away from the next vCPU's. Only the owning thread writes its
  * words, with plain stores; other threads read them after the owner reported a phase done over
  * postMessage (which orders the plain writes before the reads), or with Atomics.load for a live,
  * possibly slightly stale view (Int32 plain writes are tear-free).
@@ -22,7 +24,7 @@ export const enum VStat {
   EPILOGUES = 11,
   /** Faults retried because MMU_SEQ moved or an invalidation was in progress (mmu-seq.ts). */
   SEQ_RETRY = 12,
-  STRIDE = 16,
+  STRIDE = 32,
 }
 
 /** Fault counters of one vCPU or of all (`VcpuStats.snapshot`). */

@@ -20,8 +20,9 @@
 
 /** Counter indices inside one slot. */
 export const enum Stat {
+  /** Next to the HOLD word (the low half of counter 1, rwlock.ts): what a read lock writes. */
   READ_ACQ = 0,
-  WRITE_ACQ = 1,
+  WRITE_ACQ = 10,
   /** Read acquisitions that had to wait for a writer. */
   READ_CONTENDED = 2,
   /** Write acquisitions that did not get the lock with the first compare-and-swap. */

@@ -21,7 +21,7 @@
  *               [33] INHIBIT_MS       no reader turns the bias back on before this time (ms since
  *                                     the handle's epochMs)
  *     byte 192  one 128-byte slot per view (see rwlock-stats.ts): Float64 statistics, and at
- *               Int32 word 20 of the slot (the bytes of spare counter +10) HOLD, what the view's
+ *               Int32 word 2 of the slot (the low half of the unused counter 1) HOLD, what the view's
  *               thread holds (Hold flags below). Written by the owner with plain stores, right
  *               after each RMW of STATE or WRITERS_WAITING that changes what it holds, with no call
  *               and no loop in between (V8 delivers worker.terminate() only at function entries and
@@ -29,6 +29,10 @@
  *               reader's FAST hold is written with Atomics.store (it is the read lock itself).
  *               Read and cleared with Atomics.exchange by `reapHolder()`, only once the owner is
  *               dead, and read by a writer draining biased readers.
+ *               What a read lock writes, HOLD and READ_ACQ, sits in the first 12 bytes of the
+ *               slot: this machine's SharedArrayBuffers are 16-byte aligned, not 64 (measured:
+ *               small ones start 32 bytes into a line, large ones 16), so only data within 16
+ *               bytes of a slot's start is sure never to share a line with the next slot's.
  *
  *     STATE (every thread RMWs it; all accesses are Atomics, hence sequentially consistent):
  *      29          28          27        26        25       24      23 ........ 12   11 ........ 0
@@ -152,7 +156,7 @@ export const enum Hold {
 }
 
 /** Int32 index of a view's HOLD word inside its statistics slot (spare float64 counter +10). */
-const HOLD_WORD = 20;
+const HOLD_WORD = 2;
 
 const CTL_BYTES = Ctl.WORDS * 4;
 /** The reader fields hold 2047 threads before the guard bit; one view per thread. */
