@@ -344,3 +344,19 @@ test("reader bias: the handle says so, and attach() refuses a handle without it"
   const { readerBias: _, ...old } = a.handle;
   assert.throws(() => RwLock.attach(old as RwLockHandle), /does not come from RwLock.create/);
 });
+
+test("reader bias: after a tryWriteLock() gave up on a biased reader, the next writer still waits for it", () => {
+  // Found by the soak: a death watch's tryWriteLock() turned the bias off and gave up; the host's
+  // writeLock() then saw the bias off, skipped the scan and went in past a vCPU inside for read.
+  const a = RwLock.create({ readerBias: true });
+  const b = RwLock.attach(a.handle);
+  const c = RwLock.attach(a.handle);
+  a.readLock();
+  assert.equal(c.holdOf(a.slot), Hold.FAST);
+  assert.equal(b.tryWriteLock(), false, "gives up: a biased reader is inside");
+  assert.equal(c.tryWriteLock(), false, "the bias is off now, but the reader is still inside");
+  assert.equal(b.snapshot().writeLocked, false);
+  a.readUnlock();
+  assert.equal(c.tryWriteLock(), true);
+  c.writeUnlock();
+});

@@ -556,12 +556,18 @@ export class RwLock {
    * Writer holding OWNED with no counted reader inside: turns the reader bias off and waits until
    * no view holds FAST (`wait` false: gives up at the first one; the bias stays off). Sets the
    * inhibit time from how long that took.
+   *
+   * It scans even when the bias is off already: a tryWriteLock() that gave up left it off with
+   * biased readers still inside (the soak found a death watch's tryWriteLock() followed by the
+   * host's writeLock() that went in past a vCPU reading). Every biased reader inside loaded the
+   * bias on after its FAST store, so before the store that turned it off, which precedes this
+   * scan's loads: the scan sees it.
    */
   private revokeBias(wait: boolean): Revoke {
-    if (Atomics.load(this.ctl, Ctl.BIAS) === 0) return Revoke.DONE;
     const t0 = performance.now();
+    const wasOn = Atomics.load(this.ctl, Ctl.BIAS) !== 0;
     // SC store then SC loads: pairs with the store-then-load of tryFastRead().
-    Atomics.store(this.ctl, Ctl.BIAS, 0);
+    if (wasOn) Atomics.store(this.ctl, Ctl.BIAS, 0);
     const slots = Math.min(Atomics.load(this.ctl, Ctl.NEXT_SLOT), this.handle.maxThreads);
     let waited = false;
     for (let slot = 0; slot < slots; slot++) {
@@ -572,8 +578,10 @@ export class RwLock {
       // A biased reader's unlock stores NONE without a wake: poll with short sleeps.
       while (waitWhile(this.i32, at, Hold.FAST, this.policy, this.policy.sleepMs) !== Errno.OK) {}
     }
-    const took = performance.now() - t0;
-    Atomics.store(this.ctl, Ctl.INHIBIT_MS, this.nowMs() + Math.max(1, Math.ceil(9 * took)));
+    if (wasOn || waited) {
+      const took = performance.now() - t0;
+      Atomics.store(this.ctl, Ctl.INHIBIT_MS, this.nowMs() + Math.max(1, Math.ceil(9 * took)));
+    }
     return waited ? Revoke.WAITED : Revoke.DONE;
   }
 
