@@ -72,6 +72,7 @@ export const LABELS: ReadonlyMap<string, { bench: string; label: string; unit: s
     [
       ["rwlock", "readPairNs", "read lock + unlock, uncontended", "ns"],
       ["rwlock", "writePairNs", "write lock + unlock, uncontended", "ns"],
+      ["rwlock", "biasedReadPairNs", "read lock + unlock, reader bias (shared-mode mmu_lock)", "ns"],
       ["rcu", "mbReadPairNs", "read-side lock + unlock, mb flavour", "ns"],
       ["rcu", "qsbrReadPairNs", "read-side lock + unlock, qsbr flavour", "ns"],
       ["rcu", "syncIdleUs", "synchronize_rcu, no reader", "us"],
