@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { RacePoint, setRaceHook } from "../common/race-points.js";
 import { Hold, RwLock, type RwLockHandle, RwLockUsageError } from "./rwlock.js";
 
 test("readLock() admits several readers and keeps writers out", () => {
@@ -359,4 +360,32 @@ test("reader bias: after a tryWriteLock() gave up on a biased reader, the next w
   a.readUnlock();
   assert.equal(c.tryWriteLock(), true);
   c.writeUnlock();
+});
+
+test("reader bias: a biased reader reaped while the writer waits for it makes that writer repair first", () => {
+  // The writer's uncontended claim found OWNER_DEAD clear; the death is marked while it waits in
+  // its scan (here: a race hook at the scan's wait loop plays the reaper). The writer must see
+  // the mark when it enters, as a writer draining a dead counted reader does.
+  const a = RwLock.create({ readerBias: true, spins: 4 });
+  const dead = RwLock.attach(a.handle);
+  const reaper = RwLock.attach(a.handle);
+  dead.readLock();
+  let repairs = 0;
+  a.onOwnerDead = () => {
+    repairs++;
+  };
+  setRaceHook((point) => {
+    if (point !== RacePoint.WAIT_LOOP) return;
+    setRaceHook(null);
+    reaper.markOwnerDead();
+    assert.equal(reaper.reapHolder(dead.slot), Hold.FAST);
+  });
+  try {
+    a.writeLock();
+  } finally {
+    setRaceHook(null);
+  }
+  assert.equal(repairs, 1, "the repair ran inside writeLock()");
+  assert.equal(a.snapshot().ownerDead, false);
+  a.writeUnlock();
 });

@@ -466,8 +466,11 @@ export class RwLock {
         const t0 = performance.now();
         if (this.revokeBias(true) === Revoke.WAITED)
           recordWriteWait(this.st, this.base, (performance.now() - t0) * 1e6, 0);
-        Atomics.or(this.ctl, Ctl.STATE, S.ACTIVE);
+        const s = Atomics.or(this.ctl, Ctl.STATE, S.ACTIVE);
         this.i32[this.h] = Hold.OWNED | Hold.ACTIVE;
+        // A biased reader that died while we waited for it was marked (OWNER_DEAD) before its
+        // hold was taken back, and our RMW follows that: repair before going on, as below.
+        if ((s & S.OWNER_DEAD) !== 0) this.repairAfterDeath();
       }
     } else this.writeLockSlow();
     this.st[this.base + Stat.WRITE_ACQ]++;
