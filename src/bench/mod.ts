@@ -12,7 +12,7 @@ import type { BenchOptions } from "./options.js";
 import { runPgtableBench } from "./pgtable.js";
 import { runRcuBench } from "./rcu.js";
 import { runReclaimStudy, type StormResult } from "./reclaim.js";
-import { runRwlockBench } from "./rwlock.js";
+import { runContendedRwlockBench, runRwlockBench } from "./rwlock.js";
 import { runTeardownBench } from "./teardown.js";
 
 export type { BenchOptions, BenchProgress } from "./options.js";
@@ -54,8 +54,8 @@ export const BENCHES: ReadonlyMap<string, BenchSpec> = new Map(
     },
     {
       name: "rwlock",
-      summary: "mmu_lock read and write pairs, uncontended",
-      run: async () => runRwlockBench(),
+      summary: "mmu_lock read and write pairs, uncontended; read pairs of 2 threads, counted and biased",
+      run: async (o: BenchOptions) => ({ ...runRwlockBench(), ...(await runContendedRwlockBench(o.quick)) }),
     },
     {
       name: "reclaim",
@@ -73,6 +73,12 @@ export const LABELS: ReadonlyMap<string, { bench: string; label: string; unit: s
       ["rwlock", "readPairNs", "read lock + unlock, uncontended", "ns"],
       ["rwlock", "writePairNs", "write lock + unlock, uncontended", "ns"],
       ["rwlock", "biasedReadPairNs", "read lock + unlock, reader bias (shared-mode mmu_lock)", "ns"],
+      ["rwlock", "readPair1tNs", "read pair with work inside, 1 thread", "ns"],
+      ["rwlock", "readPair2tNs", "the same, 2 threads at once (each)", "ns"],
+      ["rwlock", "readSpeedup2t", "read pairs: throughput 2 threads / 1", "x"],
+      ["rwlock", "biasedReadPair1tNs", "read pair with work inside, reader bias, 1 thread", "ns"],
+      ["rwlock", "biasedReadPair2tNs", "the same, 2 threads at once (each)", "ns"],
+      ["rwlock", "biasedReadSpeedup2t", "biased read pairs: throughput 2 threads / 1", "x"],
       ["rcu", "mbReadPairNs", "read-side lock + unlock, mb flavour", "ns"],
       ["rcu", "qsbrReadPairNs", "read-side lock + unlock, qsbr flavour", "ns"],
       ["rcu", "syncIdleUs", "synchronize_rcu, no reader", "us"],

@@ -7,6 +7,7 @@
  * bias (a shared-mode VM's mmu_lock): one store into the reader's own line and one load instead
  * of two RMWs of the shared STATE word. Best of several rounds, to shed noise from the other core.
  */
+import { Worker } from "node:worker_threads";
 import { RwLock } from "../sync/rwlock.js";
 
 const PAIRS = 2_000_000;
@@ -28,6 +29,75 @@ function timeWritePairs(lock: RwLock, n: number): number {
     lock.writeUnlock();
   }
   return ((performance.now() - t0) * 1e6) / n;
+}
+
+/** Read pairs per reader thread in the contended runs. */
+const CONTENDED_PAIRS = 2_000_000;
+
+/**
+ * `threads` reader threads (workers) make read pairs at once on one lock, each with a little work
+ * inside; returns wall ns per pair of the slowest thread (best of 3 runs).
+ */
+async function contendedReadPairNs(readerBias: boolean, threads: number, pairs: number): Promise<number> {
+  let best = Number.POSITIVE_INFINITY;
+  for (let run = 0; run < 3; run++) {
+    const lock = RwLock.create({ name: "bench", readerBias, maxThreads: threads + 1 });
+    const go = new SharedArrayBuffer(4);
+    const workers = Array.from(
+      { length: threads },
+      () =>
+        new Worker(new URL("./rwlock-reader-worker.js", import.meta.url), {
+          workerData: { handle: lock.handle, go, pairs },
+        }),
+    );
+    try {
+      await Promise.all(workers.map((w) => new Promise((resolve) => w.once("message", resolve))));
+      const done = Promise.all(
+        workers.map(
+          (w) =>
+            new Promise<number>((resolve, reject) => {
+              w.once("message", resolve);
+              w.once("error", reject);
+            }),
+        ),
+      );
+      // Pairs with the readers' Atomics.wait on the start word.
+      Atomics.store(new Int32Array(go), 0, 1);
+      Atomics.notify(new Int32Array(go), 0);
+      const ms = Math.max(...(await done));
+      best = Math.min(best, (ms * 1e6) / pairs);
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
+    }
+  }
+  return best;
+}
+
+/**
+ * Read pairs of 1 and 2 threads at once, counted (STATE) and biased: what the bias is for. The
+ * speedups are throughput with 2 threads over 1 (2 x ns with 1 / ns with 2).
+ */
+export async function runContendedRwlockBench(quick = false): Promise<{
+  readPair1tNs: number;
+  readPair2tNs: number;
+  readSpeedup2t: number;
+  biasedReadPair1tNs: number;
+  biasedReadPair2tNs: number;
+  biasedReadSpeedup2t: number;
+}> {
+  const pairs = quick ? CONTENDED_PAIRS / 10 : CONTENDED_PAIRS;
+  const readPair1tNs = await contendedReadPairNs(false, 1, pairs);
+  const readPair2tNs = await contendedReadPairNs(false, 2, pairs);
+  const biasedReadPair1tNs = await contendedReadPairNs(true, 1, pairs);
+  const biasedReadPair2tNs = await contendedReadPairNs(true, 2, pairs);
+  return {
+    readPair1tNs,
+    readPair2tNs,
+    readSpeedup2t: (2 * readPair1tNs) / readPair2tNs,
+    biasedReadPair1tNs,
+    biasedReadPair2tNs,
+    biasedReadSpeedup2t: (2 * biasedReadPair1tNs) / biasedReadPair2tNs,
+  };
 }
 
 /** Nanoseconds per uncontended lock+unlock pair, read side and write side (best of 5 rounds). */
