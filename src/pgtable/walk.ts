@@ -203,10 +203,17 @@ function tablePage(pgt: Stage2, old: Pte): number {
   return pgt.pool.paToPage(decodeOa(old, granule));
 }
 
+/**
+ * Index of `addr`'s entry in a table of `entries` entries (a power of two) at `level`: ToInt32
+ * keeps the exact low bits of the integral quotient.
+ */
+function entryIndex(pgt: Stage2, addr: number, level: number, entries: number): number {
+  return (Math.floor(addr * (pgt.levelInv[level] as number)) | 0) & (entries - 1);
+}
+
 function walkTable(pgt: Stage2, w: WalkState, base: number, level: number, entries: number): number {
   const size = pgt.levelSizes[level] as number;
-  // entries is a power of two; ToInt32 keeps the exact low bits of the integral quotient.
-  let idx = (Math.floor(w.addr * (pgt.levelInv[level] as number)) | 0) & (entries - 1);
+  let idx = entryIndex(pgt, w.addr, level, entries);
   for (; idx < entries; idx++) {
     if (w.addr >= w.end) break;
     const ret = visitEntry(pgt, w, base + idx, level, size);
@@ -228,7 +235,7 @@ function walkTable(pgt: Stage2, w: WalkState, base: number, level: number, entri
 function walkOnePage(pgt: Stage2, w: WalkState, base: number, level: number, entries: number): number {
   const epp = pgt.entriesPerPage;
   const checkUaf = pgt.checkUaf;
-  let ptep = base + ((Math.floor(w.addr * (pgt.levelInv[level] as number)) | 0) & (entries - 1));
+  let ptep = base + entryIndex(pgt, w.addr, level, entries);
   let entered = 0;
   let ret: number = Errno.OK;
   for (;;) {
@@ -244,7 +251,7 @@ function walkOnePage(pgt: Stage2, w: WalkState, base: number, level: number, ent
       racePoint(RacePoint.WALK_TABLE_ENTERED);
     }
     level++;
-    ptep = child * epp + ((Math.floor(w.addr * (pgt.levelInv[level] as number)) | 0) & (epp - 1));
+    ptep = child * epp + entryIndex(pgt, w.addr, level, epp);
   }
   for (; entered > 0; entered--) pgt.noteTableLeave(pgt.uafPages[pgt.uafPages.length - 1] as number);
   return ret;

@@ -570,7 +570,7 @@ export class RwLock {
     const wasOn = Atomics.load(this.ctl, Ctl.BIAS) !== 0;
     // SC store then SC loads: pairs with the store-then-load of tryFastRead().
     if (wasOn) Atomics.store(this.ctl, Ctl.BIAS, 0);
-    const slots = Math.min(Atomics.load(this.ctl, Ctl.NEXT_SLOT), this.handle.maxThreads);
+    const slots = this.slotsInUse();
     let waited = false;
     for (let slot = 0; slot < slots; slot++) {
       const at = holdIndex(slot);
@@ -587,10 +587,15 @@ export class RwLock {
     return waited ? Revoke.WAITED : Revoke.DONE;
   }
 
+  /** View slots handed out so far (attach counts a refused one too, hence the bound). */
+  private slotsInUse(): number {
+    return Math.min(Atomics.load(this.ctl, Ctl.NEXT_SLOT), this.handle.maxThreads);
+  }
+
   /** Views inside through the reader bias (a scan of the HOLD words; for reports and assertions). */
   private fastReaders(): number {
     if (!this.biased) return 0;
-    const slots = Math.min(Atomics.load(this.ctl, Ctl.NEXT_SLOT), this.handle.maxThreads);
+    const slots = this.slotsInUse();
     let n = 0;
     for (let slot = 0; slot < slots; slot++) if (Atomics.load(this.i32, holdIndex(slot)) === Hold.FAST) n++;
     return n;
@@ -736,11 +741,7 @@ export class RwLock {
   }
 
   private checkSlot(slot: number): void {
-    if (
-      !Number.isInteger(slot) ||
-      slot < 0 ||
-      slot >= Math.min(Atomics.load(this.ctl, Ctl.NEXT_SLOT), this.handle.maxThreads)
-    )
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.slotsInUse())
       throw new RangeError(`Cannot reap holder of ${this.name}: ${slot} is not an attached view slot`);
     if (slot === this.id - 1)
       throw new RangeError(`Cannot reap holder of ${this.name}: slot ${slot} is this view's own`);
@@ -793,7 +794,7 @@ export class RwLock {
 
   /** Sums the statistics of all threads. Allocates; call it from reporting code. */
   stats(): RwLockStats {
-    const slots = Math.min(Atomics.load(this.ctl, Ctl.NEXT_SLOT), this.handle.maxThreads);
+    const slots = this.slotsInUse();
     return sumStats(this.st, slots);
   }
 
