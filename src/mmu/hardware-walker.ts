@@ -315,7 +315,7 @@ export class VcpuMmu {
       // XN sits in the high half: taken from the same 64-bit read.
       const xn = (hi & HI_XN) !== 0 ? ATTR_XN : 0;
       if (exec && xn !== 0) return this.fault(Access.PERMISSION_FAULT, level, ipa);
-      this.tlb.fillLeaf(this.vmid, ipa, level, this.oa(lo, hi), (lo & 0xfff) | xn);
+      this.tlb.fillLeaf(this.vmid, ipa, level, lo & this.oaLoMask, this.oaHi(lo, hi), (lo & 0xfff) | xn);
       this.missIpa = -1;
       return Access.OK;
     }
@@ -368,6 +368,11 @@ export class VcpuMmu {
     this.missIpa = ipa;
     (this.words[this.ctl + C.FAULTS] as number)++;
     return kind;
+  }
+
+  /** Bits 63:32 of the output address from the descriptor's halves (64K: PA[51:48] in bits 15:12). */
+  private oaHi(lo: number, hi: number): number {
+    return this.granule === 65536 ? (hi & 0xffff) | (((lo >>> 12) & 0xf) << 16) : hi & 0xffff;
   }
 
   /** Output address from the descriptor's halves (64K: PA[51:48] in bits 15:12). */

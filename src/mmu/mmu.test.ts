@@ -55,6 +55,18 @@ describe("VcpuMmu.access()", () => {
     assert.equal(cpu.access(G + 5 * P, false), Access.OK);
   });
 
+  test("a 64K leaf's output address above 2^48 (PA[51:48] in descriptor bits 15:12) reaches the TLB whole", () => {
+    const fx = makeFixture({ granule: 65536, iaBits: 42, paBits: 52 });
+    const mmu = Mmu.create({ vcpus: 1 });
+    fx.pgt.tlb = new MmuTlbi(mmu, fx.pgt, fx.pgt.maint, -1);
+    const cpu = new VcpuMmu(mmu, fx.pgt, 0);
+    fx.mc.topup(8);
+    const pa = 2 ** 50 + 3 * 2 ** 33 + 7 * 65536;
+    assert.equal(map(fx.pgt, G, 65536, pa, Prot.RW, fx.mc), Errno.OK);
+    assert.equal(cpu.access(G + 8, true), Access.OK);
+    assert.equal(cpu.tlb.entryOa(cpu.tlb.lookupLeaf(fx.pgt.vmid, G)), pa);
+  });
+
   test("a walk starts below the deepest walk-cache entry, one it filled itself included", () => {
     const { pgt, mc, mmu, cpu } = setUp();
     const fills = () => mmu.words[cpu.tlb.ctl + C.FILLS] as number;

@@ -80,18 +80,26 @@ export class VcpuTlb {
 
   /** Entry index (into words) of the leaf translating `ipa` for `vmid`, or -1. */
   lookupLeaf(vmid: number, ipa: number): number {
+    // Fields into locals once: a miss (every first touch) probes up to three levels.
     const w = this.words;
     const levels = this.leafLevels;
+    const counts = this.ctl + C.LEAVES_L0;
+    const setMask = this.sets - 1;
+    const ways = this.ways;
     for (let i = 0; i < levels.length; i++) {
       const level = levels[i] as number;
-      if (w[this.ctl + C.LEAVES_L0 + level] === 0) continue;
+      if (w[counts + level] === 0) continue;
       const tag = Math.floor(ipa * (this.invSizes[level] as number));
       const lo = tag | 0;
-      const hi = Math.floor(tag * INV_TWO32);
       const meta = 1 | (level << 1);
-      let e = this.tlbBase + ((tag | 0) & (this.sets - 1)) * this.ways * ENTRY_WORDS;
-      for (let way = 0; way < this.ways; way++, e += ENTRY_WORDS) {
-        if (w[e + E.TAG_LO] === lo && w[e] === meta && w[e + E.TAG_HI] === hi && w[e + E.VMID] === vmid)
+      let e = this.tlbBase + (lo & setMask) * ways * ENTRY_WORDS;
+      for (let way = 0; way < ways; way++, e += ENTRY_WORDS) {
+        if (
+          w[e + E.TAG_LO] === lo &&
+          w[e] === meta &&
+          w[e + E.TAG_HI] === Math.floor(tag * INV_TWO32) &&
+          w[e + E.VMID] === vmid
+        )
           return e;
       }
     }
@@ -119,15 +127,19 @@ export class VcpuTlb {
 
   // --- fill ---------------------------------------------------------------------------------------
 
-  /** Caches a leaf at `level` for `ipa`: output address `oa` (of the block), attributes `attr`. */
-  fillLeaf(vmid: number, ipa: number, level: number, oa: number, attr: number): void {
+  /**
+   * Caches a leaf at `level` for `ipa`: output address (of the block) in 32-bit halves `oaLo`,
+   * `oaHi`, as the walker decodes them from the descriptor (no double is made and split again),
+   * attributes `attr`.
+   */
+  fillLeaf(vmid: number, ipa: number, level: number, oaLo: number, oaHi: number, attr: number): void {
     const tag = Math.floor(ipa * (this.invSizes[level] as number));
     const set = (tag | 0) & (this.sets - 1);
     const way = this.victim[set] as number;
     this.victim[set] = way + 1 === this.ways ? 0 : way + 1;
     const e = this.tlbBase + (set * this.ways + way) * ENTRY_WORDS;
     this.dropLeaf(e);
-    this.write(e, vmid, level, tag, oa, attr, 0);
+    this.write(e, vmid, level, tag, oaLo, oaHi, attr, 0);
     (this.words[this.ctl + C.LEAVES_L0 + level] as number)++;
   }
 
@@ -149,7 +161,7 @@ export class VcpuTlb {
     const way = this.wcVictim[set] as number;
     this.wcVictim[set] = way + 1 === this.wcWays ? 0 : way + 1;
     const e = this.wcBase + (set * this.wcWays + way) * ENTRY_WORDS;
-    this.write(e, vmid, level, tag, page, 0, gen);
+    this.write(e, vmid, level, tag, page, 0, 0, gen);
     return e;
   }
 
@@ -158,7 +170,8 @@ export class VcpuTlb {
     vmid: number,
     level: number,
     tag: number,
-    oa: number,
+    oaLo: number,
+    oaHi: number,
     attr: number,
     aux: number,
   ): void {
@@ -167,8 +180,8 @@ export class VcpuTlb {
     w[e + E.VMID] = vmid;
     w[e + E.TAG_LO] = tag | 0;
     w[e + E.TAG_HI] = Math.floor(tag * INV_TWO32);
-    w[e + E.OA_LO] = oa | 0;
-    w[e + E.OA_HI] = Math.floor(oa * INV_TWO32);
+    w[e + E.OA_LO] = oaLo;
+    w[e + E.OA_HI] = oaHi;
     w[e + E.ATTR] = attr;
     w[e + E.AUX] = aux;
     w[e] = 1 | (level << 1);
