@@ -14,7 +14,7 @@ export type OptionSpec = Record<string, { type: "string" | "boolean"; short?: st
 export { SEED_MAX } from "../common/rng.js";
 export { ECHO_MAX, quote, sanitize } from "../common/text.js";
 import { parseSeedText, SEED_MAX } from "../common/rng.js";
-import { quote, sanitize } from "../common/text.js";
+import { findChoice, quote, sanitize } from "../common/text.js";
 
 /**
  * parseArgs rejects `--vcpus -5` as "ambiguous" (the value starts with a dash). A negative number
@@ -162,8 +162,7 @@ export function parseU64(text: string, what: string): bigint {
 
 /** Reads a string flag that must be one of `choices` (compared without case). */
 export function parseChoice<T extends string>(text: string, what: string, choices: readonly T[]): T {
-  const t = text.toLowerCase();
-  const found = choices.find((c) => c.toLowerCase() === t);
+  const found = findChoice(text, choices);
   if (found === undefined)
     throw new UsageError(`${what}: ${quote(text)} is not one of ${choices.join(", ")}`);
   return found;

@@ -26,3 +26,13 @@ export function sanitize(text: string, max = ECHO_MAX): string {
 export function quote(text: string, max = ECHO_MAX): string {
   return `"${sanitize(text, max)}"`;
 }
+
+/**
+ * The choice `text` names, matched without regard to case (`4k` is `4K`, `MB` is `mb`), or
+ * undefined: the rule of every option that takes one of a list, in the CLI and the experiment
+ * layer alike (each throws its own error naming the flag).
+ */
+export function findChoice<T extends string>(text: string, choices: readonly T[]): T | undefined {
+  const t = text.toLowerCase();
+  return choices.find((c) => c.toLowerCase() === t);
+}

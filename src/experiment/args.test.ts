@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { parseArgs, parseInt32, parseSeed, parseSize } from "./args.js";
+import { parseArgs, parseChoice, parseInt32, parseSeed, parseSize } from "./args.js";
 import { ConfigError, shown } from "./errors.js";
 import { divTs, formatTs } from "./timespec.js";
 
@@ -79,6 +79,19 @@ describe("numbers", () => {
     assert.equal(parseSeed("4294967295", "-r"), 4294967295);
     for (const bad of ["4294967296", "-5", "1.5", "abc", ""])
       assert.throws(() => parseSeed(bad, "-r"), ConfigError);
+  });
+});
+
+describe("parseChoice", () => {
+  test("matches without regard to case, as the CLI does, and names the flag otherwise", () => {
+    assert.equal(parseChoice("SHARED", "--mode", ["shared", "exclusive"] as const), "shared");
+    assert.equal(parseChoice("qsbr", "--rcu", ["mb", "qsbr"] as const), "qsbr");
+    for (const bad of ["", "shared ", "constructor", "__proto__"])
+      assert.throws(
+        () => parseChoice(bad, "--mode", ["shared", "exclusive"] as const),
+        (e: unknown) =>
+          e instanceof ConfigError && /^--mode: ".*" is not one of shared, exclusive$/.test(e.message),
+      );
   });
 });
 

@@ -8,6 +8,7 @@
  * Every error is a ConfigError naming the flag and what it accepts.
  */
 import { parseSeedText, SEED_MAX } from "../common/rng.js";
+import { findChoice } from "../common/text.js";
 import { ConfigError, shown } from "./errors.js";
 
 export interface LongOption {
@@ -150,9 +151,9 @@ export function parseSeed(text: string, what: string): number {
   return v;
 }
 
-/** One of `choices`, looked up in a Map (never on a plain object). */
+/** One of `choices`, compared without case (findChoice); else a ConfigError naming the flag. */
 export function parseChoice<T extends string>(text: string, what: string, choices: readonly T[]): T {
-  const found = new Map(choices.map((c) => [c as string, c])).get(text);
+  const found = findChoice(text, choices);
   if (found === undefined) {
     throw new ConfigError(`${what}: "${shown(text)}" is not one of ${choices.join(", ")}`);
   }
