@@ -4,6 +4,7 @@
  *   SLICED       a0 slices left, counter a1: run a0 + 1 times (RCU_AGAIN), then counters[a1] += 1
  *   TRY_BARRIER  calls barrier() from inside a callback; counters[a0] = 1 if that threw RcuUsageError
  *   EXIT         process.exit(1): the callback worker dies inside a callback
+ *   GATE         waits until counters[a0] != 0: holds the callback worker until the test opens it
  */
 import { Rcu, RCU_AGAIN, type RcuCallbackRegistry, type RcuHandle, RcuUsageError } from "../src/rcu/mod.js";
 
@@ -12,6 +13,7 @@ export const enum TestKind {
   SLICED = 1,
   TRY_BARRIER = 2,
   EXIT = 3,
+  GATE = 4,
 }
 
 function spinUs(us: number): void {
@@ -39,6 +41,10 @@ export function registerRcuCallbacks(registry: RcuCallbackRegistry, data: unknow
   });
   registry.define(TestKind.EXIT, () => {
     process.exit(1);
+  });
+  registry.define(TestKind.GATE, (index) => {
+    // Pairs with the test's Atomics.store + notify that opens the gate.
+    while (Atomics.load(counters, index) === 0) Atomics.wait(counters, index, 0, 50);
   });
   registry.define(TestKind.TRY_BARRIER, (index) => {
     const t = Rcu.attach(handle).register();

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { Errno } from "../src/common/errno.js";
+import { Ctl } from "../src/rcu/layout.js";
 import { Rcu, RcuCallbackWorkerLostError, type RcuFlavor } from "../src/rcu/mod.js";
 import { startScript, testPlugin } from "./rcu-helpers-worker.js";
 import { TestKind } from "./rcu-test-plugin-worker.js";
@@ -61,6 +62,49 @@ for (const flavor of FLAVORS) {
     const m = await firstMessage<{ outcome: string; call: string }>(w, 60_000);
     assert.deepEqual(m, { outcome: "RcuCallbackWorkerLostError", call: "EINVAL" });
     await exited;
+  });
+
+  test(`${flavor}: a barrier() waiting for its slot's marker, queued by a thread that died, fails when the callback worker dies`, async () => {
+    const counters = new SharedArrayBuffer(64);
+    const gate = new Int32Array(counters);
+    const GATE = 1;
+    const rcu = await Rcu.create({ flavor, plugins: [testPlugin(counters)] });
+    const t = rcu.register();
+    t.offline();
+    const urgent = new Int32Array(rcu.handle.ctl);
+    // A holds the callback worker at a gate, queues the worker's death behind it, then its own
+    // barrier marker, and is terminated while it waits: its slot goes back with the marker queued.
+    const a = startScript(rcu, new SharedArrayBuffer(64), [
+      { op: "call", kind: TestKind.GATE, a0: GATE, n: 1 },
+      { op: "call", kind: TestKind.EXIT, a0: 0, n: 1 },
+      { op: "barrier" },
+    ]);
+    // Pairs with barrier()'s Atomics.add of URGENT just before it pushes the marker.
+    while (Atomics.load(urgent, Ctl.URGENT) === 0) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 50));
+    await a.worker.terminate();
+    await a.exited;
+    // B takes the slot A left (the lowest free one) and calls barrier(): the callback worker is
+    // alive, so it waits for A's marker to finish before it queues its own.
+    const b = startScript(rcu, new SharedArrayBuffer(64), [{ op: "post", msg: "in" }, { op: "barrier" }]);
+    const failure = new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error("barrier() still waits 30 s after the callback worker died")),
+        30_000,
+      );
+      b.worker.once("error", (e) => {
+        clearTimeout(timer);
+        resolve(e.name);
+      });
+    });
+    await b.next("in");
+    await new Promise((r) => setTimeout(r, 50));
+    Atomics.store(gate, GATE, 1); // the callback worker runs EXIT and dies before A's marker
+    Atomics.notify(gate, GATE);
+    assert.equal(await failure, "RcuCallbackWorkerLostError");
+    await b.exited;
+    t.unregister();
+    await rcu.close();
   });
 
   test(`${flavor}: a reader that exits in a section frees its slot while its watcher blocks in synchronize()`, async () => {

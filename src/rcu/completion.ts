@@ -26,13 +26,25 @@ const nap = new Int32Array(new SharedArrayBuffer(4));
 /**
  * Waits until `head` (a slot's own marker or waited-call head) is idle, i.e. no earlier use of it
  * is still queued, and returns the value its next completion will publish in `slots[doneIndex]`.
+ * The earlier use may be a dead thread's, left queued when its slot was freed: if the engine dies
+ * or exits before it runs, nobody ever will, and this fails as waitForEngine() does.
+ * @throws RcuCallbackWorkerLostError, RcuUsageError (`what` names the caller)
  */
-export function claimOwnHead(sh: RcuShared, head: number, doneIndex: number): number {
-  const link = sh.link;
+export function claimOwnHead(sh: RcuShared, head: number, doneIndex: number, what: string): number {
+  const { link, ctl } = sh;
   // Pairs with the engine's Atomics.store of IDLE after it published DONE.
   while (Atomics.load(link, head * Head.STRIDE + Head.KIND) !== HeadKind.IDLE) {
     racePoint(RacePoint.WAIT_LOOP);
     if (!cooperative) Atomics.wait(nap, 0, 0, 0.1);
+    // Loaded after KIND: an engine that idled the head and then exited is not taken for lost work.
+    if (
+      Atomics.load(ctl, Ctl.ENGINE) === 0 &&
+      Atomics.load(link, head * Head.STRIDE + Head.KIND) !== HeadKind.IDLE
+    ) {
+      // Pairs with markEngineLost()'s store (SC) before its notify.
+      if (Atomics.load(ctl, Ctl.ENGINE_LOST) !== 0) throw callbackWorkerLost(`call ${what}`);
+      throw new RcuUsageError(`Cannot call ${what}: the callback worker has exited`);
+    }
   }
   return (Atomics.load(sh.slots, doneIndex) + 1) | 0;
 }

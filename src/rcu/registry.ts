@@ -143,9 +143,14 @@ export function reapThreadRoles(sh: RcuShared, threadId: number): Reaped {
     Atomics.notify(ctl, Ctl.GP_COMPLETED);
     roles |= ReapedRole.GP_LOCK;
   }
-  if (Atomics.compareExchange(ctl, Ctl.ENGINE, owner, 0) === owner) {
-    markEngineLost(sh);
-    roles |= ReapedRole.ENGINE;
+  if (Atomics.load(ctl, Ctl.ENGINE) === owner) {
+    // LOST before the role is cleared (only reapers change a dead owner's ENGINE): a waiter that
+    // finds no engine and then loads LOST (completion.ts) knows a death from an exit.
+    Atomics.store(ctl, Ctl.ENGINE_LOST, 1);
+    if (Atomics.compareExchange(ctl, Ctl.ENGINE, owner, 0) === owner) {
+      markEngineLost(sh);
+      roles |= ReapedRole.ENGINE;
+    }
   }
   // A dead handler thread delivers nothing: reporters print again (stall.ts).
   if (Atomics.compareExchange(ctl, Ctl.STALL_HANDLER, owner, 0) === owner) roles |= ReapedRole.STALL_HANDLER;

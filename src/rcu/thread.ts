@@ -196,7 +196,7 @@ export abstract class RcuThreadBase {
     const done = doneIndex(this.slot, Slot.CALL_DONE);
     const wasOnline = this.pauseForWait();
     try {
-      const target = claimOwnHead(this.sh, head, done);
+      const target = claimOwnHead(this.sh, head, done, "callAndWait()");
       this.link[head * Head.STRIDE + Head.AUX] = target; // published by the push's CAS
       // Pairs with the engine's Atomics.sub in completeOwnHead(): no batching delay meanwhile.
       Atomics.add(this.ctl, Ctl.URGENT, 1);
@@ -316,7 +316,7 @@ export abstract class RcuThreadBase {
     const done = doneIndex(this.slot, Slot.BARRIER_DONE);
     const wasOnline = this.pauseForWait();
     try {
-      const target = claimOwnHead(this.sh, marker, done);
+      const target = claimOwnHead(this.sh, marker, done, "barrier()");
       this.args[marker * Head.ARGS] = target;
       link[marker * Head.STRIDE + Head.KIND] = HeadKind.MARKER;
       // Pairs with the engine's Atomics.sub in completeOwnHead(): no batching delay meanwhile.
