@@ -64,7 +64,9 @@ export const enum RacePoint {
   ALLOC_PAGE = 17,
   /** Failure point: a memory cache top-up is about to take pages from the allocator. */
   MEMCACHE_TOPUP = 18,
-  COUNT = 19,
+  /** A TLBI poster is draining an idle vCPU's ring for it and holds that vCPU's STATE. */
+  TLBI_SERVICING = 19,
+  COUNT = 20,
 }
 
 /** Printable names of the points, indexed by RacePoint (for reports and command lines). */
@@ -88,6 +90,7 @@ export const RACE_POINT_NAMES: readonly string[] = [
   "wait.loop",
   "alloc.page",
   "memcache.topup",
+  "tlbi.servicing",
 ];
 
 /** The points where `shouldFail()` may inject a failure (ENOMEM). */

@@ -82,10 +82,12 @@ export interface ReaperEnv {
   /** Reports the death through the RCU domain's stall detector (its stall handler hears of it). */
   reportDeath(threadId: number, slotsReleased: number): void;
   /**
-   * With the MMU model: sets a dead vCPU's access state back to IDLE (Mmu.releaseDeadVcpu), so
-   * that TLB invalidations stop waiting for its acknowledgement. Null without the model.
+   * With the MMU model: sets a dead vCPU's access state back to IDLE, and the state of every vCPU
+   * whose ring it was draining as a TLBI poster (Mmu.releaseDeadVcpu), so that TLB invalidations
+   * stop waiting for its acknowledgement and no vCPU is locked out of the guest. Null without the
+   * model.
    */
-  readonly releaseMmu: ((vcpu: number) => boolean) | null;
+  readonly releaseMmu: ((vcpu: number) => number) | null;
   /** Test only (VmTestOnly.noDeathRecovery): claim and report the death, recover nothing. */
   readonly disabled: boolean;
 }
@@ -120,8 +122,9 @@ export function reapVcpu(env: ReaperEnv, v: number): boolean {
     return false;
   if (env.disabled) return true;
   try {
-    // Killed inside a guest access: TLBI posters drain its ring for it from now on. One CAS that
-    // cannot wait, done first: a host that saw the death claimed may already be waiting for it.
+    // Killed inside a guest access: TLBI posters drain its ring for it from now on; killed while
+    // draining another vCPU's ring: that vCPU may enter again. CASes that cannot wait, done
+    // first: a host that saw the death claimed may already be waiting for it.
     env.releaseMmu?.(v);
     // Then the pool lock: everything below that frees pages, and every other thread's allocation,
     // waits on it.

@@ -26,6 +26,7 @@
  */
 
 import { VTCR_SL0_SHIFT, VTCR_T0SZ_MASK, VTCR_TG0_SHIFT } from "../arch/geometry.js";
+import { cooperative, RacePoint, racePoint } from "../common/race-points.js";
 import { PageState, type PagePool } from "../mem/mod.js";
 import type { Stage2 } from "../pgtable/stage2.js";
 import {
@@ -46,7 +47,10 @@ import {
 } from "./layout.js";
 import type { Mmu } from "./mmu.js";
 import type { VcpuTlb } from "./tlb.js";
-import { drainRing } from "./tlbi.js";
+import { drainRing, STUCK_MS } from "./tlbi.js";
+
+/** Never notified: Atomics.wait on it is a bounded pause. */
+const napWord = new Int32Array(new SharedArrayBuffer(4));
 
 /** What an access ended with. Faults carry `faultLevel`. */
 export const enum Access {
@@ -183,11 +187,40 @@ export class VcpuMmu {
    * next access or when it leaves. Leave before handling a fault, and enter again to retry.
    */
   enterGuest(): void {
-    // Pairs with a poster's CAS IDLE -> SERVICED and its release store back to IDLE: once ours
-    // succeeds, the poster's drain on our behalf (if any) happened-before, and no other starts.
-    while (
+    // Pairs with a poster's CAS IDLE -> servicedBy() and its release store back to IDLE: once
+    // ours succeeds, the poster's drain on our behalf (if any) happened-before, and no other starts.
+    if (
       Atomics.compareExchange(this.words, this.ctl + C.STATE, VState.IDLE, VState.IN_ACCESS) !== VState.IDLE
-    ) {}
+    )
+      this.enterContended();
+  }
+
+  /**
+   * enterGuest() while a poster drains our ring (a few microseconds): retry, then sleep a little
+   * between tries. A poster that never gives STATE back is stuck, or its thread died and the
+   * death watch has not reaped it: after STUCK_MS this fails loudly instead of spinning forever.
+   */
+  private enterContended(): void {
+    const at = this.ctl + C.STATE;
+    let since = 0;
+    for (let spins = 1; ; spins++) {
+      racePoint(RacePoint.WAIT_LOOP);
+      if (spins > 256 && !cooperative) Atomics.wait(napWord, 0, 0, 0.01);
+      const state = Atomics.compareExchange(this.words, at, VState.IDLE, VState.IN_ACCESS);
+      if (state === VState.IDLE) return;
+      if ((spins & 1023) === 0) {
+        const now = performance.now();
+        if (since === 0) since = now;
+        else if (now - since > STUCK_MS) {
+          const holder = (state >> 2) - 1;
+          const who =
+            state === VState.IN_ACCESS
+              ? "its state has said IN_ACCESS (entered twice, or an earlier thread of it died in the guest unreaped)"
+              : `${holder < 0 ? "a host thread" : `vCPU ${holder}`} has held its TLB (stuck, or its thread is gone and was not reaped)`;
+          throw new Error(`vCPU ${this.vcpu} cannot enter the guest: ${who} for ${STUCK_MS / 1000} s`);
+        }
+      }
+    }
   }
 
   /**

@@ -21,7 +21,9 @@
  * than RING_SLOTS behind) and it flushes its whole TLB instead, which over-invalidation allows.
  *
  * Per-vCPU control line:
- *   C.STATE   IDLE / IN_ACCESS (owner's CAS) / SERVICED (a poster's CAS, to drain on its behalf)
+ *   C.STATE   IDLE / IN_ACCESS (owner's CAS) / servicedBy(poster) (a poster's CAS, to drain on
+ *             its behalf: SERVICED with the poster's id + 1 in bits 31:2, so that the death watch
+ *             can hand back the vCPUs a dead poster was draining: Mmu.releaseDeadVcpu)
  *   C.ACKED   TLBI sequence this vCPU's TLB has applied: every TLBI < ACKED is complete for it.
  *             Stored by whoever holds STATE (owner in access, or servicer); loaded by posters.
  *   C.HITS .. C.SERVICED       statistics, written by the STATE holder, read by anyone (plain
@@ -141,11 +143,16 @@ export const enum C {
 }
 export const CTL_WORDS = 16;
 
-/** vCPU MMU states (C.STATE). */
+/** vCPU MMU states (C.STATE): a poster's hold is `servicedBy(poster)`, SERVICED in bits 1:0. */
 export const enum VState {
   IDLE = 0,
   IN_ACCESS = 1,
   SERVICED = 2,
+}
+
+/** C.STATE while `poster` (a vCPU id, or -1 for a host thread) drains a vCPU's TLB for it. */
+export function servicedBy(poster: number): number {
+  return VState.SERVICED | ((poster + 1) << 2);
 }
 
 /** TLB / walk-cache entry words. */

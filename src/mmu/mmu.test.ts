@@ -4,7 +4,7 @@ import { Prot } from "../arch/descriptor.js";
 import { Errno } from "../common/errno.js";
 import { map, testClearYoung, unmap, wrprotect } from "../pgtable/mod.js";
 import { makeFixture } from "../testing/pgtable-harness.js";
-import { C, H, VState } from "./layout.js";
+import { C, H, servicedBy, VState } from "./layout.js";
 import { Access, decodeVtcr, Mmu, MmuTlbi, TlbiKind, TTL_NONE, VcpuMmu } from "./mod.js";
 import { postTlbi } from "./tlbi.js";
 
@@ -194,6 +194,47 @@ describe("VcpuMmu.enterGuest() .. leaveGuest()", () => {
     assert.equal(acked(), Atomics.load(mmu.words, H.RING_HEAD), "and on the way out");
     assert.equal(cpu.tlb.lookupLeaf(pgt.vmid, G + P), -1);
     assert.equal(state(), VState.IDLE);
+  });
+});
+
+describe("Mmu.releaseDeadVcpu()", () => {
+  test("hands back a vCPU whose ring a dead vCPU was draining as a TLBI poster, and only that", () => {
+    const { pgt, mc, mmu, cpu } = setUp();
+    map(pgt, G, P, PA, Prot.RW, mc);
+    assert.equal(cpu.access(G, true), Access.OK);
+    const state = () => Atomics.load(mmu.words, cpu.tlb.ctl + C.STATE);
+    // vCPU 1, posting a TLBI, took vCPU 0's STATE to drain its ring for it, and was killed there.
+    const seq = postTlbi(mmu.words, TlbiKind.IPA, pgt.vmid, G, 0, TTL_NONE, 1);
+    assert.equal(
+      Atomics.compareExchange(mmu.words, cpu.tlb.ctl + C.STATE, VState.IDLE, servicedBy(1)),
+      VState.IDLE,
+    );
+    assert.equal(mmu.releaseDeadVcpu(0), 0, "a hold of another thread's is not the dead vCPU's to give back");
+    assert.equal(state(), servicedBy(1));
+    assert.equal(mmu.releaseDeadVcpu(1), 1);
+    assert.equal(state(), VState.IDLE);
+    // vCPU 0 enters again and applies the TLBI its dead servicer never acknowledged for it.
+    assert.equal(Atomics.load(mmu.words, cpu.tlb.ctl + C.ACKED), seq);
+    assert.equal(cpu.access(G, true), Access.OK);
+    assert.equal(Atomics.load(mmu.words, cpu.tlb.ctl + C.ACKED), seq + 1);
+  });
+
+  test("and one killed inside a guest access is set idle", () => {
+    const { mmu, cpu } = setUp();
+    cpu.enterGuest();
+    assert.equal(mmu.releaseDeadVcpu(0), 1);
+    assert.equal(Atomics.load(mmu.words, cpu.tlb.ctl + C.STATE), VState.IDLE);
+  });
+});
+
+describe("VcpuMmu.enterGuest() while a poster holds its TLB", () => {
+  test("fails loudly, naming the holder, once it has waited STUCK_MS (10 s)", () => {
+    const { mmu, cpu } = setUp();
+    Atomics.store(mmu.words, cpu.tlb.ctl + C.STATE, servicedBy(1));
+    assert.throws(
+      () => cpu.enterGuest(),
+      /^Error: vCPU 0 cannot enter the guest: vCPU 1 has held its TLB \(stuck, or its thread is gone and was not reaped\) for 10 s$/,
+    );
   });
 });
 

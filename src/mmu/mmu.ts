@@ -23,6 +23,7 @@ import {
   VIOLATION_NAMES,
   VCPU_BASE,
   ViolationKind,
+  servicedBy,
   VState,
   vcpuStride,
 } from "./layout.js";
@@ -110,16 +111,28 @@ export class Mmu {
   }
 
   /**
-   * The death watch's part for a vCPU whose thread died: IN_ACCESS left by a thread killed inside
+   * The death watch's part for a vCPU whose thread died. IN_ACCESS left by a thread killed inside
    * a guest access would make every later TLBI wait for an acknowledgement that never comes (the
-   * poster drains a vCPU's ring on its behalf only while it is IDLE). Sets it IDLE; the dead
-   * vCPU's TLB is never used again. Returns whether it was IN_ACCESS. Call only once the thread
-   * is dead: a live owner's own exit stores IDLE.
+   * poster drains a vCPU's ring on its behalf only while it is IDLE): it goes back to IDLE, and the
+   * dead vCPU's TLB is never used again. And a vCPU thread is also a TLBI poster (its own breaks):
+   * killed while it drained another vCPU's ring (`servicedBy(vcpu)`), it would leave that vCPU
+   * unable to enter the guest ever again. Those go back to IDLE too; the owner drains its ring
+   * itself at its next entry (applying a TLBI twice is harmless). Returns how many states it
+   * released. Call only once the thread is dead: a live owner's own exit stores IDLE.
    */
-  releaseDeadVcpu(vcpu: number): boolean {
-    const at = VCPU_BASE + vcpu * vcpuStride(this.geometry) + C.STATE;
-    // Pairs with posters' CAS IDLE -> SERVICED (completeTlbi), as the owner's exit store does.
-    return Atomics.compareExchange(this.words, at, VState.IN_ACCESS, VState.IDLE) === VState.IN_ACCESS;
+  releaseDeadVcpu(vcpu: number): number {
+    const stride = vcpuStride(this.geometry);
+    const own = VCPU_BASE + vcpu * stride + C.STATE;
+    // Pairs with posters' CAS IDLE -> servicedBy(), as the owner's exit store does.
+    let n =
+      Atomics.compareExchange(this.words, own, VState.IN_ACCESS, VState.IDLE) === VState.IN_ACCESS ? 1 : 0;
+    const held = servicedBy(vcpu);
+    for (let v = 0; v < this.geometry.vcpus; v++) {
+      // Pairs with the owner's CAS IDLE -> IN_ACCESS in enterGuest(), which now succeeds.
+      if (Atomics.compareExchange(this.words, VCPU_BASE + v * stride + C.STATE, held, VState.IDLE) === held)
+        n++;
+    }
+    return n;
   }
 
   /** A view of every vCPU's TLB for `pgt`'s geometry (for draining and inspection). */
@@ -212,7 +225,7 @@ export class MmuTlbi implements TlbMaintenance {
 
   private post(kind: TlbiKind, vmid: number, ipa: number, size: number, ttl: number): void {
     const seq = postTlbi(this.words, kind, vmid, ipa, size, ttl, this.poster);
-    completeTlbi(this.words, this.tlbs, seq);
+    completeTlbi(this.words, this.tlbs, seq, this.poster);
   }
 
   flushIpa(vmid: number, ipa: number, level: number): void {

@@ -10,13 +10,16 @@
  * Accesses never block, so a poster's wait is bounded even while it holds mmu_lock.
  */
 import { cooperative, RacePoint, racePoint } from "../common/race-points.js";
-import { C, H, R, RING_BASE, RING_SLOTS, RING_STRIDE, TWO32, VState } from "./layout.js";
+import { C, H, R, RING_BASE, RING_SLOTS, RING_STRIDE, servicedBy, TWO32, VState } from "./layout.js";
 import type { VcpuTlb } from "./tlb.js";
 
 const sleepWord = new Int32Array(new SharedArrayBuffer(4));
 const PUBLISH_SPINS = 1 << 16;
-/** A vCPU that holds an access this long is stuck or its thread is gone: the TLBI fails loudly. */
-const STUCK_MS = 10_000;
+/**
+ * A vCPU that holds an access this long is stuck or its thread is gone: the TLBI fails loudly. So
+ * does a vCPU that cannot enter the guest for this long (hardware-walker.ts).
+ */
+export const STUCK_MS = 10_000;
 
 /** Applies every TLBI posted so far to `tlb` and acknowledges. Hold the vCPU's STATE. */
 export function drainRing(words: Int32Array, tlb: VcpuTlb): void {
@@ -81,8 +84,12 @@ export function postTlbi(
   return seq;
 }
 
-/** DSB ISH: waits until every vCPU's TLB has applied TLBI `seq`, draining idle vCPUs itself. */
-export function completeTlbi(words: Int32Array, tlbs: readonly VcpuTlb[], seq: number): void {
+/**
+ * DSB ISH: waits until every vCPU's TLB has applied TLBI `seq`, draining idle vCPUs itself.
+ * `poster` (a vCPU id, or -1 for a host thread) names this thread in the STATE it holds meanwhile.
+ */
+export function completeTlbi(words: Int32Array, tlbs: readonly VcpuTlb[], seq: number, poster: number): void {
+  const held = servicedBy(poster);
   for (let v = 0; v < tlbs.length; v++) {
     const tlb = tlbs[v] as VcpuTlb;
     const ctl = tlb.ctl;
@@ -91,9 +98,11 @@ export function completeTlbi(words: Int32Array, tlbs: readonly VcpuTlb[], seq: n
     // Acquire: pairs with drainRing's Atomics.store of ACKED.
     while (Atomics.load(words, ctl + C.ACKED) <= seq) {
       // Pairs with the vCPU's CAS IDLE -> IN_ACCESS: exactly one of us holds its TLB.
-      if (Atomics.compareExchange(words, ctl + C.STATE, VState.IDLE, VState.SERVICED) === VState.IDLE) {
+      if (Atomics.compareExchange(words, ctl + C.STATE, VState.IDLE, held) === VState.IDLE) {
         drainRing(words, tlb);
         (words[ctl + C.SERVICED] as number)++;
+        // A poster killed here leaves the vCPU locked out: the death watch hands it back.
+        racePoint(RacePoint.TLBI_SERVICING);
         // Release: pairs with the vCPU's CAS, which then sees our TLB writes.
         Atomics.store(words, ctl + C.STATE, VState.IDLE);
         break;
