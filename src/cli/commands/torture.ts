@@ -45,10 +45,11 @@ Options:
   --race-spins N    delay spins at walk.table-entered and bbm.locked, 0..100000 (default 500)
   --deaths R        chance per round, 0..1, that one vCPU is killed mid-run (default 0.2):
                     terminated or crashed (process.exit) inside a read-side section, holding
-                    mmu_lock for read, between break and make, or inside a fault; the others and
-                    the host go on, and the death watch must reap it with nothing lost
-  --deaths-anytime  also terminate victims at a random moment (known to find recovery gaps
-                    not fixed yet: see RELIABILITY.md)
+                    mmu_lock for read, between break and make, inside a fault, or holding
+                    another vCPU's TLB while completing a TLBI; the others and the host go on,
+                    and the death watch must reap it with nothing lost
+  --deaths-anytime  also terminate victims at a random moment (off by default: each batch of
+                    long runs so far found a recovery gap; see RELIABILITY.md)
   --round R         run only round R of the seed (what a failing run prints for replay)
   --controlled      run the rounds under the controlled scheduler: the vCPUs, a host thread
                     (ops/8 host operations) and the RCU callback worker take turns, one at a
