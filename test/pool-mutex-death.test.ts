@@ -87,6 +87,7 @@ test(
     const [report] = await watch.untilDeaths(1);
     assert.ok(report);
     assert.equal(report.poolLock, true, "the death report says the pool mutex was taken back");
+    assert.equal(vm.pool.stats().locksReaped, 1, "and the pool counts it");
     assert.equal(mutexHolder(meta, PoolHeader.LOCK), -1, "the pool mutex is free");
     // The host allocates and frees on this thread too, and the free list audits clean.
     const mine = vm.pool.allocPage();
@@ -118,6 +119,7 @@ test(
     assert.equal(mutexHolder(meta, PoolHeader.LOCK), victimTid, "the dead thread still holds the mutex");
     const [report] = await watch.untilDeaths(1);
     assert.equal(report?.poolLock, false);
+    assert.equal(vm.pool.stats().locksReaped, 0);
     await watch.close();
     // No destroy(): it would free pages and wait on the mutex for ever.
     await vm.rcu.close();

@@ -30,6 +30,8 @@ export interface PoolStats {
   poisonViolations: number;
   /** putPage calls that took a refcount below zero. */
   refcountUnderflows: number;
+  /** Times the free-list mutex was taken back from a dead holder (`reapDeadHolder`). */
+  locksReaped: number;
 }
 
 export function readStats(meta: Int32Array, pageCount: number): PoolStats {
@@ -47,6 +49,7 @@ export function readStats(meta: Int32Array, pageCount: number): PoolStats {
     lockContended: at(PoolHeader.LOCK_CONTENDED),
     poisonViolations: at(PoolHeader.POISON_VIOLATIONS),
     refcountUnderflows: at(PoolHeader.REFCOUNT_UNDERFLOWS),
+    locksReaped: at(PoolHeader.LOCK_REAPED),
   };
 }
 
