@@ -41,6 +41,11 @@ export interface TlbMaintenance {
    */
   updateBegin(): void;
   updateEnd(): void;
+  /**
+   * vCPU `vcpu` died with updates begun and never ended, and they are over now: the entries it
+   * left locked were repaired and their invalidation completed (the OWNER_DEAD repair, death.ts).
+   */
+  abandonUpdates(vcpu: number): void;
 }
 
 /** Data-cache maintenance (CMOs) before a mapping becomes visible; skipped with SKIP_CMO. */
@@ -101,6 +106,8 @@ export class CountingMaintenance implements TlbMaintenance, CacheMaintenance {
   updateBegin(): void {}
 
   updateEnd(): void {}
+
+  abandonUpdates(_vcpu: number): void {}
 
   flushRange(_vmid: number, _ipa: number, size: number): void {
     (this.pending[MaintCounter.TLBI_RANGE] as number)++;

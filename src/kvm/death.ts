@@ -340,7 +340,9 @@ const zapWalker: Walker = { visitor: zapVisitor, arg: null, flags: WalkFlag.LEAF
  * The OWNER_DEAD repair (install it as `RwLock.onOwnerDead` on every view of the VM's mmu_lock):
  * under the write lock, zaps every locked entry reachable from the root, sets every reachable
  * table page's reference count back to 1 + its counted entries, and notes the count of zapped
- * entries in the records of the vCPUs whose deaths await a repair. Returns the entries zapped.
+ * entries in the records of the vCPUs whose deaths await a repair, whose open table updates it
+ * then closes for the MMU model's checkers (`TlbMaintenance.abandonUpdates`). Returns the
+ * entries zapped.
  */
 export function repairLockedEntries(pgt: Stage2, records: VcpuRecords): number {
   zapVisitor.found = 0;
@@ -354,6 +356,9 @@ export function repairLockedEntries(pgt: Stage2, records: VcpuRecords): number {
   for (let v = 0; v < records.vcpus; v++) {
     const b = records.base(v);
     if (Atomics.exchange(w, b + Rec.NEEDS_REPAIR, 0) !== 1) continue;
+    // What the dead vCPU left locked is zapped and invalidated (the walk above waited for each
+    // TLBI): its own updates, begun and never ended, are over.
+    pgt.tlb.abandonUpdates(v);
     Atomics.store(w, b + Rec.R_LOCKED, found);
     if (found > 0) {
       Atomics.store(w, b + Rec.R_LOCKED_IPA_LO, (zapVisitor.firstIpa % 2 ** 32) | 0);

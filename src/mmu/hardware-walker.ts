@@ -34,6 +34,7 @@ import {
   E,
   H,
   MmuFlag,
+  pendingWord,
   R,
   RING_BASE,
   RING_SLOTS,
@@ -113,6 +114,8 @@ export class VcpuMmu {
    */
   private readonly snap64 = new BigInt64Array(1);
   private readonly snap32 = new Int32Array(this.snap64.buffer);
+  /** Every vCPU's C.PENDING word (the checks' quiet() reads them with H.PENDING). */
+  private readonly pendingWords: readonly number[];
   /** Level of the last fault (permission and access-flag faults name the leaf's level). */
   faultLevel = -1;
   /**
@@ -153,6 +156,7 @@ export class VcpuMmu {
     this.oaLoMask =
       g.granule === 4096 ? 0xfffff000 | 0 : g.granule === 16384 ? 0xffffc000 | 0 : 0xffff0000 | 0;
     this.check = (Atomics.load(mmu.words, H.FLAGS) & MmuFlag.CHECK) !== 0;
+    this.pendingWords = Array.from({ length: mmu.geometry.vcpus }, (_, v) => pendingWord(mmu.geometry, v));
     this.poolBase = pgt.pool.basePa;
     this.poolPages = pgt.pool.pageCount;
     if (this.poolPages * this.epp * 2 > 2 ** 31 - 1)
@@ -443,7 +447,10 @@ export class VcpuMmu {
   /** True when no update that removes or narrows a translation is in flight (its TLBI not complete). */
   private quiet(): boolean {
     // Pairs with MmuTlbi.updateBegin/End; loaded after the shadow walk read the PTE.
-    return Atomics.load(this.words, H.PENDING) === 0;
+    if (Atomics.load(this.words, H.PENDING) !== 0) return false;
+    for (let i = 0; i < this.pendingWords.length; i++)
+      if (Atomics.load(this.words, this.pendingWords[i] as number) !== 0) return false;
+    return true;
   }
 
   /** A TLB hit: the live PTE must agree unless its invalidation is still in flight. */

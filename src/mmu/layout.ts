@@ -11,8 +11,9 @@
  *
  * Header (who writes / who reads):
  *   H.RING_HEAD      next TLBI sequence number; posters claim with Atomics.add, drainers load
- *   H.PENDING        table updates whose invalidation has not completed yet (checker bracket):
- *                    Atomics.add by updaters, loaded by vCPUs' checks
+ *   H.PENDING        table updates by host threads whose invalidation has not completed yet
+ *                    (checker bracket): Atomics.add by updaters, loaded by vCPUs' checks (a vCPU
+ *                    thread's own updates count in its control line's C.PENDING)
  *   H.VCPUS .. H.WC_WAYS, H.FLAGS   geometry of the model, written at create, read-only after
  *
  * TLBI ring slot: [PUB, KIND, VMID, IPA_LO, IPA_HI, SIZE_LO, SIZE_HI, TTL, POSTER]. The poster
@@ -31,6 +32,9 @@
  *                              written: every access is one hit or one walk (Mmu.vcpuStats)
  *   C.LEAVES_L0 + l            leaves of level l now cached (STATE holder), so that a lookup
  *                              probes only the levels that hold some
+ *   C.PENDING  table updates this vCPU's thread began as a TLBI poster and has not ended (the
+ *              checker bracket, as H.PENDING): its own word, so that the death watch can close
+ *              the updates of a vCPU that died inside one (MmuTlbi.abandonUpdates)
  *
  * TLB entry: [META, VMID, TAG_LO, TAG_HI, OA_LO, OA_HI, ATTR, AUX]. META = 0 when empty, else
  * VALID | level << 1. TAG = ipa / levelSize(level). OA = output address of the block or page
@@ -140,6 +144,8 @@ export const enum C {
   SERVICED = 10,
   /** Leaves cached per level (11 + level): lookups skip levels that hold none. */
   LEAVES_L0 = 11,
+  /** Updates this vCPU's thread has begun and not ended (MmuTlbi.updateBegin/End). */
+  PENDING = 15,
 }
 export const CTL_WORDS = 16;
 
@@ -181,6 +187,11 @@ export const VCPU_BASE = VIOL_BASE + ViolationKind.COUNT * VIOL_STRIDE;
 
 export function vcpuStride(g: MmuGeometry): number {
   return CTL_WORDS + (g.sets * g.ways + g.wcSets * g.wcWays) * ENTRY_WORDS;
+}
+
+/** Index of vCPU `vcpu`'s C.PENDING word. */
+export function pendingWord(g: MmuGeometry, vcpu: number): number {
+  return VCPU_BASE + vcpu * vcpuStride(g) + C.PENDING;
 }
 
 export function totalWords(g: MmuGeometry): number {

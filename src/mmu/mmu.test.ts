@@ -227,6 +227,27 @@ describe("Mmu.releaseDeadVcpu()", () => {
   });
 });
 
+describe("MmuTlbi.abandonUpdates()", () => {
+  test("a dead vCPU's open update silences the checks only until the repair closes it", () => {
+    const { pgt, mc, mmu, cpu } = setUp(true);
+    map(pgt, G, P, PA, Prot.RW, mc);
+    assert.equal(cpu.access(G, true), Access.OK);
+    // vCPU 1 began an update as a TLBI poster and died inside it: its count stays open.
+    new MmuTlbi(mmu, pgt, pgt.maint, 1).updateBegin();
+    // A write-protect whose TLBI has not come yet: the cached writable entry is stale.
+    wrprotect(pgt, G, P);
+    assert.equal(cpu.access(G, true), Access.OK);
+    assert.deepEqual(mmu.violations(), [], "an update is in flight: the write may still land");
+    // The OWNER_DEAD repair closes the dead vCPU's updates (death.ts): the same write is a finding.
+    pgt.tlb.abandonUpdates(1);
+    assert.equal(cpu.access(G, true), Access.OK);
+    assert.deepEqual(
+      mmu.violations().map((v) => v.kind),
+      ["dirty log"],
+    );
+  });
+});
+
 describe("VcpuMmu.enterGuest() while a poster holds its TLB", () => {
   test("fails loudly, naming the holder, once it has waited STUCK_MS (10 s)", () => {
     const { mmu, cpu } = setUp();

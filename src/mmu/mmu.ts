@@ -23,6 +23,7 @@ import {
   VIOLATION_NAMES,
   VCPU_BASE,
   ViolationKind,
+  pendingWord,
   servicedBy,
   VState,
   vcpuStride,
@@ -216,11 +217,17 @@ export class MmuTlbi implements TlbMaintenance {
   /** Who posts (vCPU id, or -1 for a host thread): recorded in each TLBI for the reports. */
   readonly poster: number;
 
+  /** Where this poster counts its open updates: H.PENDING for a host thread, else its C.PENDING. */
+  private readonly pendingAt: number;
+  private readonly geometry: MmuGeometry;
+
   constructor(mmu: Mmu, pgt: Stage2, inner: TlbMaintenance, poster: number) {
     this.words = mmu.words;
     this.tlbs = mmu.tlbs(pgt);
     this.inner = inner;
     this.poster = poster;
+    this.geometry = mmu.geometry;
+    this.pendingAt = poster < 0 ? H.PENDING : pendingWord(mmu.geometry, poster);
   }
 
   private post(kind: TlbiKind, vmid: number, ipa: number, size: number, ttl: number): void {
@@ -249,12 +256,18 @@ export class MmuTlbi implements TlbMaintenance {
   }
 
   updateBegin(): void {
-    // Pairs with the Atomics.load in the vCPUs' checks (hardware-walker.ts): an update counted
-    // here is still in flight for them.
-    Atomics.add(this.words, H.PENDING, 1);
+    // Pairs with the Atomics.loads in the vCPUs' checks (hardware-walker.ts, quiet()): an update
+    // counted here is still in flight for them.
+    Atomics.add(this.words, this.pendingAt, 1);
   }
 
   updateEnd(): void {
-    Atomics.sub(this.words, H.PENDING, 1);
+    Atomics.sub(this.words, this.pendingAt, 1);
+  }
+
+  abandonUpdates(vcpu: number): void {
+    this.inner.abandonUpdates(vcpu);
+    // The dead vCPU's open updates are over (repaired and invalidated): checks may report again.
+    Atomics.store(this.words, pendingWord(this.geometry, vcpu), 0);
   }
 }
