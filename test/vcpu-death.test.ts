@@ -70,6 +70,22 @@ class Vcpu {
   }
 }
 
+/** A VM with the MMU model and its death watch, ready. */
+async function mmuDeathVm(recovery: boolean): Promise<{ vm: Vm; watch: DeathWatch }> {
+  const vm = await deathVm(recovery, { mmu: true });
+  const watch = vm.watchDeaths();
+  await watch.ready;
+  return { vm, watch };
+}
+
+/** Terminates a victim stopped where it died, and waits until the death watch has reaped it. */
+async function terminateAndReap(victim: Vcpu, watch: DeathWatch): Promise<void> {
+  const exited = new Promise((resolve) => victim.worker.once("exit", resolve));
+  void victim.worker.terminate();
+  await exited;
+  await watch.untilDeaths(1);
+}
+
 /** Where the victim dies. */
 type Where = "read-side" | "read-lock" | "bbm";
 
@@ -365,18 +381,13 @@ test(
   { timeout: 90_000 },
   async () => {
     for (const recovery of [true, false]) {
-      const vm = await deathVm(recovery, { mmu: true });
-      const watch = vm.watchDeaths();
-      await watch.ready;
+      const { vm, watch } = await mmuDeathVm(recovery);
       const victim = new Vcpu(vm, watch, 0);
       assert.equal(await victim.run({ op: "touch", start: 0, size: 16 * PAGE, write: true }), 0);
       victim.worker.postMessage({ op: "dieInAccess", ipa: 0 });
       const r = await victim.next();
       assert.ok("stopped" in r, `victim stopped: ${JSON.stringify(r)}`);
-      const exited = new Promise((resolve) => victim.worker.once("exit", resolve));
-      void victim.worker.terminate();
-      await exited;
-      await watch.untilDeaths(1);
+      await terminateAndReap(victim, watch);
       // The unmap posts a TLBI that every vCPU must acknowledge, the dead one included.
       if (recovery) {
         vm.unmap(0, 2 * MB);
@@ -397,9 +408,7 @@ test(
   { timeout: 90_000 },
   async () => {
     for (const recovery of [true, false]) {
-      const vm = await deathVm(recovery, { mmu: true });
-      const watch = vm.watchDeaths();
-      await watch.ready;
+      const { vm, watch } = await mmuDeathVm(recovery);
       const other = new Vcpu(vm, watch, 0);
       const victim = new Vcpu(vm, watch, 1);
       assert.equal(await other.run({ op: "touch", start: 0, size: 16 * PAGE, write: true }), 0);
@@ -410,10 +419,7 @@ test(
       victim.worker.postMessage({ op: "collapse", ipa: DEATH_IPA, size: 2 * MB });
       const r = await victim.next();
       assert.deepEqual(r, { stopped: String(RacePoint.TLBI_SERVICING) });
-      const exited = new Promise((resolve) => victim.worker.once("exit", resolve));
-      void victim.worker.terminate();
-      await exited;
-      await watch.untilDeaths(1);
+      await terminateAndReap(victim, watch);
       if (recovery) {
         // vCPU 0 enters the guest again, and the TLBI its dead servicer left unacknowledged for it
         // completes: the host's next invalidation does not wait.
