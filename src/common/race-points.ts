@@ -64,7 +64,10 @@ export const enum RacePoint {
   ALLOC_PAGE = 17,
   /** Failure point: a memory cache top-up is about to take pages from the allocator. */
   MEMCACHE_TOPUP = 18,
-  /** A TLBI poster is draining an idle vCPU's ring for it and holds that vCPU's STATE. */
+  /**
+   * A TLBI poster is draining an idle vCPU's ring for it and holds that vCPU's STATE. For death
+   * hooks: the controlled scheduler takes no decision here (nor do race delays, unless set).
+   */
   TLBI_SERVICING = 19,
   COUNT = 20,
 }

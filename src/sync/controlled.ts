@@ -253,6 +253,9 @@ export class ControlledScheduler {
 
   /** The hook: called at every labelled point this thread passes. */
   private at(point: RacePoint): void {
+    // A place for death hooks only (race-points.ts): no decision here, so schedules, their
+    // hashes and the budgets tuned to them stay what they were before the point existed.
+    if (point === RacePoint.TLBI_SERVICING) return;
     const w = this.w;
     if (Atomics.load(w, W.ABANDONED) !== 0) {
       if (this.daemon) this.finish(); // nobody waits any more: a daemon must stop spinning
