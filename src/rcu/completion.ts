@@ -41,12 +41,21 @@ export function claimOwnHead(sh: RcuShared, head: number, doneIndex: number, wha
       Atomics.load(ctl, Ctl.ENGINE) === 0 &&
       Atomics.load(link, head * Head.STRIDE + Head.KIND) !== HeadKind.IDLE
     ) {
-      // Pairs with markEngineLost()'s store (SC) before its notify.
-      if (Atomics.load(ctl, Ctl.ENGINE_LOST) !== 0) throw callbackWorkerLost(`call ${what}`);
-      throw new RcuUsageError(`Cannot call ${what}: the callback worker has exited`);
+      engineGone(ctl, "call", what);
     }
   }
   return (Atomics.load(sh.slots, doneIndex) + 1) | 0;
+}
+
+/**
+ * The engine is gone with work of the caller's still queued: RcuCallbackWorkerLostError if it
+ * died, RcuUsageError if it exited (close()). `verb` and `what` name the caller's step.
+ */
+function engineGone(ctl: Int32Array, verb: "call" | "finish", what: string): never {
+  // Pairs with the reaper's store of LOST before it clears ENGINE (registry.ts), and with
+  // markEngineLost()'s store (SC) before its notify.
+  if (Atomics.load(ctl, Ctl.ENGINE_LOST) !== 0) throw callbackWorkerLost(`${verb} ${what}`);
+  throw new RcuUsageError(`Cannot ${verb} ${what}: the callback worker has exited`);
 }
 
 /**
@@ -67,11 +76,7 @@ export function waitForEngine(sh: RcuShared, doneIndex: number, target: number, 
     if (spins < options.spinLimit) continue;
     if (!cooperative) Atomics.wait(slots, doneIndex, done, options.maxSleepMs);
     const engine = Atomics.load(ctl, Ctl.ENGINE) - 1;
-    if (engine < 0 && Atomics.load(slots, doneIndex) !== target) {
-      // Pairs with markEngineLost()'s store (SC) before its notify.
-      if (Atomics.load(ctl, Ctl.ENGINE_LOST) !== 0) throw callbackWorkerLost(`finish ${what}`);
-      throw new RcuUsageError(`Cannot finish ${what}: the callback worker has exited`);
-    }
+    if (engine < 0 && Atomics.load(slots, doneIndex) !== target) engineGone(ctl, "finish", what);
     const ms = performance.now() - start;
     if (ms >= nextStall) {
       reportStall(ctl, StallWhat.CALLBACKS, engine, Atomics.load(ctl, Ctl.RUNNING_KIND), ms, 0);
