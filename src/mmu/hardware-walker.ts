@@ -31,10 +31,10 @@ import { PageState, type PagePool } from "../mem/mod.js";
 import type { Stage2 } from "../pgtable/stage2.js";
 import {
   C,
+  ctlBase,
   E,
   H,
   MmuFlag,
-  pendingWord,
   R,
   RING_BASE,
   RING_SLOTS,
@@ -156,7 +156,10 @@ export class VcpuMmu {
     this.oaLoMask =
       g.granule === 4096 ? 0xfffff000 | 0 : g.granule === 16384 ? 0xffffc000 | 0 : 0xffff0000 | 0;
     this.check = (Atomics.load(mmu.words, H.FLAGS) & MmuFlag.CHECK) !== 0;
-    this.pendingWords = Array.from({ length: mmu.geometry.vcpus }, (_, v) => pendingWord(mmu.geometry, v));
+    this.pendingWords = Array.from(
+      { length: mmu.geometry.vcpus },
+      (_, v) => ctlBase(mmu.geometry, v) + C.PENDING,
+    );
     this.poolBase = pgt.pool.basePa;
     this.poolPages = pgt.pool.pageCount;
     if (this.poolPages * this.epp * 2 > 2 ** 31 - 1)

@@ -189,9 +189,9 @@ export function vcpuStride(g: MmuGeometry): number {
   return CTL_WORDS + (g.sets * g.ways + g.wcSets * g.wcWays) * ENTRY_WORDS;
 }
 
-/** Index of vCPU `vcpu`'s C.PENDING word. */
-export function pendingWord(g: MmuGeometry, vcpu: number): number {
-  return VCPU_BASE + vcpu * vcpuStride(g) + C.PENDING;
+/** Index of vCPU `vcpu`'s control line (its word C.X is at `ctlBase(g, vcpu) + C.X`). */
+export function ctlBase(g: MmuGeometry, vcpu: number): number {
+  return VCPU_BASE + vcpu * vcpuStride(g);
 }
 
 export function totalWords(g: MmuGeometry): number {

@@ -10,6 +10,7 @@ import type { TlbMaintenance } from "../arch/maintenance.js";
 import type { Stage2 } from "../pgtable/stage2.js";
 import {
   C,
+  ctlBase,
   H,
   HDR_WORDS,
   MmuFlag,
@@ -21,12 +22,9 @@ import {
   VIOL_BASE,
   VIOL_STRIDE,
   VIOLATION_NAMES,
-  VCPU_BASE,
   ViolationKind,
-  pendingWord,
   servicedBy,
   VState,
-  vcpuStride,
 } from "./layout.js";
 import { VcpuTlb } from "./tlb.js";
 import { completeTlbi, postTlbi } from "./tlbi.js";
@@ -122,15 +120,16 @@ export class Mmu {
    * released. Call only once the thread is dead: a live owner's own exit stores IDLE.
    */
   releaseDeadVcpu(vcpu: number): number {
-    const stride = vcpuStride(this.geometry);
-    const own = VCPU_BASE + vcpu * stride + C.STATE;
+    const own = ctlBase(this.geometry, vcpu) + C.STATE;
     // Pairs with posters' CAS IDLE -> servicedBy(), as the owner's exit store does.
     let n =
       Atomics.compareExchange(this.words, own, VState.IN_ACCESS, VState.IDLE) === VState.IN_ACCESS ? 1 : 0;
     const held = servicedBy(vcpu);
     for (let v = 0; v < this.geometry.vcpus; v++) {
       // Pairs with the owner's CAS IDLE -> IN_ACCESS in enterGuest(), which now succeeds.
-      if (Atomics.compareExchange(this.words, VCPU_BASE + v * stride + C.STATE, held, VState.IDLE) === held)
+      if (
+        Atomics.compareExchange(this.words, ctlBase(this.geometry, v) + C.STATE, held, VState.IDLE) === held
+      )
         n++;
     }
     return n;
@@ -227,7 +226,7 @@ export class MmuTlbi implements TlbMaintenance {
     this.inner = inner;
     this.poster = poster;
     this.geometry = mmu.geometry;
-    this.pendingAt = poster < 0 ? H.PENDING : pendingWord(mmu.geometry, poster);
+    this.pendingAt = poster < 0 ? H.PENDING : ctlBase(mmu.geometry, poster) + C.PENDING;
   }
 
   private post(kind: TlbiKind, vmid: number, ipa: number, size: number, ttl: number): void {
@@ -268,6 +267,6 @@ export class MmuTlbi implements TlbMaintenance {
   abandonUpdates(vcpu: number): void {
     this.inner.abandonUpdates(vcpu);
     // The dead vCPU's open updates are over (repaired and invalidated): checks may report again.
-    Atomics.store(this.words, pendingWord(this.geometry, vcpu), 0);
+    Atomics.store(this.words, ctlBase(this.geometry, vcpu) + C.PENDING, 0);
   }
 }

@@ -7,15 +7,14 @@
  */
 import {
   C,
+  ctlBase,
   E,
   ENTRY_WORDS,
   type MmuGeometry,
   TlbiKind,
   TTL_NONE,
   TWO32,
-  VCPU_BASE,
   CTL_WORDS,
-  vcpuStride,
 } from "./layout.js";
 
 /** 2^-32, exact: `x * INV_TWO32` is `x / 2^32`. */
@@ -59,7 +58,7 @@ export class VcpuTlb {
   ) {
     this.words = words;
     this.vcpu = vcpu;
-    this.ctl = VCPU_BASE + vcpu * vcpuStride(g);
+    this.ctl = ctlBase(g, vcpu);
     this.tlbBase = this.ctl + CTL_WORDS;
     this.wcBase = this.tlbBase + g.sets * g.ways * ENTRY_WORDS;
     this.sets = g.sets;
