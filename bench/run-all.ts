@@ -19,6 +19,8 @@ interface Target {
   value: number;
   limit: number;
   kind: "<=" | ">=" | "<";
+  /** Printed after the verdict: what the figure should be read against. */
+  note?: string;
 }
 
 /** Wall time of `stage2 run` with no arguments (issue 11: under 60 s), in seconds. */
@@ -112,7 +114,15 @@ async function main(): Promise<void> {
     limit: 3,
     kind: "<=",
   });
-  targets.push({ name: "faults: sharedSpeedup2v", value: f.sharedSpeedup2v!, limit: 1.8, kind: ">=" });
+  targets.push({
+    name: "faults: sharedSpeedup2v",
+    value: f.sharedSpeedup2v!,
+    limit: 1.8,
+    kind: ">=",
+    // What two 1-vCPU VMs sharing nothing got in the same rounds, and the shared VM's speedup
+    // over theirs: a miss with sharedScaling2v near 1 is the machine's, not the design's.
+    note: `control: two 1-vCPU VMs ${f.independentSpeedup2v!.toFixed(3)}, sharedScaling2v ${f.sharedScaling2v!.toFixed(3)}`,
+  });
   targets.push({
     name: "faults: sharedOverExclusive1v",
     value: f.sharedOverExclusive1v!,
@@ -153,7 +163,7 @@ async function main(): Promise<void> {
     const ok = t.kind === "<=" ? t.value <= t.limit : t.kind === "<" ? t.value < t.limit : t.value >= t.limit;
     if (!ok) missed.push(t.name);
     console.log(
-      `  ${ok ? "met " : "MISS"}  ${t.name.padEnd(34)} ${t.value.toFixed(3)} (target ${t.kind} ${t.limit})`,
+      `  ${ok ? "met " : "MISS"}  ${t.name.padEnd(34)} ${t.value.toFixed(3)} (target ${t.kind} ${t.limit})${t.note ? `; ${t.note}` : ""}`,
     );
   }
   // A verdict, but not an exit status: misses on a loaded machine are recorded, not failures.

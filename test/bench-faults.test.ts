@@ -35,6 +35,8 @@ describe("runFaultBench()", () => {
       "cpuMmuOverhead1v",
       "nsPerFaultOtherRcu1v",
       "otherRcuOverShared1v",
+      "independentSpeedup2v",
+      "sharedScaling2v",
     ] as const) {
       assert.ok(Number.isFinite(r[key]) && r[key] > 0, `${key} = ${r[key]}`);
       const [min, max] = r.spread[key] as [number, number];
@@ -58,6 +60,7 @@ describe("runFaultBench()", () => {
       /^bare populate loop, same geometry \(the floor\) +ns\/page +[\d.,]+ \([\d.,]+-[\d.,]+\)$/m,
     );
     assert.match(text, /^exclusive +4 +[\d.,]+ +\([\d.,]+-[\d.,]+\)/m);
+    assert.match(text, /^two 1-vCPU VMs at once \/ one \(the control\) +x +[\d.,]+ \([\d.,]+-[\d.,]+\)$/m);
     // The JSON form is what npm run bench and --json consumers read.
     const json = JSON.parse(JSON.stringify(r)) as Record<string, unknown>;
     assert.equal(typeof json.nsPerFault1v, "number");
@@ -73,6 +76,13 @@ describe("runFaultBench()", () => {
     assert.ok(Number.isFinite(r.nsPerFaultOtherRcu1v), "shared 1 vCPU under qsbr too");
     assert.equal(r.granule, 16384);
     assert.equal(r.faultsPerVcpu, 64);
+    // sharedScaling2v is sharedSpeedup2v over the control within each round: with one round,
+    // the three medians are those rounds' figures and agree exactly.
+    const expected = r.sharedSpeedup2v / r.independentSpeedup2v;
+    assert.ok(
+      Math.abs(r.sharedScaling2v - expected) < 1e-9 * expected,
+      `${r.sharedScaling2v} vs ${expected}`,
+    );
   });
 
   test("a sweep that does not fit the IPA space is refused before any VM is built", async () => {

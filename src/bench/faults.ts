@@ -14,6 +14,13 @@
  * this thread (bare-populate.ts: tables from a bump pointer, one atomic load per level, one CAS per
  * leaf); `rawNsPerPage` is its time per page, `faultOverRaw1v` the shared 1-vCPU fault over it.
  *
+ * The control for scaling: one more configuration is two VMs of 1 vCPU each, populating at once
+ * (each its own mmu_lock, page pool, RCU and memslots: nothing shared but the machine and the
+ * runtime). Its speedup over one such VM, `independentSpeedup2v`, is what 2 vCPUs could get at
+ * best on this machine in these rounds; `sharedScaling2v`, the shared 2-vCPU VM's speedup over it
+ * round by round, is what sharing one VM costs. The two VMs release their vCPUs each as soon as
+ * its own are ready (a skew of well under a millisecond in rounds of tens of milliseconds).
+ *
  * Rounds: every configuration gets its own VM and workers; a round runs all of them one after the
  * other (a noisy moment hits them all alike); the first round warms the JIT up and is not counted.
  * Every figure is the median of the counted rounds, with the spread (min-max) beside it, and every
@@ -93,6 +100,13 @@ export interface FaultBenchResult {
   /** Shared throughput with 8 vCPUs over 2 (only when 8 is in the sweep). */
   speedup8vOver2v?: number;
   /**
+   * Two VMs of 1 vCPU each populating at once, over one (median of per-round ratios): the
+   * scaling this machine and runtime give two vCPUs that share nothing, in the same rounds.
+   */
+  independentSpeedup2v: number;
+  /** sharedSpeedup2v / independentSpeedup2v within each round: what sharing one VM costs (1 = nothing). */
+  sharedScaling2v: number;
+  /**
    * The 1-vCPU figures again in process CPU time per fault or page (every thread; the others
    * idle), which a machine loaded by other work does not inflate as it does wall time.
    */
@@ -121,11 +135,13 @@ interface Config {
   vcpus: number;
   mmu: boolean;
   rcu: RcuFlavor;
+  /** VMs of `vcpus` vCPUs each, run at once (2 for the independent control, else 1). */
+  copies: number;
 }
 
 interface Setup extends Config {
-  vm: Vm;
-  pool: VcpuPool;
+  vms: Vm[];
+  pools: VcpuPool[];
   /** Wall ns per fault of each counted round. */
   ns: number[];
   /** Process CPU ns per fault of each counted round (1-vCPU configurations: the vCPU's time). */
@@ -143,23 +159,29 @@ function tablePages(bytes: number, granule: number): number {
 async function setUp(c: Config, p: Required<FaultBenchParams>): Promise<Setup> {
   const size = c.vcpus * p.bytesPerVcpu;
   const memslots: MemslotSpec[] = [{ ipa: GIB, size, hostPa: HOST_PA, backing: "anonymous" }];
-  const vm = await Vm.create({
-    granule: p.granule,
-    iaBits: p.iaBits,
-    poolPages: c.vcpus * tablePages(p.bytesPerVcpu, p.granule) + 64 + c.vcpus * 32,
-    mode: c.mode,
-    vcpus: c.vcpus,
-    memslots,
-    mmu: c.mmu,
-    rcuFlavor: c.rcu,
-  });
-  return { ...c, vm, pool: new VcpuPool(vm), ns: [], cpu: [] };
+  const s: Setup = { ...c, vms: [], pools: [], ns: [], cpu: [] };
+  for (let i = 0; i < c.copies; i++) {
+    const vm = await Vm.create({
+      granule: p.granule,
+      iaBits: p.iaBits,
+      poolPages: c.vcpus * tablePages(p.bytesPerVcpu, p.granule) + 64 + c.vcpus * 32,
+      mode: c.mode,
+      vcpus: c.vcpus,
+      memslots,
+      mmu: c.mmu,
+      rcuFlavor: c.rcu,
+    });
+    s.vms.push(vm);
+    s.pools.push(new VcpuPool(vm));
+  }
+  return s;
 }
 
 /**
- * One round: the vCPUs populate their regions, then the host unmaps everything. Returns wall
- * ns/fault and process CPU ns/fault (every thread: with 1 vCPU the others idle, so it is the
- * vCPU's own time, without the time it spent descheduled on a loaded machine).
+ * One round: the vCPUs (of every copy of the VM, at once) populate their regions, then the host
+ * unmaps everything. Returns wall ns/fault, from the first vCPU's start to the last one's end,
+ * and process CPU ns/fault (every thread: with 1 vCPU the others idle, so it is the vCPU's own
+ * time, without the time it spent descheduled on a loaded machine).
  */
 async function round(s: Setup, bytesPerVcpu: number): Promise<[number, number]> {
   const cmds = Array.from({ length: s.vcpus }, (_, i) => ({
@@ -168,18 +190,22 @@ async function round(s: Setup, bytesPerVcpu: number): Promise<[number, number]> 
     size: bytesPerVcpu,
   }));
   const c0 = process.cpuUsage();
-  const phase = await s.pool.runPhase(cmds);
+  const phases = await Promise.all(s.pools.map((pool) => pool.runPhase(cmds)));
   const c = process.cpuUsage(c0);
-  const faults = phase.replies.reduce((sum, x) => sum + x.faults, 0);
-  s.vm.unmap(GIB, s.vcpus * bytesPerVcpu);
-  return [(phase.wallMs * 1e6) / faults, ((c.user + c.system) * 1e3) / faults];
+  const replies = phases.flatMap((phase) => phase.replies);
+  const faults = replies.reduce((sum, x) => sum + x.faults, 0);
+  const wallMs = Math.max(...replies.map((x) => x.endMs)) - Math.min(...replies.map((x) => x.startMs));
+  for (const vm of s.vms) vm.unmap(GIB, s.vcpus * bytesPerVcpu);
+  return [(wallMs * 1e6) / faults, ((c.user + c.system) * 1e3) / faults];
 }
 
 async function tearDown(s: Setup): Promise<void> {
-  await s.pool.close();
-  const report = await s.vm.destroy();
-  if (report.leakedPages.length > 0)
-    throw new Error(`populate benchmark leaked ${report.leakedPages.length} pages`);
+  for (const pool of s.pools) await pool.close();
+  for (const vm of s.vms) {
+    const report = await vm.destroy();
+    if (report.leakedPages.length > 0)
+      throw new Error(`populate benchmark leaked ${report.leakedPages.length} pages`);
+  }
 }
 
 /** The flavor a benchmark measures beside `rcu`. */
@@ -229,9 +255,11 @@ export async function runFaultBench(
   const rcu = p.rcu;
   const configs: Config[] = [];
   for (const vcpus of p.vcpus)
-    for (const mode of ["shared", "exclusive"] as const) configs.push({ mode, vcpus, mmu: false, rcu });
-  configs.push({ mode: "shared", vcpus: 1, mmu: true, rcu });
-  configs.push({ mode: "shared", vcpus: 1, mmu: false, rcu: otherFlavor(rcu) });
+    for (const mode of ["shared", "exclusive"] as const)
+      configs.push({ mode, vcpus, mmu: false, rcu, copies: 1 });
+  configs.push({ mode: "shared", vcpus: 1, mmu: true, rcu, copies: 1 });
+  configs.push({ mode: "shared", vcpus: 1, mmu: false, rcu: otherFlavor(rcu), copies: 1 });
+  configs.push({ mode: "shared", vcpus: 1, mmu: false, rcu, copies: 2 });
   const setups: Setup[] = [];
   const raw: number[] = [];
   const rawCpu: number[] = [];
@@ -240,7 +268,7 @@ export async function runFaultBench(
     for (const c of configs) setups.push(await setUp(c, p));
     for (let r = 0; r <= p.reps; r++) {
       for (const [i, s] of setups.entries()) {
-        const step = `round ${r}: ${s.mode}, ${s.vcpus} vCPU${s.mmu ? ", MMU model" : ""}${s.rcu === rcu ? "" : `, ${s.rcu} RCU`}`;
+        const step = `round ${r}: ${s.copies > 1 ? `${s.copies} VMs at once, ` : ""}${s.mode}, ${s.vcpus} vCPU${s.mmu ? ", MMU model" : ""}${s.rcu === rcu ? "" : `, ${s.rcu} RCU`}`;
         opts.progress?.(r * (setups.length + 1) + i, steps, step);
         const [ns, cpu] = await round(s, p.bytesPerVcpu);
         if (r > 0) {
@@ -258,7 +286,7 @@ export async function runFaultBench(
     }
     for (const s of setups) await tearDown(s);
   } catch (e) {
-    for (const s of setups) await s.pool.terminate();
+    for (const s of setups) for (const pool of s.pools) await pool.terminate();
     throw e;
   }
   return summarize(p, setups, raw, rawCpu);
@@ -270,8 +298,10 @@ function summarize(
   raw: number[],
   rawCpu: number[],
 ): FaultBenchResult {
-  const setup = (mode: FaultMode, vcpus: number, mmu = false, rcu = p.rcu) =>
-    setups.find((s) => s.mode === mode && s.vcpus === vcpus && s.mmu === mmu && s.rcu === rcu) as Setup;
+  const setup = (mode: FaultMode, vcpus: number, mmu = false, rcu = p.rcu, copies = 1) =>
+    setups.find(
+      (s) => s.mode === mode && s.vcpus === vcpus && s.mmu === mmu && s.rcu === rcu && s.copies === copies,
+    ) as Setup;
   const find = (mode: FaultMode, vcpus: number, mmu = false) => setup(mode, vcpus, mmu).ns;
   const perRound = (f: (r: number) => number) => Array.from({ length: p.reps }, (_, r) => f(r));
   const s1 = find("shared", 1);
@@ -280,6 +310,7 @@ function summarize(
   const e2 = find("exclusive", 2);
   const m1 = find("shared", 1, true);
   const o1 = setup("shared", 1, false, otherFlavor(p.rcu)).ns;
+  const twin = setup("shared", 1, false, p.rcu, 2).ns;
   const pages = p.bytesPerVcpu / p.granule;
   // m1 is ns per fault and the MMU path takes one fault per page: its populate time per page is
   // ns * faults / pages, and faults = pages (each first touch faults once).
@@ -298,6 +329,8 @@ function summarize(
     mmuOverhead1v: perRound((r) => (m1[r] as number) / (s1[r] as number)),
     nsPerFaultOtherRcu1v: o1,
     otherRcuOverShared1v: perRound((r) => (o1[r] as number) / (s1[r] as number)),
+    independentSpeedup2v: perRound((r) => (s1[r] as number) / (twin[r] as number)),
+    sharedScaling2v: perRound((r) => (twin[r] as number) / (s2[r] as number)),
   };
   // The same 1-vCPU figures in process CPU time: what a loaded machine cannot inflate.
   const c1 = setup("shared", 1).cpu;

@@ -100,6 +100,8 @@ export const LABELS: ReadonlyMap<string, { bench: string; label: string; unit: s
       ["faults", "nsPerFaultOtherRcu1v", "fault cost, shared, 1 vCPU, the other RCU flavor", "ns"],
       ["faults", "otherRcuOverShared1v", "fault cost other RCU flavor / rcuFlavor, shared, 1 vCPU", "x"],
       ["faults", "speedup8vOver2v", "throughput 8 vCPUs / 2 vCPUs, shared", "x"],
+      ["faults", "independentSpeedup2v", "two 1-vCPU VMs at once / one (the control)", "x"],
+      ["faults", "sharedScaling2v", "shared 2-vCPU speedup / the control's", "x"],
       ["faults", "cpuNsPerFault1v", "CPU time: fault, shared, 1 vCPU", "ns"],
       ["faults", "cpuRawNsPerPage", "CPU time: bare populate loop", "ns/page"],
       ["faults", "cpuFaultOverRaw1v", "CPU time: fault shared 1 vCPU / bare loop", "x"],
