@@ -37,6 +37,8 @@ describe("runFaultBench()", () => {
       "otherRcuOverShared1v",
       "independentSpeedup2v",
       "sharedScaling2v",
+      "sharedEfficiency2v",
+      "independentEfficiency2v",
     ] as const) {
       assert.ok(Number.isFinite(r[key]) && r[key] > 0, `${key} = ${r[key]}`);
       const [min, max] = r.spread[key] as [number, number];

@@ -21,6 +21,14 @@
  * round by round, is what sharing one VM costs. The two VMs release their vCPUs each as soon as
  * its own are ready (a skew of well under a millisecond in rounds of tens of milliseconds).
  *
+ * The same threads, alone and together: in every round the shared 2-vCPU VM also populates with
+ * each of its vCPUs alone (the other idle), one just before and one just after the pair, and so
+ * do the two 1-vCPU VMs of the control. `sharedEfficiency2v` is the pair's throughput over the
+ * sum of the two vCPUs' throughputs alone: 1 is perfect scaling; `independentEfficiency2v` the
+ * same for the control. Each thread of this machine runs at one of two speeds for seconds at a
+ * time (BENCHMARKS.md), and a speedup over another VM's thread inherits both threads' luck; an
+ * efficiency compares threads only with themselves, tens of milliseconds apart.
+ *
  * Rounds: every configuration gets its own VM and workers; a round runs all of them one after the
  * other (a noisy moment hits them all alike); the first round warms the JIT up and is not counted.
  * Every figure is the median of the counted rounds, with the spread (min-max) beside it, and every
@@ -107,6 +115,13 @@ export interface FaultBenchResult {
   /** sharedSpeedup2v / independentSpeedup2v within each round: what sharing one VM costs (1 = nothing). */
   sharedScaling2v: number;
   /**
+   * The shared 2-vCPU VM's throughput over the sum of its two vCPUs' throughputs each alone, in
+   * the same round (median): 1 is perfect scaling, whatever speed each thread ran at.
+   */
+  sharedEfficiency2v: number;
+  /** The same for the two 1-vCPU VMs of the control: what this machine's threads keep together. */
+  independentEfficiency2v: number;
+  /**
    * The 1-vCPU figures again in process CPU time per fault or page (every thread; the others
    * idle), which a machine loaded by other work does not inflate as it does wall time.
    */
@@ -144,6 +159,11 @@ interface Setup extends Config {
   pools: VcpuPool[];
   /** Wall ns per fault of each counted round. */
   ns: number[];
+  /**
+   * Shared 2-vCPU VM and the two 1-vCPU VMs only: per counted round, ns per fault of the first
+   * vCPU alone and of the second alone.
+   */
+  solo: [number, number][];
   /** Process CPU ns per fault of each counted round (1-vCPU configurations: the vCPU's time). */
   cpu: number[];
 }
@@ -159,7 +179,7 @@ function tablePages(bytes: number, granule: number): number {
 async function setUp(c: Config, p: Required<FaultBenchParams>): Promise<Setup> {
   const size = c.vcpus * p.bytesPerVcpu;
   const memslots: MemslotSpec[] = [{ ipa: GIB, size, hostPa: HOST_PA, backing: "anonymous" }];
-  const s: Setup = { ...c, vms: [], pools: [], ns: [], cpu: [] };
+  const s: Setup = { ...c, vms: [], pools: [], ns: [], cpu: [], solo: [] };
   for (let i = 0; i < c.copies; i++) {
     const vm = await Vm.create({
       granule: p.granule,
@@ -183,14 +203,17 @@ async function setUp(c: Config, p: Required<FaultBenchParams>): Promise<Setup> {
  * and process CPU ns/fault (every thread: with 1 vCPU the others idle, so it is the vCPU's own
  * time, without the time it spent descheduled on a loaded machine).
  */
-async function round(s: Setup, bytesPerVcpu: number): Promise<[number, number]> {
-  const cmds = Array.from({ length: s.vcpus }, (_, i) => ({
-    type: "populate" as const,
-    start: GIB + i * bytesPerVcpu,
-    size: bytesPerVcpu,
-  }));
+async function round(s: Setup, bytesPerVcpu: number, only = -1): Promise<[number, number]> {
+  // `only` >= 0: that vCPU alone populates (numbered across the copies: copy c's vCPU i is
+  // c * vcpus + i); the others are given nothing to do.
+  const cmds = (copy: number) =>
+    Array.from({ length: s.vcpus }, (_, i) => ({
+      type: "populate" as const,
+      start: GIB + i * bytesPerVcpu,
+      size: only < 0 || only === copy * s.vcpus + i ? bytesPerVcpu : 0,
+    }));
   const c0 = process.cpuUsage();
-  const phases = await Promise.all(s.pools.map((pool) => pool.runPhase(cmds)));
+  const phases = await Promise.all(s.pools.map((pool, copy) => pool.runPhase(cmds(copy))));
   const c = process.cpuUsage(c0);
   const replies = phases.flatMap((phase) => phase.replies);
   const faults = replies.reduce((sum, x) => sum + x.faults, 0);
@@ -270,10 +293,14 @@ export async function runFaultBench(
       for (const [i, s] of setups.entries()) {
         const step = `round ${r}: ${s.copies > 1 ? `${s.copies} VMs at once, ` : ""}${s.mode}, ${s.vcpus} vCPU${s.mmu ? ", MMU model" : ""}${s.rcu === rcu ? "" : `, ${s.rcu} RCU`}`;
         opts.progress?.(r * (setups.length + 1) + i, steps, step);
+        const pair = s.mode === "shared" && s.vcpus * s.copies === 2 && !s.mmu && s.rcu === rcu;
+        const [alone0] = pair ? await round(s, p.bytesPerVcpu, 0) : [0];
         const [ns, cpu] = await round(s, p.bytesPerVcpu);
+        const [alone1] = pair ? await round(s, p.bytesPerVcpu, 1) : [0];
         if (r > 0) {
           s.ns.push(ns);
           s.cpu.push(cpu);
+          if (pair) s.solo.push([alone0, alone1]);
         }
       }
       opts.progress?.(r * (setups.length + 1) + setups.length, steps, `round ${r}: bare populate loop`);
@@ -311,6 +338,12 @@ function summarize(
   const m1 = find("shared", 1, true);
   const o1 = setup("shared", 1, false, otherFlavor(p.rcu)).ns;
   const twin = setup("shared", 1, false, p.rcu, 2).ns;
+  // Throughput is 1 / ns: the pair's over the sum of its two vCPUs' alone, round by round.
+  const efficiency = (pair: number[], solo: [number, number][]) =>
+    perRound((r) => {
+      const [a, b] = solo[r] as [number, number];
+      return 1 / (pair[r] as number) / (1 / a + 1 / b);
+    });
   const pages = p.bytesPerVcpu / p.granule;
   // m1 is ns per fault and the MMU path takes one fault per page: its populate time per page is
   // ns * faults / pages, and faults = pages (each first touch faults once).
@@ -331,6 +364,9 @@ function summarize(
     otherRcuOverShared1v: perRound((r) => (o1[r] as number) / (s1[r] as number)),
     independentSpeedup2v: perRound((r) => (s1[r] as number) / (twin[r] as number)),
     sharedScaling2v: perRound((r) => (twin[r] as number) / (s2[r] as number)),
+    // Throughput 1 / ns; the pair's over the sum of its two vCPUs' alone.
+    sharedEfficiency2v: efficiency(s2, setup("shared", 2).solo),
+    independentEfficiency2v: efficiency(twin, setup("shared", 1, false, p.rcu, 2).solo),
   };
   // The same 1-vCPU figures in process CPU time: what a loaded machine cannot inflate.
   const c1 = setup("shared", 1).cpu;

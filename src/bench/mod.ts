@@ -102,6 +102,8 @@ export const LABELS: ReadonlyMap<string, { bench: string; label: string; unit: s
       ["faults", "speedup8vOver2v", "throughput 8 vCPUs / 2 vCPUs, shared", "x"],
       ["faults", "independentSpeedup2v", "two 1-vCPU VMs at once / one (the control)", "x"],
       ["faults", "sharedScaling2v", "shared 2-vCPU speedup / the control's", "x"],
+      ["faults", "sharedEfficiency2v", "shared 2 vCPUs / the sum of each alone (1: perfect)", "x"],
+      ["faults", "independentEfficiency2v", "the control's 2 VMs / the sum of each alone", "x"],
       ["faults", "cpuNsPerFault1v", "CPU time: fault, shared, 1 vCPU", "ns"],
       ["faults", "cpuRawNsPerPage", "CPU time: bare populate loop", "ns/page"],
       ["faults", "cpuFaultOverRaw1v", "CPU time: fault shared 1 vCPU / bare loop", "x"],
