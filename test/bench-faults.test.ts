@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { runFaultBench } from "../src/bench/faults.js";
+import { pairEfficiency, runFaultBench } from "../src/bench/faults.js";
 import { faultsText, spreadText } from "../src/bench/mod.js";
 import { runTeardownBench } from "../src/bench/teardown.js";
 
@@ -92,6 +92,18 @@ describe("runFaultBench()", () => {
       runFaultBench({ quick: true }, { vcpus: [8], iaBits: 32, bytesPerVcpu: 512 * MIB }),
       /exceed the 32-bit IPA space/,
     );
+  });
+});
+
+describe("pairEfficiency()", () => {
+  test("the pair's throughput over the sum of its threads' alone, whatever speed each ran at", () => {
+    // Two threads at 200 ns per fault alone, together 100 ns per fault of wall time: perfect.
+    assert.equal(pairEfficiency(100, 200, 200), 1);
+    // No faster together than one alone: half.
+    assert.equal(pairEfficiency(200, 200, 200), 0.5);
+    // A fast thread (100) and a slow one (300): 1/100 + 1/300 = 1/75 is the most they can do.
+    assert.ok(Math.abs(pairEfficiency(75, 100, 300) - 1) < 1e-12);
+    assert.ok(Math.abs(pairEfficiency(150, 100, 300) - 0.5) < 1e-12);
   });
 });
 

@@ -236,6 +236,14 @@ function otherFlavor(rcu: RcuFlavor): RcuFlavor {
   return rcu === "qsbr" ? "mb" : "qsbr";
 }
 
+/**
+ * Two threads' throughput together over the sum of their throughputs alone (throughput is 1 / ns
+ * per fault; `pairNs` is wall time per fault of both together): 1 is perfect scaling.
+ */
+export function pairEfficiency(pairNs: number, aloneNsA: number, aloneNsB: number): number {
+  return 1 / pairNs / (1 / aloneNsA + 1 / aloneNsB);
+}
+
 /** The median of `xs` (mean of the middle two for an even count). */
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -338,12 +346,8 @@ function summarize(
   const m1 = find("shared", 1, true);
   const o1 = setup("shared", 1, false, otherFlavor(p.rcu)).ns;
   const twin = setup("shared", 1, false, p.rcu, 2).ns;
-  // Throughput is 1 / ns: the pair's over the sum of its two vCPUs' alone, round by round.
   const efficiency = (pair: number[], solo: [number, number][]) =>
-    perRound((r) => {
-      const [a, b] = solo[r] as [number, number];
-      return 1 / (pair[r] as number) / (1 / a + 1 / b);
-    });
+    perRound((r) => pairEfficiency(pair[r] as number, ...(solo[r] as [number, number])));
   const pages = p.bytesPerVcpu / p.granule;
   // m1 is ns per fault and the MMU path takes one fault per page: its populate time per page is
   // ns * faults / pages, and faults = pages (each first touch faults once).
