@@ -27,6 +27,7 @@ describe("runFaultBench()", () => {
       "sharedSpeedup2v",
       "sharedOverExclusive1v",
       "mmuOverhead1v",
+      "mmuOverheadSameVcpu1v",
       "nsPerPageMmu1v",
       "cpuNsPerFault1v",
       "cpuRawNsPerPage",

@@ -8,7 +8,9 @@
  * These configurations run with the MMU model off (the fault handler is called directly). One more
  * runs shared, 1 vCPU, with the model on: every page is a guest write through the vCPU's TLB and
  * hardware walker (miss, translation fault, handler, retried access). `mmuOverhead1v` is its
- * populate time over the shared 1-vCPU time without the model.
+ * populate time over the shared 1-vCPU time without the model; `mmuOverheadSameVcpu1v` is the
+ * same over populates of the same vCPU thread, just before and after, that call the handler
+ * directly.
  *
  * The floor: each round also runs a bare single-threaded populate of the same geometry and size in
  * this thread (bare-populate.ts: tables from a bump pointer, one atomic load per level, one CAS per
@@ -22,8 +24,8 @@
  * its own are ready (a skew of well under a millisecond in rounds of tens of milliseconds).
  *
  * The same threads, alone and together: in every round the shared 2-vCPU VM also populates with
- * each of its vCPUs alone (the other idle), one just before and one just after the pair, and so
- * do the two 1-vCPU VMs of the control. `sharedEfficiency2v` is the pair's throughput over the
+ * each of its vCPUs alone (the other idle), right after the pair, and so do the two 1-vCPU VMs
+ * of the control. `sharedEfficiency2v` is the pair's throughput over the
  * sum of the two vCPUs' throughputs alone: 1 is perfect scaling; `independentEfficiency2v` the
  * same for the control. Each thread of this machine runs at one of two speeds for seconds at a
  * time (BENCHMARKS.md), and a speedup over another VM's thread inherits both threads' luck; an
@@ -94,6 +96,12 @@ export interface FaultBenchResult {
   nsPerPageMmu1v: number;
   /** 1-vCPU populate time with the MMU model over the time without it (median of ratios). */
   mmuOverhead1v: number;
+  /**
+   * The same, both measured in the MMU VM's own vCPU thread: its populate through the model over
+   * its populates with the handler called directly just before and just after (their mean).
+   * Unlike mmuOverhead1v, two threads' speeds (BENCHMARKS.md) do not enter the ratio.
+   */
+  mmuOverheadSameVcpu1v: number;
   /** The RCU flavor of the figures above. */
   rcuFlavor: RcuFlavor;
   /**
@@ -164,6 +172,8 @@ interface Setup extends Config {
    * vCPU alone and of the second alone.
    */
   solo: [number, number][];
+  /** MMU configuration only: per counted round, ns per fault of the same vCPU with the handler called directly. */
+  direct: number[];
   /** Process CPU ns per fault of each counted round (1-vCPU configurations: the vCPU's time). */
   cpu: number[];
 }
@@ -179,7 +189,7 @@ function tablePages(bytes: number, granule: number): number {
 async function setUp(c: Config, p: Required<FaultBenchParams>): Promise<Setup> {
   const size = c.vcpus * p.bytesPerVcpu;
   const memslots: MemslotSpec[] = [{ ipa: GIB, size, hostPa: HOST_PA, backing: "anonymous" }];
-  const s: Setup = { ...c, vms: [], pools: [], ns: [], cpu: [], solo: [] };
+  const s: Setup = { ...c, vms: [], pools: [], ns: [], cpu: [], solo: [], direct: [] };
   for (let i = 0; i < c.copies; i++) {
     const vm = await Vm.create({
       granule: p.granule,
@@ -203,14 +213,20 @@ async function setUp(c: Config, p: Required<FaultBenchParams>): Promise<Setup> {
  * and process CPU ns/fault (every thread: with 1 vCPU the others idle, so it is the vCPU's own
  * time, without the time it spent descheduled on a loaded machine).
  */
-async function round(s: Setup, bytesPerVcpu: number, only = -1): Promise<[number, number]> {
+async function round(
+  s: Setup,
+  bytesPerVcpu: number,
+  { only = -1, direct = false }: { only?: number; direct?: boolean } = {},
+): Promise<[number, number]> {
   // `only` >= 0: that vCPU alone populates (numbered across the copies: copy c's vCPU i is
-  // c * vcpus + i); the others are given nothing to do.
+  // c * vcpus + i); the others are given nothing to do. `direct`: the handler is called for each
+  // page as with the MMU model off, in a VM that has it on.
   const cmds = (copy: number) =>
     Array.from({ length: s.vcpus }, (_, i) => ({
       type: "populate" as const,
       start: GIB + i * bytesPerVcpu,
       size: only < 0 || only === copy * s.vcpus + i ? bytesPerVcpu : 0,
+      direct,
     }));
   const c0 = process.cpuUsage();
   const phases = await Promise.all(s.pools.map((pool, copy) => pool.runPhase(cmds(copy))));
@@ -302,13 +318,20 @@ export async function runFaultBench(
         const step = `round ${r}: ${s.copies > 1 ? `${s.copies} VMs at once, ` : ""}${s.mode}, ${s.vcpus} vCPU${s.mmu ? ", MMU model" : ""}${s.rcu === rcu ? "" : `, ${s.rcu} RCU`}`;
         opts.progress?.(r * (setups.length + 1) + i, steps, step);
         const pair = s.mode === "shared" && s.vcpus * s.copies === 2 && !s.mmu && s.rcu === rcu;
-        const [alone0] = pair ? await round(s, p.bytesPerVcpu, 0) : [0];
+        // The MMU configuration's baseline in its own thread: the handler called directly.
+        const [before] = s.mmu ? await round(s, p.bytesPerVcpu, { direct: true }) : [0];
+        // The pair first: a round right after this VM's unmap would start with mmu_lock's reader
+        // bias off for a millisecond or two (the inhibit after a revocation), and two vCPUs'
+        // counted read locks contend where one vCPU's do not.
         const [ns, cpu] = await round(s, p.bytesPerVcpu);
-        const [alone1] = pair ? await round(s, p.bytesPerVcpu, 1) : [0];
+        const [after] = s.mmu ? await round(s, p.bytesPerVcpu, { direct: true }) : [0];
+        const [alone0] = pair ? await round(s, p.bytesPerVcpu, { only: 0 }) : [0];
+        const [alone1] = pair ? await round(s, p.bytesPerVcpu, { only: 1 }) : [0];
         if (r > 0) {
           s.ns.push(ns);
           s.cpu.push(cpu);
           if (pair) s.solo.push([alone0, alone1]);
+          if (s.mmu) s.direct.push((before + after) / 2);
         }
       }
       opts.progress?.(r * (setups.length + 1) + setups.length, steps, `round ${r}: bare populate loop`);
@@ -364,6 +387,9 @@ function summarize(
     sharedOverExclusive1v: perRound((r) => (s1[r] as number) / (e1[r] as number)),
     nsPerPageMmu1v: m1,
     mmuOverhead1v: perRound((r) => (m1[r] as number) / (s1[r] as number)),
+    mmuOverheadSameVcpu1v: perRound(
+      (r) => (m1[r] as number) / (setup("shared", 1, true).direct[r] as number),
+    ),
     nsPerFaultOtherRcu1v: o1,
     otherRcuOverShared1v: perRound((r) => (o1[r] as number) / (s1[r] as number)),
     independentSpeedup2v: perRound((r) => (s1[r] as number) / (twin[r] as number)),

@@ -97,6 +97,7 @@ export const LABELS: ReadonlyMap<string, { bench: string; label: string; unit: s
       ["faults", "sharedOverExclusive1v", "fault cost shared / exclusive, 1 vCPU", "x"],
       ["faults", "nsPerPageMmu1v", "populate per page, shared, 1 vCPU, MMU model on", "ns"],
       ["faults", "mmuOverhead1v", "populate time MMU model on / off, 1 vCPU", "x"],
+      ["faults", "mmuOverheadSameVcpu1v", "the same, both in the MMU VM's vCPU thread", "x"],
       ["faults", "nsPerFaultOtherRcu1v", "fault cost, shared, 1 vCPU, the other RCU flavor", "ns"],
       ["faults", "otherRcuOverShared1v", "fault cost other RCU flavor / rcuFlavor, shared, 1 vCPU", "x"],
       ["faults", "speedup8vOver2v", "throughput 8 vCPUs / 2 vCPUs, shared", "x"],

@@ -5,7 +5,8 @@ import type { StressOptions, StressResult } from "./workloads.js";
 
 /** A command for one vCPU worker (one per vCPU in `VcpuPool.runPhase`). */
 export type VcpuCommand =
-  | { type: "populate"; start: number; size: number }
+  /** `direct`: call the fault handler for each page even with the MMU model on (workloads.populate). */
+  | { type: "populate"; start: number; size: number; direct?: boolean }
   | { type: "stress"; options: StressOptions }
   /** `stage2 torture`: a seeded op mix with injected failures and the RCU age check. */
   | { type: "torture"; options: TortureVcpuOptions }

@@ -59,7 +59,7 @@ function run(cmd: VcpuCommand): void {
   waitForGo();
   const startMs = performance.timeOrigin + performance.now();
   if (cmd.type === "populate") {
-    const faults = populate(ctx.handler, cmd.start, cmd.size);
+    const faults = populate(ctx.handler, cmd.start, cmd.size, cmd.direct === true);
     const endMs = performance.timeOrigin + performance.now();
     if (faults < 0) throw new Error(`populate failed with status ${faults}`);
     reply({ type: "done", vcpu: data.vcpu, startMs, endMs, faults });

@@ -160,11 +160,13 @@ function translate(h: FaultHandler, ipa: number): number {
 /**
  * Populate: one write fault per page of [start, start+size), straight into the handler (every
  * page is known to be unmapped, as in the selftests' first touch). Returns the faults handled.
+ * With the MMU model on, each page is a guest write through it, unless `direct`: then the
+ * handler is called as with the model off (the faults benchmark's baseline in the same thread).
  */
-export function populate(h: FaultHandler, start: number, size: number): number {
+export function populate(h: FaultHandler, start: number, size: number, direct = false): number {
   const page = h.pgt.geo.granule;
   let faults = 0;
-  const mmu = h.mmu;
+  const mmu = direct ? null : h.mmu;
   if (mmu !== null) {
     // With the MMU model a first touch is a real guest write: a walk, a translation fault, the
     // handler, and the retried access that fills the TLB. The vCPU stays in the guest from one
