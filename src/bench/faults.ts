@@ -24,11 +24,11 @@
  * its own are ready (a skew of well under a millisecond in rounds of tens of milliseconds).
  *
  * The same threads, alone and together: in every round the shared 2-vCPU VM also populates with
- * each of its vCPUs alone (the other idle), right after the pair, and so do the two 1-vCPU VMs
- * of the control. `sharedEfficiency2v` is the pair's throughput over the
- * sum of the two vCPUs' throughputs alone: 1 is perfect scaling; `independentEfficiency2v` the
- * same for the control. Each thread of this machine runs at one of two speeds for seconds at a
- * time (BENCHMARKS.md), and a speedup over another VM's thread inherits both threads' luck; an
+ * each of its vCPUs alone (the other idle), right after the pair, and so do the two 1-vCPU VMs of
+ * the control. `sharedEfficiency2v` is the pair's throughput over the sum of the two vCPUs'
+ * throughputs alone (1 is perfect scaling); `independentEfficiency2v` is the same for the
+ * control. Each thread of this machine runs at one of two speeds for seconds at a time
+ * (BENCHMARKS.md), and a speedup over another VM's thread inherits both threads' luck; an
  * efficiency compares threads only with themselves, tens of milliseconds apart.
  *
  * Rounds: every configuration gets its own VM and workers; a round runs all of them one after the
@@ -367,6 +367,7 @@ function summarize(
   const s2 = find("shared", 2);
   const e2 = find("exclusive", 2);
   const m1 = find("shared", 1, true);
+  const direct1 = setup("shared", 1, true).direct;
   const o1 = setup("shared", 1, false, otherFlavor(p.rcu)).ns;
   const twin = setup("shared", 1, false, p.rcu, 2).ns;
   const efficiency = (pair: number[], solo: [number, number][]) =>
@@ -387,14 +388,11 @@ function summarize(
     sharedOverExclusive1v: perRound((r) => (s1[r] as number) / (e1[r] as number)),
     nsPerPageMmu1v: m1,
     mmuOverhead1v: perRound((r) => (m1[r] as number) / (s1[r] as number)),
-    mmuOverheadSameVcpu1v: perRound(
-      (r) => (m1[r] as number) / (setup("shared", 1, true).direct[r] as number),
-    ),
+    mmuOverheadSameVcpu1v: perRound((r) => (m1[r] as number) / (direct1[r] as number)),
     nsPerFaultOtherRcu1v: o1,
     otherRcuOverShared1v: perRound((r) => (o1[r] as number) / (s1[r] as number)),
     independentSpeedup2v: perRound((r) => (s1[r] as number) / (twin[r] as number)),
     sharedScaling2v: perRound((r) => (twin[r] as number) / (s2[r] as number)),
-    // Throughput 1 / ns; the pair's over the sum of its two vCPUs' alone.
     sharedEfficiency2v: efficiency(s2, setup("shared", 2).solo),
     independentEfficiency2v: efficiency(twin, setup("shared", 1, false, p.rcu, 2).solo),
   };
