@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { RacePoint, setRaceHook } from "../common/race-points.js";
-import { Hold, RwLock, type RwLockHandle, RwLockUsageError } from "./rwlock.js";
+import { Hold, inhibited, RwLock, type RwLockHandle, RwLockUsageError } from "./rwlock.js";
 
 test("readLock() admits several readers and keeps writers out", () => {
   const a = RwLock.create();
@@ -305,7 +305,7 @@ test("reader bias: readers get in on their own line; a writer turns the bias off
   assert.equal(c.tryWriteLock(), true);
   assert.equal(a.tryReadLock(), false, "no reader gets in past a writer");
   c.writeUnlock();
-  // Once the inhibit time (at least 1 ms after a revocation) has passed, a counted reader turns
+  // Once the inhibit time (nine times the revocation's drain) has passed, a counted reader turns
   // the bias back on and the next readers are biased again.
   const until = performance.now() + 20;
   let again = false;
@@ -388,4 +388,20 @@ test("reader bias: a biased reader reaped while the writer waits for it makes th
   assert.equal(repairs, 1, "the repair ran inside writeLock()");
   assert.equal(a.snapshot().ownerDead, false);
   a.writeUnlock();
+});
+
+test("reader bias: an inhibit holds until its end, across the 32-bit wrap of its microseconds", () => {
+  assert.equal(inhibited(1000, 0), true, "1 ms left");
+  assert.equal(inhibited(1000, 1000), false, "ends now");
+  assert.equal(inhibited(0, 1000), false, "ended 1 ms ago");
+  // Times just below and just above 2^31 us (35.8 minutes) after the epoch, as Int32s.
+  const before = (2 ** 31 - 10) | 0;
+  const after = (2 ** 31 + 100) | 0;
+  assert.ok(after < 0 && before > 0, "the second one wrapped");
+  assert.equal(inhibited(after, before), true, "110 us left across the wrap");
+  assert.equal(inhibited(before, after), false, "ended 110 us ago across the wrap");
+  // Never longer than 1 s: a time 'left' beyond that is a revocation long past, read across a wrap.
+  assert.equal(inhibited(1_000_000, 0), true);
+  assert.equal(inhibited(1_000_001, 0), false);
+  assert.equal(inhibited(0, (2 ** 31 + 5) | 0), false, "36 minutes after a revocation at 0");
 });

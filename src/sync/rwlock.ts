@@ -18,8 +18,9 @@
  *               [22] NEXT_SLOT        view slots handed out so far (attach)
  *               [32] BIAS             reader bias on (1) or off (0); alone on the third line, read
  *                                     by every biased read lock, written rarely (see below)
- *               [33] INHIBIT_MS       no reader turns the bias back on before this time (ms since
- *                                     the handle's epochMs)
+ *               [33] INHIBIT_US       no reader turns the bias back on before this time: us
+ *                                     since the handle's epochMs, modulo 2^32 as an Int32
+ *                                     (compared by difference; see nowUs())
  *     byte 192  one 128-byte slot per view (see rwlock-stats.ts): Float64 statistics, and at
  *               Int32 word 2 of the slot (the low half of the unused counter 1) HOLD, what the view's
  *               thread holds (Hold flags below). Written by the owner with plain stores, right
@@ -81,9 +82,10 @@
  * waits until no HOLD word shows FAST, and only then sets ACTIVE. Both sides store then load
  * (sequentially consistent): either the reader's load sees BIAS off (it backs off to the counted
  * path, which OWNED holds up), or the writer's scan sees its FAST (the writer waits). A counted
- * reader, inside the lock, turns the bias back on once the time the last writer set in INHIBIT_MS
- * has passed: nine times as long as that writer's drain of biased readers took, at least 1 ms, so
- * that writers pay for revocations at most about a tenth of the time (at once in a controlled run,
+ * reader, inside the lock, turns the bias back on once the time the last writer set in INHIBIT_US
+ * has passed: nine times as long as that writer's drain of biased readers took (a few
+ * microseconds when none is inside; at most MAX_INHIBIT_US), so that writers pay for
+ * revocations at most about a tenth of the time (at once in a controlled run,
  * which must not depend on the clock). Without writers, readers on different cores never write
  * a common line (on 2 cores, 2 vCPUs faulting on one STATE word ran at 0.8-1.4x the speed of 1).
  */
@@ -114,7 +116,7 @@ const enum Ctl {
   OWNER = 21,
   NEXT_SLOT = 22,
   BIAS = 32,
-  INHIBIT_MS = 33,
+  INHIBIT_US = 33,
   WORDS = 48,
 }
 
@@ -162,6 +164,23 @@ const CTL_BYTES = Ctl.WORDS * 4;
 const MAX_THREADS = 2047;
 /** How long yieldWrite() waits for a waiting writer to take over before it retakes the lock. */
 const HANDOFF_TIMEOUT_MS = 10;
+/**
+ * Longest reader-bias inhibit after a revocation, in microseconds (1 s): a writer that waited
+ * long for a biased reader does not keep the bias off for nine times as long.
+ */
+const MAX_INHIBIT_US = 1_000_000;
+
+/**
+ * Whether a reader-bias inhibit that ends at `untilUs` still holds at `nowUs`: both microseconds
+ * since the lock's epochMs, modulo 2^32 as Int32s (they wrap every 71 minutes). Compared by their
+ * Int32 difference, right while they are less than 35 minutes apart; an inhibit is at most
+ * MAX_INHIBIT_US long, so a longer time left can only come from a revocation long past, read
+ * across a wrap: that one has passed.
+ */
+export function inhibited(untilUs: number, nowUs: number): boolean {
+  const left = (untilUs - nowUs) | 0;
+  return left > 0 && left <= MAX_INHIBIT_US;
+}
 
 /** What revokeBias() did. */
 const enum Revoke {
@@ -233,7 +252,7 @@ export interface RwLockHandle {
   readonly spins: number;
   readonly sleepMs: number;
   readonly readerBias: boolean;
-  /** Time origin of INHIBIT_MS (ms since the Unix epoch, whole). */
+  /** Time origin of INHIBIT_US (ms since the Unix epoch, whole). */
   readonly epochMs: number;
 }
 
@@ -368,13 +387,13 @@ export class RwLock {
     if (Atomics.load(this.ctl, Ctl.BIAS) !== 0) return;
     // A controlled run (cooperative waits) takes the clock out: the bias comes back at once, so
     // that a schedule replays the same whatever time it takes.
-    if (!cooperative && this.nowMs() < Atomics.load(this.ctl, Ctl.INHIBIT_MS)) return;
+    if (!cooperative && inhibited(Atomics.load(this.ctl, Ctl.INHIBIT_US), this.nowUs())) return;
     Atomics.store(this.ctl, Ctl.BIAS, 1);
   }
 
-  /** Milliseconds since the handle's epochMs (every thread's clock agrees on it). */
-  private nowMs(): number {
-    return Math.floor(performance.timeOrigin + performance.now()) - this.handle.epochMs;
+  /** Microseconds since the handle's epochMs (every thread's clock agrees on it), as inhibited() takes them. */
+  private nowUs(): number {
+    return ((performance.timeOrigin + performance.now() - this.handle.epochMs) * 1000) | 0;
   }
 
   /** Takes the lock for read if no writer owns it; never waits. */
@@ -581,8 +600,9 @@ export class RwLock {
       while (waitWhile(this.i32, at, Hold.FAST, this.policy, this.policy.sleepMs) !== Errno.OK) {}
     }
     if (wasOn || waited) {
-      const took = performance.now() - t0;
-      Atomics.store(this.ctl, Ctl.INHIBIT_MS, this.nowMs() + Math.max(1, Math.ceil(9 * took)));
+      const tookUs = (performance.now() - t0) * 1000;
+      const inhibitUs = Math.min(MAX_INHIBIT_US, Math.max(1, Math.ceil(9 * tookUs)));
+      Atomics.store(this.ctl, Ctl.INHIBIT_US, (this.nowUs() + inhibitUs) | 0);
     }
     return waited ? Revoke.WAITED : Revoke.DONE;
   }
