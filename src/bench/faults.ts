@@ -321,8 +321,8 @@ export async function runFaultBench(
         // The MMU configuration's baseline in its own thread: the handler called directly.
         const [before] = s.mmu ? await round(s, p.bytesPerVcpu, { direct: true }) : [0];
         // The pair first: a round right after this VM's unmap would start with mmu_lock's reader
-        // bias off for a millisecond or two (the inhibit after a revocation), and two vCPUs'
-        // counted read locks contend where one vCPU's do not.
+        // bias off (the inhibit after a revocation), and two vCPUs' counted read locks contend
+        // where one vCPU's do not.
         const [ns, cpu] = await round(s, p.bytesPerVcpu);
         const [after] = s.mmu ? await round(s, p.bytesPerVcpu, { direct: true }) : [0];
         const [alone0] = pair ? await round(s, p.bytesPerVcpu, { only: 0 }) : [0];
