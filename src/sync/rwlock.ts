@@ -20,7 +20,7 @@
  *                                     by every biased read lock, written rarely (see below)
  *               [33] INHIBIT_US       no reader turns the bias back on before this time: us
  *                                     since the handle's epochMs, modulo 2^32 as an Int32
- *                                     (compared by difference; see nowUs())
+ *                                     (compared by difference: inhibited())
  *     byte 192  one 128-byte slot per view (see rwlock-stats.ts): Float64 statistics, and at
  *               Int32 word 2 of the slot (the low half of the unused counter 1) HOLD, what the view's
  *               thread holds (Hold flags below). Written by the owner with plain stores, right
