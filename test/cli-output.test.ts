@@ -36,6 +36,20 @@ describe("stage2 faults output", () => {
     assert.match(lines[0] ?? "", /^ +per-table$/);
     assert.match(run.out, /^run time +ms +[\d.,]+$/m);
     assert.match(run.out, /^peak waiting: pages +pages +[\d,]+$/m);
+    // mmu_lock: the host's write locks (one per host operation at least) and the read locks,
+    // of which the counted ones are a part.
+    const figureOf = (label: string) =>
+      Number(
+        (run.out.match(new RegExp(`^${label} +(?:us +)?([\\d,.]+)$`, "m"))?.[1] ?? "NaN").replace(/,/g, ""),
+      );
+    const reads = figureOf("mmu_lock read locks");
+    const counted = figureOf("  counted \\(bias off\\)");
+    assert.ok(reads > 0 && counted >= 0 && counted <= reads, `${counted} counted of ${reads} read locks`);
+    assert.ok(
+      figureOf("mmu_lock write locks") >= figureOf("host operations"),
+      "a write lock per host operation",
+    );
+    assert.ok(figureOf("  longest wait") >= 0);
     assert.match(run.out, /^callback p50 +us +(≤[\d.,]+|-)$/m, "log2 percentiles shown as bounds");
     for (const line of lines) assert.ok(line.length <= 110, `${line.length} columns: ${line}`);
     assert.doesNotMatch(run.out, /\d(p|cb)\b|GPs/, "no unexplained abbreviations");
@@ -56,7 +70,16 @@ describe("stage2 faults output", () => {
 
   test("--help explains every row", () => {
     const help = cli(["faults", "--help"]).out;
-    for (const row of ["run time", "retries (AGAIN)", "peak waiting: pages", "callback p50", "grace periods"])
+    for (const row of [
+      "run time",
+      "retries (AGAIN)",
+      "mmu_lock read locks",
+      "counted (bias off)",
+      "mmu_lock write locks",
+      "peak waiting: pages",
+      "callback p50",
+      "grace periods",
+    ])
       assert.ok(help.includes(row), row);
   });
 

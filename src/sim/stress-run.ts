@@ -18,6 +18,7 @@ import { VcpuPool } from "./host.js";
 import { controlledRcu } from "./controlled-rcu.js";
 import { Rng } from "../common/rng.js";
 import { ControlledScheduler, type ScheduleStrategy, type ScheduleSummary } from "../sync/controlled.js";
+import type { RwLockStats } from "../sync/rwlock-stats.js";
 import type { VcpuCommand } from "./protocol.js";
 import type { StressOptions, StressResult } from "./workloads.js";
 
@@ -79,6 +80,8 @@ export interface StressRunReport {
   mmuViolations: Violation[];
   /** The MMU model's work, summed over vCPUs (zeros with the model off). */
   mmu: { accesses: number; hits: number; walks: number; serviced: number };
+  /** mmu_lock's statistics, summed over every thread that used it (the host's, the vCPUs', ...). */
+  lock: RwLockStats;
 }
 
 const MIB = 1024 * 1024;
@@ -172,6 +175,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     throw e;
   }
   vm.pgt.flushStats();
+  const lock = vm.lock.stats();
   const audit = auditTable(vm.pgt);
   const pgtable = vm.pgt.stats();
   const faults = vm.vcpuStats.snapshot();
@@ -198,6 +202,7 @@ export async function runStress(o: StressRunOptions): Promise<StressRunReport> {
     destroy,
     mmuViolations,
     mmu,
+    lock,
   };
 }
 

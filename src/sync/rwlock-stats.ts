@@ -4,12 +4,16 @@
  * Every view (one per thread) owns one slot of 16 float64 counters, 128 bytes, so that two threads
  * never write the same cache line (nor an adjacent one, which the prefetcher pairs):
  *
- *     slot k = float64 words [16k, 16k + 16):
- *       +0 READ_ACQ           +4 READ_WAIT_NS        +8  WRITE_SLEEPS
- *       +1 WRITE_ACQ          +5 WRITE_WAIT_NS       +9  YIELDS
- *       +2 READ_CONTENDED     +6 WRITE_WAIT_MAX_NS   +11 .. +15 spare (padding to 128 bytes)
- *       +3 WRITE_CONTENDED    +7 READ_SLEEPS         +10 not a counter: its low 4 bytes are the
- *                                                          view's HOLD word (rwlock.ts), Int32
+ *     slot k = float64 words [16k, 16k + 16), by index:
+ *        0 READ_ACQ              6 WRITE_WAIT_MAX_NS
+ *        1 not a counter: the    7 READ_SLEEPS
+ *          view's Int32 HOLD     8 WRITE_SLEEPS
+ *          word is its low half  9 YIELDS
+ *          (rwlock.ts)          10 WRITE_ACQ
+ *        2 READ_CONTENDED       11 READ_COUNTED
+ *        3 WRITE_CONTENDED      12-15 spare (padding to 128 bytes)
+ *        4 READ_WAIT_NS
+ *        5 WRITE_WAIT_NS
  *
  * Writers: only the thread that owns the slot, with plain (non-atomic) stores: an increment costs
  * ~1 ns instead of the ~10-20 ns of an atomic, and the read-lock fast path counts every acquisition.
@@ -34,12 +38,20 @@ export const enum Stat {
   WRITE_SLEEPS = 8,
   /** Times yieldRead()/yieldWrite() dropped and retook the lock. */
   YIELDS = 9,
+  /**
+   * Read acquisitions counted in STATE (an RMW of the word every core shares): all of them
+   * without the reader bias; with it, those made while the bias was off. Written on that path
+   * only, which already pays for an RMW of the shared word.
+   */
+  READ_COUNTED = 11,
   SLOT_SIZE = 16,
 }
 
 /** Totals over all threads, as returned by `RwLock.stats()`. */
 export interface RwLockStats {
   readAcquisitions: number;
+  /** Of readAcquisitions, those counted in the shared STATE word (not through the reader bias). */
+  readCounted: number;
   writeAcquisitions: number;
   readContended: number;
   writeContended: number;
@@ -62,6 +74,7 @@ export interface RwLockStats {
 export function sumStats(st: Float64Array, slots: number): RwLockStats {
   const out: RwLockStats = {
     readAcquisitions: 0,
+    readCounted: 0,
     writeAcquisitions: 0,
     readContended: 0,
     writeContended: 0,
@@ -77,6 +90,7 @@ export function sumStats(st: Float64Array, slots: number): RwLockStats {
   for (let k = 0; k < slots; k++) {
     const b = k * Stat.SLOT_SIZE;
     out.readAcquisitions += st[b + Stat.READ_ACQ];
+    out.readCounted += st[b + Stat.READ_COUNTED];
     out.writeAcquisitions += st[b + Stat.WRITE_ACQ];
     out.readContended += st[b + Stat.READ_CONTENDED];
     out.writeContended += st[b + Stat.WRITE_CONTENDED];

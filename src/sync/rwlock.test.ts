@@ -405,3 +405,31 @@ test("reader bias: an inhibit holds until its end, across the 32-bit wrap of its
   assert.equal(inhibited(1_000_001, 0), false);
   assert.equal(inhibited(0, (2 ** 31 + 5) | 0), false, "36 minutes after a revocation at 0");
 });
+
+test("stats: readCounted counts the read locks taken through the shared word, not through the bias", () => {
+  const c = RwLock.create({ readerBias: true });
+  const a = RwLock.attach(c.handle);
+  a.readLock();
+  assert.equal(c.holdOf(a.slot), Hold.FAST);
+  a.readUnlock();
+  assert.equal(c.stats().readCounted, 0, "in through the bias");
+  c.writeLock(); // turns the bias off; only a counted reader turns it back on
+  c.writeUnlock();
+  assert.equal(a.tryReadLock(), true);
+  assert.equal(c.holdOf(a.slot), Hold.R);
+  a.readUnlock();
+  a.readLock();
+  assert.ok(c.holdOf(a.slot) === Hold.R || c.holdOf(a.slot) === Hold.FAST);
+  const counted = c.holdOf(a.slot) === Hold.R ? 2 : 1;
+  a.readUnlock();
+  const s = c.stats();
+  assert.equal(s.readAcquisitions, 3);
+  assert.equal(s.readCounted, counted);
+  // Without the bias every read lock is counted.
+  const plain = RwLock.create();
+  plain.readLock();
+  plain.readUnlock();
+  assert.equal(plain.tryReadLock(), true);
+  plain.readUnlock();
+  assert.deepEqual([plain.stats().readAcquisitions, plain.stats().readCounted], [2, 2]);
+});

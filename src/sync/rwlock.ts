@@ -364,6 +364,7 @@ export class RwLock {
       this.i32[this.h] = Hold.R;
       if ((old & (S.OWNED | S.R_GUARD)) !== 0) this.readLockSlow(old);
       if (this.biased) this.maybeRebias();
+      this.st[this.base + Stat.READ_COUNTED]++;
     }
     this.st[this.base + Stat.READ_ACQ]++;
     if (this.debug) this.held = Held.READ;
@@ -413,6 +414,7 @@ export class RwLock {
       return false;
     }
     if (this.biased) this.maybeRebias();
+    this.st[this.base + Stat.READ_COUNTED]++;
     this.st[this.base + Stat.READ_ACQ]++;
     if (this.debug) this.held = Held.READ;
     return true;

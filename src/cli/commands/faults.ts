@@ -75,6 +75,13 @@ What the table shows (one column per strategy):
   faults handled            stage-2 faults the vCPUs took (translation, permission, access flag)
   retries (AGAIN)           faults or walks that met a locked entry or lost a race, and retried
   host operations           unmap / write-protect calls the host made under the write lock
+  mmu_lock read locks       read acquisitions by every thread (shared mode: a fault's, a walk's)
+    counted (bias off)      of those, counted in the lock word every core shares: in shared mode
+                            the reader bias was off (for a while after each write lock); all of
+                            them in exclusive mode, whose lock has no bias
+    that waited             of those, readers that found a writer in and waited
+  mmu_lock write locks      write acquisitions (the host's operations; every fault in exclusive mode)
+    longest wait            the longest a writer waited for the lock, us
   subtrees unlinked         table subtrees replaced by a block and handed to the reclaim strategy
   callbacks queued          RCU callbacks (call_rcu) queued to free unlinked tables
   pages deferred            table pages whose free waited for a grace period
@@ -206,6 +213,11 @@ export function faultsTable(reports: readonly StressRunReport[]): string[] {
       row("faults handled", "", (r) => count(r.faults.faults)),
       row("retries (AGAIN)", "", (r) => count(r.faults.again)),
       row("host operations", "", (r) => count(r.hostOps)),
+      row("mmu_lock read locks", "", (r) => count(r.lock.readAcquisitions)),
+      row("  counted (bias off)", "", (r) => count(r.lock.readCounted)),
+      row("  that waited", "", (r) => count(r.lock.readContended)),
+      row("mmu_lock write locks", "", (r) => count(r.lock.writeAcquisitions)),
+      row("  longest wait", "us", (r) => figure(r.lock.writeWaitMaxNs / 1000)),
       row("subtrees unlinked", "", (r) => count(r.reclaim.subtrees)),
       row("callbacks queued", "", (r) => count(r.reclaim.callbacksQueued)),
       row("pages deferred", "pages", (r) => count(r.reclaim.pagesDeferred)),
