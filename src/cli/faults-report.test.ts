@@ -10,6 +10,13 @@ function report(strategy: string, problems: { uaf?: number; leaked?: number; aud
     wallMs: 812.4,
     faults: { faults: 14028, again: 92 },
     hostOps: 208,
+    lock: {
+      readAcquisitions: 30_112,
+      readCounted: 21_514,
+      readContended: 81,
+      writeAcquisitions: 208,
+      writeWaitMaxNs: 1_250_000,
+    },
     reclaim: {
       subtrees: 23,
       callbacksQueued: 27,
@@ -42,6 +49,17 @@ describe("faultsReport()", () => {
       lines.join("\n"),
     );
     assert.equal(lines.at(-1), "PASS: 2 runs, no use-after-free, leak or table damage (seed 42)");
+    for (const row of [
+      /^mmu_lock read locks +30,112 +30,112$/,
+      /^ {2}counted \(bias off\) +21,514 +21,514$/,
+      /^ {2}that waited +81 +81$/,
+      /^mmu_lock write locks +208 +208$/,
+      /^ {2}longest wait +us +1,250 +1,250$/,
+    ])
+      assert.ok(
+        lines.some((l) => row.test(l)),
+        `${row}\n${lines.join("\n")}`,
+      );
   });
 
   test("a use-after-free or a leak: FAIL last, the failed run named with its first problem", () => {
