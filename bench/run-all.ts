@@ -10,6 +10,7 @@ import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BENCHES, type BenchSpec, resultText } from "../src/bench/mod.js";
+import { raiseInliningBudget } from "../src/common/v8-budget.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const quick = process.argv.includes("--quick");
@@ -180,6 +181,8 @@ async function main(): Promise<void> {
   );
 }
 
+// As the CLI does: every benchmark below runs with the raised budget (common/v8-budget.ts).
+raiseInliningBudget();
 main().catch((e: unknown) => {
   process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
   process.exit(1);

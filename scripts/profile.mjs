@@ -32,8 +32,6 @@ function profileBench() {
       "--cpu-prof",
       `--cpu-prof-dir=${dir}`,
       "--cpu-prof-interval=100",
-      // The CLI's inlining budget (see the first line of src/cli/main.ts).
-      "--max-inlined-bytecode-size-cumulative=3000",
       join(root, "dist/src/cli/main.js"),
       "bench",
       "faults",

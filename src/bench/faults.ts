@@ -37,6 +37,7 @@
  * ratio is taken within a round before its median is.
  */
 import type { Granule } from "../arch/geometry.js";
+import { type InliningBudget, raiseInliningBudget } from "../common/v8-budget.js";
 import type { FaultMode } from "../kvm/fault.js";
 import type { MemslotSpec } from "../kvm/memslot.js";
 import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
@@ -104,11 +105,13 @@ export interface FaultBenchResult {
   mmuOverheadSameVcpu1v: number;
   /** The RCU flavor of the figures above. */
   rcuFlavor: RcuFlavor;
-  /**
-   * The Node.js flags of the run (`process.execArgv`): `npx stage2` and `npm run bench` give V8 a
-   * larger inlining budget (src/cli/main.ts), without which figures vary by JIT luck.
-   */
+  /** The Node.js flags of the run (`process.execArgv`). */
   nodeFlags: string[];
+  /**
+   * V8's inlining budget during the run, and who set it (common/v8-budget.ts): stage2 raises it,
+   * unless node was given one; with V8's default the figures vary by JIT luck.
+   */
+  inliningBudget: InliningBudget;
   /** Shared, 1 vCPU, under the other RCU flavor: ns per fault (median). */
   nsPerFaultOtherRcu1v: number;
   /** nsPerFaultOtherRcu1v / nsPerFault1v (median of per-round ratios). */
@@ -295,6 +298,8 @@ export async function runFaultBench(
   params: FaultBenchParams = {},
 ): Promise<FaultBenchResult> {
   const p = faultBenchParams(opts, params);
+  // Before anything is optimized: the bare loop in this thread as well as the vCPU workers.
+  raiseInliningBudget();
   if (GIB + Math.max(...p.vcpus) * p.bytesPerVcpu > 2 ** p.iaBits)
     throw new RangeError(
       `Cannot run the faults benchmark: ${Math.max(...p.vcpus)} vCPUs x ${p.bytesPerVcpu / 2 ** 20} MiB from 1 GiB exceed the ${p.iaBits}-bit IPA space`,
@@ -438,10 +443,19 @@ function summarize(
   return {
     ...(out as unknown as Omit<
       FaultBenchResult,
-      "faultsPerVcpu" | "reps" | "granule" | "iaBits" | "rcuFlavor" | "nodeFlags" | "spread" | "sweep"
+      | "faultsPerVcpu"
+      | "reps"
+      | "granule"
+      | "iaBits"
+      | "rcuFlavor"
+      | "nodeFlags"
+      | "inliningBudget"
+      | "spread"
+      | "sweep"
     >),
     rcuFlavor: p.rcu,
     nodeFlags: [...process.execArgv],
+    inliningBudget: raiseInliningBudget(),
     faultsPerVcpu: pages,
     reps: p.reps,
     granule: p.granule,

@@ -6,6 +6,7 @@
  * Results keep their camelCase keys (stable, for `--json` and bench/results/latest.json); the
  * labels below are for people only.
  */
+import { INLINING_BUDGET, type InliningBudget } from "../common/v8-budget.js";
 import { type MetricRow, metricTable, figure, count, table, usBound, usFromNs } from "./format.js";
 import { type FaultBenchResult, runFaultBench } from "./faults.js";
 import type { BenchOptions } from "./options.js";
@@ -165,6 +166,15 @@ export function spreadText(r: object & { spread: Record<string, [number, number]
   return metricTable(["median (min-max)"], rows);
 }
 
+/** Which inlining budget V8 ran with (common/v8-budget.ts). */
+function inliningText(b: InliningBudget): string {
+  const bytes = b.bytes === null ? "an unreadable value" : `${b.bytes} bytes`;
+  const who = b.source === "stage2" ? "set by stage2" : "given to node";
+  const luck =
+    b.bytes !== null && b.bytes < INLINING_BUDGET ? ", below stage2's: figures vary with JIT luck" : "";
+  return `V8 inlining budget ${bytes} (${who}${luck})`;
+}
+
 /**
  * The faults benchmark for people: every figure as median (min-max) over the rounds, then the
  * throughput curve of the vCPU sweep for both modes.
@@ -172,9 +182,7 @@ export function spreadText(r: object & { spread: Record<string, [number, number]
 export function faultsText(r: FaultBenchResult): string[] {
   const out = [
     `${r.granule / 1024}K granule, ${r.iaBits}-bit IPA, ${r.rcuFlavor} RCU, ${count(r.faultsPerVcpu)} faults per vCPU per round`,
-    r.nodeFlags.some((f) => f.startsWith("--max-inlined-bytecode-size-cumulative"))
-      ? `node ${r.nodeFlags.join(" ")}`
-      : "node without the CLI's inlining budget (run as npx stage2): figures vary with JIT luck",
+    inliningText(r.inliningBudget),
     ...spreadText(r),
     "",
     "Throughput curve (wall ns per fault with all vCPUs; speedup over the same mode at 1 vCPU):",

@@ -1,16 +1,11 @@
-#!/usr/bin/env -S node --max-inlined-bytecode-size-cumulative=3000
+#!/usr/bin/env node
 /**
  * `stage2` command-line entry point: dispatches to the subcommands listed in commands/index.ts.
  *
- * The line above runs Node.js with a larger inlining budget for V8's optimizing compiler (the
- * default is 920 bytes of bytecode inlined into one function). A vCPU's fault path is a dozen
- * calls deep (populate, handle, userMemAbort, map, walk, visitEntry, the visitor, tryLeaf, ...);
- * within the default budget, which of them V8 inlines depends on the order it happens to compile
- * them in, and two workers running the same code differed by up to 40% (180-290 ns per fault).
- * With 3000 bytes every worker gets the fast code (~180 ns). V8 flags are per process and fixed
- * once V8 has started (`v8.setFlagsFromString` no longer changes this one), so they go on the
- * command line: here, in `npm run bench` and in `npm run profile`. Run as `node main.js` the CLI
- * works the same, only with the default budget.
+ * Before anything else it raises V8's inlining budget for the process (common/v8-budget.ts):
+ * without it, which calls of the fault path V8 inlines depends on compile order, and workers
+ * running the same faults differed by up to 40%. `Vm.create()` does the same for programs that
+ * embed the library; a budget given on node's command line wins.
  *
  * Exit codes:
  *   0  success; also when stdout is closed early (`stage2 ... | head -1`): the reader has all it
@@ -23,6 +18,7 @@
  * No path prints a stack trace unless STAGE2_DEBUG=1.
  */
 import { readFile } from "node:fs/promises";
+import { raiseInliningBudget } from "../common/v8-budget.js";
 import { ConfigError } from "../experiment/errors.js";
 import { type CliIo, OutputError, UsageError } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
@@ -142,6 +138,7 @@ process.on("uncaughtException", (e) => {
   internalError(e);
   process.exit(EXIT_INTERNAL);
 });
+raiseInliningBudget();
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -13,6 +13,7 @@ import type { TraceBufferHandle } from "../common/trace.js";
 import { computeGeometry, type Granule } from "../arch/geometry.js";
 import { lockedMarker, lockOwner } from "../arch/descriptor.js";
 import { Errno, Stage2Error } from "../common/errno.js";
+import { raiseInliningBudget } from "../common/v8-budget.js";
 import { MemCache, PagePool } from "../mem/mod.js";
 import { Mmu, type MmuHandle, MmuTlbi, VcpuMmu } from "../mmu/mod.js";
 import { freeQuiescentSlice } from "../pgtable/ops/unlinked.js";
@@ -213,8 +214,11 @@ export class Vm {
   /**
    * Creates the page pool, the stage-2 table, the memslots and the RCU domain (whose callback
    * worker gets the reclaim callbacks as a plugin). Throws RangeError for impossible options.
+   * Raises V8's inlining budget for the process first (common/v8-budget.ts), before any vCPU
+   * worker compiles the fault path.
    */
   static async create(options: VmOptions): Promise<Vm> {
+    raiseInliningBudget();
     if (!Number.isInteger(options.vcpus) || options.vcpus < 1 || options.vcpus > 64) {
       throw new RangeError(`Cannot create VM: vcpus ${options.vcpus} is not an integer in 1..64`);
     }
