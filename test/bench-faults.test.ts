@@ -26,6 +26,7 @@ describe("runFaultBench()", () => {
       "faultOverRaw1v",
       "sharedSpeedup2v",
       "sharedOverExclusive1v",
+      "sharedOverExclusiveSameThread1v",
       "mmuOverhead1v",
       "mmuOverheadSameVcpu1v",
       "nsPerPageMmu1v",

@@ -12,6 +12,11 @@
  * same over populates of the same vCPU thread, just before and after, that call the handler
  * directly.
  *
+ * Shared over exclusive in one thread: one more worker is vCPU 0 of a shared and of an exclusive
+ * 1-vCPU VM (pair-worker.ts) and, in every round, populates eight slices through each, alternating;
+ * `sharedOverExclusiveSameThread1v` is the ratio of their times. `sharedOverExclusive1v` divides
+ * two threads' times (the shared and the exclusive VMs' own workers).
+ *
  * The floor: each round also runs a bare single-threaded populate of the same geometry and size in
  * this thread (bare-populate.ts: tables from a bump pointer, one atomic load per level, one CAS per
  * leaf); `rawNsPerPage` is its time per page, `faultOverRaw1v` the shared 1-vCPU fault over it.
@@ -41,9 +46,11 @@ import { type InliningBudget, raiseInliningBudget } from "../common/v8-budget.js
 import type { FaultMode } from "../kvm/fault.js";
 import type { MemslotSpec } from "../kvm/memslot.js";
 import type { RcuFlavor } from "../kvm/reclaim/rcu-glue.js";
+import { Worker } from "node:worker_threads";
 import { Vm } from "../kvm/vm.js";
 import { VcpuPool } from "../sim/host.js";
 import { timeBarePopulate } from "./bare-populate.js";
+import type { PairCommand, PairReply } from "./pair-worker.js";
 import type { BenchOptions } from "./options.js";
 
 /** What the faults benchmark can vary (`stage2 bench faults` flags). */
@@ -112,6 +119,13 @@ export interface FaultBenchResult {
    * unless node was given one; with V8's default the figures vary by JIT luck.
    */
   inliningBudget: InliningBudget;
+  /**
+   * Shared over exclusive at 1 vCPU, both timed in one thread (median of per-round ratios): one
+   * worker is vCPU 0 of a shared and of an exclusive 1-vCPU VM and populates through each in
+   * turn, eight slices of each per round, alternating. Unlike sharedOverExclusive1v, two
+   * threads' speeds (BENCHMARKS.md) do not enter the ratio.
+   */
+  sharedOverExclusiveSameThread1v: number;
   /** Shared, 1 vCPU, under the other RCU flavor: ns per fault (median). */
   nsPerFaultOtherRcu1v: number;
   /** nsPerFaultOtherRcu1v / nsPerFault1v (median of per-round ratios). */
@@ -241,6 +255,106 @@ async function round(
   return [(wallMs * 1e6) / faults, ((c.user + c.system) * 1e3) / faults];
 }
 
+/** The same-thread pair: a shared and an exclusive 1-vCPU VM, one worker that is vCPU 0 of both. */
+interface Pair {
+  vms: [Vm, Vm];
+  worker: Worker;
+  /** Bytes populated per slice (eight slices of each VM per round). */
+  slice: number;
+  /** Per counted round: shared ns over exclusive ns, summed over the slices. */
+  ratios: number[];
+}
+
+const PAIR_SLICES = 8;
+
+/** Sends one command to the pair worker and resolves with its reply (rejects on error or exit). */
+function ask(worker: Worker, cmd: PairCommand | null): Promise<PairReply> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      worker.off("message", onMessage);
+      worker.off("error", onError);
+      worker.off("exit", onExit);
+    };
+    const onMessage = (m: PairReply) => {
+      done();
+      if (m.type === "error") reject(new Error(`same-thread pair: ${m.message}`));
+      else resolve(m);
+    };
+    const onError = (e: Error) => {
+      done();
+      reject(e);
+    };
+    const onExit = (code: number) => {
+      done();
+      reject(new Error(`same-thread pair: its worker exited with code ${code}`));
+    };
+    worker.on("message", onMessage);
+    worker.on("error", onError);
+    worker.on("exit", onExit);
+    if (cmd !== null) worker.postMessage(cmd);
+  });
+}
+
+async function setUpPair(p: Required<FaultBenchParams>): Promise<Pair> {
+  const slice = Math.max(p.granule, Math.floor(p.bytesPerVcpu / PAIR_SLICES / p.granule) * p.granule);
+  const memslots: MemslotSpec[] = [{ ipa: GIB, size: slice, hostPa: HOST_PA, backing: "anonymous" }];
+  const vms: Vm[] = [];
+  for (const mode of ["shared", "exclusive"] as const)
+    vms.push(
+      await Vm.create({
+        granule: p.granule,
+        iaBits: p.iaBits,
+        poolPages: tablePages(slice, p.granule) + 96,
+        mode,
+        vcpus: 1,
+        memslots,
+        mmu: false,
+        rcuFlavor: p.rcu,
+      }),
+    );
+  const worker = new Worker(new URL("./pair-worker.js", import.meta.url), {
+    workerData: { vms: vms.map((vm) => vm.handle) },
+  });
+  // A worker that dies inside a read-side section must not stall grace periods.
+  for (const vm of vms) vm.rcu.watch(worker);
+  const pair: Pair = { vms: vms as [Vm, Vm], worker, slice, ratios: [] };
+  const ready = await ask(worker, null);
+  if (ready.type !== "ready") throw new Error(`same-thread pair: unexpected ${ready.type}`);
+  return pair;
+}
+
+/**
+ * One round of the pair: eight slices through each VM, alternating which goes first, each
+ * unmapped by this thread before the next. Returns shared ns over exclusive ns. Checks that one
+ * thread ran both and that each VM faulted in its own mode.
+ */
+async function pairRound(pair: Pair): Promise<number> {
+  const ns = [0, 0];
+  let thread = -1;
+  for (let k = 0; k < PAIR_SLICES; k++) {
+    for (const vm of k % 2 === 0 ? [0, 1] : [1, 0]) {
+      const r = await ask(pair.worker, { type: "populate", vm, start: GIB, size: pair.slice });
+      if (r.type !== "done") throw new Error(`same-thread pair: unexpected ${r.type}`);
+      if (r.mode !== (vm === 0 ? "shared" : "exclusive") || (thread >= 0 && r.threadId !== thread))
+        throw new Error(`same-thread pair: VM ${vm} ran in ${r.mode} mode on thread ${r.threadId}`);
+      thread = r.threadId;
+      (pair.vms[vm] as Vm).unmap(GIB, pair.slice);
+      ns[vm] = (ns[vm] as number) + r.ns / r.faults;
+    }
+  }
+  return (ns[0] as number) / (ns[1] as number);
+}
+
+async function tearDownPair(pair: Pair): Promise<void> {
+  const r = await ask(pair.worker, { type: "close" });
+  if (r.type !== "closed") throw new Error(`same-thread pair: unexpected ${r.type}`);
+  for (const vm of pair.vms) {
+    const report = await vm.destroy();
+    if (report.leakedPages.length > 0)
+      throw new Error(`populate benchmark leaked ${report.leakedPages.length} pages`);
+  }
+}
+
 async function tearDown(s: Setup): Promise<void> {
   for (const pool of s.pools) await pool.close();
   for (const vm of s.vms) {
@@ -315,13 +429,15 @@ export async function runFaultBench(
   const setups: Setup[] = [];
   const raw: number[] = [];
   const rawCpu: number[] = [];
-  const steps = (p.reps + 1) * (configs.length + 1);
+  const steps = (p.reps + 1) * (configs.length + 2);
+  let pair: Pair | null = null;
   try {
     for (const c of configs) setups.push(await setUp(c, p));
+    pair = await setUpPair(p);
     for (let r = 0; r <= p.reps; r++) {
       for (const [i, s] of setups.entries()) {
         const step = `round ${r}: ${s.copies > 1 ? `${s.copies} VMs at once, ` : ""}${s.mode}, ${s.vcpus} vCPU${s.mmu ? ", MMU model" : ""}${s.rcu === rcu ? "" : `, ${s.rcu} RCU`}`;
-        opts.progress?.(r * (setups.length + 1) + i, steps, step);
+        opts.progress?.(r * (setups.length + 2) + i, steps, step);
         const pair = s.mode === "shared" && s.vcpus * s.copies === 2 && !s.mmu && s.rcu === rcu;
         // The MMU configuration's baseline in its own thread: the handler called directly.
         const [before] = s.mmu ? await round(s, p.bytesPerVcpu, { direct: true }) : [0];
@@ -339,7 +455,14 @@ export async function runFaultBench(
           if (s.mmu) s.direct.push((before + after) / 2);
         }
       }
-      opts.progress?.(r * (setups.length + 1) + setups.length, steps, `round ${r}: bare populate loop`);
+      opts.progress?.(
+        r * (setups.length + 2) + setups.length,
+        steps,
+        `round ${r}: shared and exclusive in one thread`,
+      );
+      const sameThread = await pairRound(pair);
+      if (r > 0) pair.ratios.push(sameThread);
+      opts.progress?.(r * (setups.length + 2) + setups.length + 1, steps, `round ${r}: bare populate loop`);
       const cpu: number[] = [];
       const [ns] = timeBarePopulate(p.granule, p.iaBits, p.bytesPerVcpu, GIB, 1, cpu) as [number];
       if (r > 0) {
@@ -348,11 +471,13 @@ export async function runFaultBench(
       }
     }
     for (const s of setups) await tearDown(s);
+    await tearDownPair(pair);
   } catch (e) {
     for (const s of setups) for (const pool of s.pools) await pool.terminate();
+    await pair?.worker.terminate();
     throw e;
   }
-  return summarize(p, setups, raw, rawCpu);
+  return summarize(p, setups, raw, rawCpu, pair.ratios);
 }
 
 function summarize(
@@ -360,6 +485,7 @@ function summarize(
   setups: Setup[],
   raw: number[],
   rawCpu: number[],
+  sameThread: number[],
 ): FaultBenchResult {
   const setup = (mode: FaultMode, vcpus: number, mmu = false, rcu = p.rcu, copies = 1) =>
     setups.find(
@@ -391,6 +517,7 @@ function summarize(
     sharedSpeedup2v: perRound((r) => (s1[r] as number) / (s2[r] as number)),
     exclusiveSpeedup2v: perRound((r) => (e1[r] as number) / (e2[r] as number)),
     sharedOverExclusive1v: perRound((r) => (s1[r] as number) / (e1[r] as number)),
+    sharedOverExclusiveSameThread1v: sameThread,
     nsPerPageMmu1v: m1,
     mmuOverhead1v: perRound((r) => (m1[r] as number) / (s1[r] as number)),
     mmuOverheadSameVcpu1v: perRound((r) => (m1[r] as number) / (direct1[r] as number)),

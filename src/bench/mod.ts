@@ -96,6 +96,7 @@ export const LABELS: ReadonlyMap<string, { bench: string; label: string; unit: s
       ["faults", "sharedSpeedup2v", "throughput 2 vCPUs / 1 vCPU, shared", "x"],
       ["faults", "exclusiveSpeedup2v", "throughput 2 vCPUs / 1 vCPU, exclusive", "x"],
       ["faults", "sharedOverExclusive1v", "fault cost shared / exclusive, 1 vCPU", "x"],
+      ["faults", "sharedOverExclusiveSameThread1v", "the same, both in one thread", "x"],
       ["faults", "nsPerPageMmu1v", "populate per page, shared, 1 vCPU, MMU model on", "ns"],
       ["faults", "mmuOverhead1v", "populate time MMU model on / off, 1 vCPU", "x"],
       ["faults", "mmuOverheadSameVcpu1v", "the same, both in the MMU VM's vCPU thread", "x"],
