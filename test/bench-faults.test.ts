@@ -7,11 +7,21 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { pairEfficiency, runFaultBench } from "../src/bench/faults.js";
+import { kernelSpeedup, pairEfficiency, runFaultBench } from "../src/bench/faults.js";
 import { faultsText, spreadText } from "../src/bench/mod.js";
 import { runTeardownBench } from "../src/bench/teardown.js";
 
 const MIB = 2 ** 20;
+
+test("kernelSpeedup() is the cover letter's N * t(1) / t(N), and null where it gave no figure", () => {
+  // Populate memory time, before -> after: 1 vCPU 0.21 -> 0.17 s, 8 vCPUs 0.68 -> 0.39 s.
+  assert.equal(kernelSpeedup("shared", 1), 1);
+  assert.ok(Math.abs((kernelSpeedup("shared", 8) as number) - (8 * 0.17) / 0.39) < 1e-12);
+  assert.ok(Math.abs((kernelSpeedup("exclusive", 8) as number) - (8 * 0.21) / 0.68) < 1e-12);
+  assert.ok(Math.abs((kernelSpeedup("shared", 48) as number) - (48 * 0.17) / 1.55) < 1e-12);
+  assert.equal(kernelSpeedup("shared", 3), null);
+  assert.equal(kernelSpeedup("exclusive", 64), null);
+});
 
 describe("runFaultBench()", () => {
   test("a sweep runs both modes at every vCPU count (1 and 2 added) and reports medians with spreads", async () => {
@@ -65,7 +75,19 @@ describe("runFaultBench()", () => {
       text,
       /^bare populate loop, same geometry \(the floor\) +ns\/page +[\d.,]+ \([\d.,]+-[\d.,]+\)$/m,
     );
-    assert.match(text, /^exclusive +4 +[\d.,]+ +\([\d.,]+-[\d.,]+\)/m);
+    assert.match(text, /^exclusive +4 +[\d.,]+ +\([\d.,]+-[\d.,]+\) +[\d.,]+ +[\d.,]+ +2\.15$/m);
+    assert.match(text, /^shared +4 +[\d.,]+ +\([\d.,]+-[\d.,]+\) +[\d.,]+ +[\d.,]+ +2\.19$/m);
+    assert.deepEqual(
+      r.sweep.map((p) => p.kernelSpeedup),
+      [
+        1,
+        kernelSpeedup("shared", 2),
+        kernelSpeedup("shared", 4),
+        1,
+        kernelSpeedup("exclusive", 2),
+        kernelSpeedup("exclusive", 4),
+      ],
+    );
     assert.match(text, /^two 1-vCPU VMs at once \/ one \(the control\) +x +[\d.,]+ \([\d.,]+-[\d.,]+\)$/m);
     // The JSON form is what npm run bench and --json consumers read.
     const json = JSON.parse(JSON.stringify(r)) as Record<string, unknown>;

@@ -85,6 +85,33 @@ export interface SweepPoint {
   faultsPerSec: number;
   /** Throughput over the same mode's 1-vCPU throughput, median of the per-round ratios. */
   speedup: number;
+  /** The kernel's speedup at this vCPU count (KERNEL_POPULATE_S), or null where it has none. */
+  kernelSpeedup: number | null;
+}
+
+/**
+ * The kernel's populate times, from the v5 cover letter of the series (REFERENCE.md section 3):
+ * `dirty_log_perf_test -s anonymous_thp -m 2 -b 4G -v N`, "Populate memory time" in seconds,
+ * before the series (every fault under the write lock: our exclusive mode) and after it (faults
+ * under the read lock: shared), on a many-core arm64 host. Each vCPU populates its own 4 GiB, so
+ * the throughput with N vCPUs over 1 is N * t(1) / t(N).
+ */
+export const KERNEL_POPULATE_S: Readonly<Record<number, { exclusive: number; shared: number }>> = {
+  1: { exclusive: 0.21, shared: 0.17 },
+  2: { exclusive: 0.26, shared: 0.23 },
+  4: { exclusive: 0.39, shared: 0.31 },
+  8: { exclusive: 0.68, shared: 0.39 },
+  16: { exclusive: 1.26, shared: 0.53 },
+  32: { exclusive: 2.51, shared: 1.04 },
+  48: { exclusive: 3.94, shared: 1.55 },
+};
+
+/** The kernel's populate speedup at `vcpus` in `mode` (N * t(1) / t(N)), or null without a figure. */
+export function kernelSpeedup(mode: FaultMode, vcpus: number): number | null {
+  const at = KERNEL_POPULATE_S[vcpus];
+  const one = KERNEL_POPULATE_S[1];
+  if (at === undefined || one === undefined) return null;
+  return (vcpus * one[mode]) / at[mode];
 }
 
 export interface FaultBenchResult {
@@ -564,6 +591,7 @@ function summarize(
         nsPerFaultMax: sm.max,
         faultsPerSec: 1e9 / sm.median,
         speedup: median(perRound((r) => (one[r] as number) / (ns[r] as number))),
+        kernelSpeedup: kernelSpeedup(mode, vcpus),
       });
     }
   }
