@@ -187,7 +187,27 @@ describe("stage2 run WORKLOAD", () => {
       assert.deepEqual(validateRunResult(obj), []);
       assert.equal(obj.strategy, ["per-table", "batched"][i]);
       assert.equal(obj.schemaVersion, 1);
+      // Every fault takes mmu_lock for read (shared mode); the host's unmaps take it for write.
+      assert.ok(obj.lock.readLocks >= obj.faults.total, JSON.stringify(obj.lock));
+      assert.ok(obj.lock.writeLocks > 0 && obj.lock.readCounted <= obj.lock.readLocks);
     }
+    const exclusive = cli([
+      "run",
+      "collapse-storm",
+      "-v",
+      "2",
+      "-b",
+      "4M",
+      "-i",
+      "1",
+      "--mode",
+      "exclusive",
+      "--json",
+    ]);
+    assert.equal(exclusive.code, 0, exclusive.err);
+    const x = JSON.parse(exclusive.out);
+    assert.ok(x.lock.writeLocks >= x.faults.total, "exclusive faults take the write lock");
+    assert.equal(x.lock.readCounted, x.lock.readLocks, "no reader bias without shared mode");
   });
 
   test("--trace: a Chrome/Perfetto trace with named tracks, nested slices and counters", async () => {

@@ -33,6 +33,23 @@ export interface PhaseTime {
   seconds: number;
 }
 
+/**
+ * mmu_lock over one run: how faults (read) and host operations (write) took it. With the reader
+ * bias on, a read lock touches only the reader's own line; `readCounted` are those that went
+ * through the word every core shares (the bias was off, after a writer revoked it).
+ */
+export interface LockFigures {
+  readLocks: number;
+  readCounted: number;
+  /** Read locks that waited for a writer. */
+  readWaited: number;
+  writeLocks: number;
+  /** Write locks that waited (for another writer or for readers to leave). */
+  writeWaited: number;
+  /** Longest single writer wait, in microseconds. */
+  writeWaitMaxUs: number;
+}
+
 /** Reclaim figures of one run (the review's questions). Durations in microseconds or milliseconds. */
 export interface ReclaimFigures {
   /** RCU callbacks queued over the run (0 for batched, which polls instead). */
@@ -107,6 +124,8 @@ export interface RunResult {
   faults: { total: number; again: number; faultsPerSec: number };
   perVcpu: VcpuFigures[];
   reclaim: ReclaimFigures;
+  /** mmu_lock's figures (absent from results written before they were recorded). */
+  lock?: LockFigures;
   /** Callback durations as a log2 histogram: `counts[b]` callbacks took [2^b, 2^(b+1)) ns. */
   callbackHistogramNs: number[];
   samples: Sample[];

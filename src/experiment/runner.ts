@@ -281,6 +281,7 @@ export async function runWorkload<P>(
   const pgt = vm.pgt.stats();
   const perVcpuStats = Array.from({ length: vcpus }, (_, v) => vm.vcpuStats.snapshot(v));
   const total = vm.vcpuStats.snapshot();
+  const ls = vm.lock.stats();
   const destroyStartUs = traceNowUs();
   const destroy = await vm.destroy();
   hostTrace?.complete(TraceEvent.DESTROY, destroyStartUs, traceNowUs() - destroyStartUs, destroy.tablesFreed);
@@ -356,6 +357,14 @@ export async function runWorkload<P>(
       subtrees: rs.subtrees,
       syncFallbacks: rs.syncFallbacks,
       callbackTotalUs: vm.reclaimStats.get(RStat.CALLBACK_100NS_TOTAL) / 10,
+    },
+    lock: {
+      readLocks: ls.readAcquisitions,
+      readCounted: ls.readCounted,
+      readWaited: ls.readContended,
+      writeLocks: ls.writeAcquisitions,
+      writeWaited: ls.writeContended,
+      writeWaitMaxUs: ls.writeWaitMaxNs / 1000,
     },
     callbackHistogramNs: hist,
     samples,

@@ -102,6 +102,20 @@ export const FIGURES: readonly Figure[] = [
   { label: "vCPU grace-period waits", unit: "", better: "lower", value: (r) => r.reclaim.syncFallbacks },
   { label: "grace periods", unit: "", better: "lower", value: (r) => r.reclaim.gracePeriods },
   { label: "barrier at destroy", unit: "ms", better: "lower", value: (r) => r.reclaim.barrierMs },
+  {
+    label: "mmu_lock reads counted",
+    unit: "%",
+    better: "lower",
+    // Read locks through the shared word (reader bias off): each bounces a line between cores.
+    value: (r) =>
+      r.lock && r.lock.readLocks > 0 ? (100 * r.lock.readCounted) / r.lock.readLocks : undefined,
+  },
+  {
+    label: "longest mmu_lock writer wait",
+    unit: "µs",
+    better: "lower",
+    value: (r) => r.lock?.writeWaitMaxUs,
+  },
 ];
 
 function strategyRank(s: string): number {

@@ -118,6 +118,24 @@ export function syntheticRun(opts: SyntheticRunOptions = {}): RunResult {
       syncFallbacks: shape.cap === Number.POSITIVE_INFINITY || !shared ? 0 : 30 + rng.below(10),
       callbackTotalUs: callbacks * shape.callbackUs,
     },
+    // No draw from rng here: the figures above stay what they were before mmu_lock's were added.
+    lock: shared
+      ? {
+          readLocks: total,
+          readCounted: Math.round(total * 0.05),
+          readWaited: Math.round(total * 0.01),
+          writeLocks: 12,
+          writeWaited: 3,
+          writeWaitMaxUs: 150,
+        }
+      : {
+          readLocks: 0,
+          readCounted: 0,
+          readWaited: 0,
+          writeLocks: total + 12,
+          writeWaited: 200,
+          writeWaitMaxUs: 40,
+        },
     callbackHistogramNs: hist,
     samples,
     dirtyPages: [total, Math.round(total * 0.9)],

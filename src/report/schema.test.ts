@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import type {
   CheckFigures,
+  LockFigures,
   PhaseTime,
   ReclaimFigures,
   RunResult,
@@ -38,6 +39,7 @@ const RUN: Record<keyof RunResult, true> = {
   faults: true,
   perVcpu: true,
   reclaim: true,
+  lock: true,
   callbackHistogramNs: true,
   samples: true,
   dirtyPages: true,
@@ -48,7 +50,15 @@ const RUN: Record<keyof RunResult, true> = {
   startedAt: true,
   wallSeconds: true,
 };
-const OPTIONAL_RUN = ["dirtyPages", "trace"];
+const OPTIONAL_RUN = ["dirtyPages", "trace", "lock"];
+const LOCK: Record<keyof LockFigures, true> = {
+  readLocks: true,
+  readCounted: true,
+  readWaited: true,
+  writeLocks: true,
+  writeWaited: true,
+  writeWaitMaxUs: true,
+};
 const RECLAIM: Record<keyof ReclaimFigures, true> = {
   callbacks: true,
   peakPendingCallbacks: true,
@@ -96,6 +106,7 @@ test("run-result schema lists exactly the fields of result.ts, all required but 
   };
   check("RunResult", schema, RUN, OPTIONAL_RUN);
   check("ReclaimFigures", schema.$defs.reclaim!, RECLAIM);
+  check("LockFigures", schema.$defs.lock!, LOCK);
   check("PhaseTime", schema.$defs.phase!, PHASE);
   check("Sample", schema.$defs.sample!, SAMPLE);
   check("VcpuFigures", schema.$defs.vcpu!, VCPU);
@@ -108,6 +119,9 @@ test("validateRunResult() accepts well-formed results of every strategy, with an
     assert.deepEqual(validateRunResult(r), [], strategy);
     const { dirtyPages: _, ...withoutDirty } = r;
     assert.deepEqual(validateRunResult(withoutDirty), []);
+    // Results written before mmu_lock's figures were recorded stay readable.
+    const { lock: __, ...withoutLock } = r;
+    assert.deepEqual(validateRunResult(withoutLock), []);
     assert.deepEqual(validateRunResult({ ...r, trace: { events: 10, dropped: 0 } }), []);
   }
 });

@@ -80,6 +80,11 @@ export function summaryLines(r: RunResult): string[] {
     `  callback duration: p50 <= ${c.callbackP50Us.toFixed(1)} us, p99 <= ${c.callbackP99Us.toFixed(1)} us, max ${c.callbackMaxUs.toFixed(1)} us, total ${(c.callbackTotalUs / 1000).toFixed(2)} ms`,
     `  grace periods ${c.gracePeriods}, barrier at destroy ${c.barrierMs.toFixed(2)} ms`,
   ];
+  const l = r.lock;
+  if (l)
+    lines.push(
+      `  mmu_lock: ${l.readLocks} read locks (${l.readCounted} counted: reader bias off; ${l.readWaited} waited), ${l.writeLocks} write locks (${l.writeWaited} waited, longest ${l.writeWaitMaxUs.toFixed(1)} us)`,
+    );
   const k = r.checks;
   if (k.passed) {
     lines.push("PASS: no use-after-free, no leaked page, table audit clean, workload checks passed");
