@@ -16,6 +16,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { RwLock, type RwLockOptions } from "../src/sync/mod.js";
+import { Hold } from "../src/sync/rwlock.js";
 import { Shared, type StressWorkerData, type StressWorkerResult } from "./rwlock-stress-worker.js";
 
 const seed = process.env.STAGE2_SEED
@@ -203,4 +204,62 @@ describe("RwLock under worker threads", () => {
       assert.ok(run.lock.stats().writeContended > 0, `the writer never had to wait (${replay})`);
       t.diagnostic(describeRun(run));
     });
+});
+
+test("reader bias: a writer asleep on a biased reader's word is woken by its unlock (Hold.WAKE)", async () => {
+  const lock = RwLock.create({ name: "mmu_lock", readerBias: true, maxThreads: 4 });
+  const reader = RwLock.attach(lock.handle);
+  // The writer spins a little, then sleeps in slices of 1 s: without the wake it sleeps one out
+  // and no unlock counts a wake. It writes on "go" and answers "in".
+  const module = new URL("../src/sync/mod.js", import.meta.url).href;
+  const writer = new Worker(
+    `const { workerData, parentPort } = require("node:worker_threads");
+     import(workerData.module).then(({ RwLock }) => {
+       const w = RwLock.attach(workerData.handle, { spins: 16, sleepMs: 1000 });
+       parentPort.on("message", () => {
+         w.writeLock();
+         w.writeUnlock();
+         parentPort.postMessage("in");
+       });
+     });`,
+    { eval: true, workerData: { module, handle: lock.handle } },
+  );
+  const next = () =>
+    new Promise<string>((resolve, reject) => {
+      writer.once("message", resolve);
+      writer.once("error", reject);
+    });
+  const deadline = performance.now() + DEADLINE_MS;
+  const tick = () => new Promise((r) => setTimeout(r, 1));
+  try {
+    // Our unlock can come before the writer is asleep (it then sees the word change and goes on,
+    // and no wake is counted): a few rounds, of which one wake is enough.
+    for (let round = 0; round < 5 && lock.stats().fastWakes === 0; round++) {
+      // In through the bias, once the last revocation's inhibit has passed.
+      for (;;) {
+        reader.readLock();
+        if (lock.holdOf(reader.slot) === Hold.FAST) break;
+        reader.readUnlock();
+        assert.ok(performance.now() < deadline, "the reader bias never came back");
+        await tick();
+      }
+      const inside = next();
+      writer.postMessage("go");
+      // The writer turns the bias off, finds our FAST hold, and asks to be woken before it sleeps.
+      while (lock.holdOf(reader.slot) !== (Hold.FAST | Hold.WAKE)) {
+        assert.ok(
+          performance.now() < deadline,
+          `the writer never asked for a wake: ${lock.holdOf(reader.slot)}`,
+        );
+        await tick();
+      }
+      await tick();
+      reader.readUnlock();
+      assert.equal(await inside, "in");
+      assert.equal(lock.holdOf(reader.slot), Hold.NONE);
+    }
+    assert.ok(lock.stats().fastWakes >= 1, "a biased unlock woke the sleeping writer");
+  } finally {
+    await writer.terminate();
+  }
 });

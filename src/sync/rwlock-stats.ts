@@ -11,7 +11,8 @@
  *          word is its low half  9 YIELDS
  *          (rwlock.ts)          10 WRITE_ACQ
  *        2 READ_CONTENDED       11 READ_COUNTED
- *        3 WRITE_CONTENDED      12-15 spare (padding to 128 bytes)
+ *        3 WRITE_CONTENDED      12 FAST_WAKES
+ *                               13-15 spare (padding to 128 bytes)
  *        4 READ_WAIT_NS
  *        5 WRITE_WAIT_NS
  *
@@ -44,6 +45,8 @@ export const enum Stat {
    * only, which already pays for an RMW of the shared word.
    */
   READ_COUNTED = 11,
+  /** Biased read unlocks that woke a writer asleep on their HOLD word (Hold.WAKE, rwlock.ts). */
+  FAST_WAKES = 12,
   SLOT_SIZE = 16,
 }
 
@@ -66,6 +69,8 @@ export interface RwLockStats {
   readSleeps: number;
   writeSleeps: number;
   yields: number;
+  /** Biased read unlocks that woke a writer asleep until they left. */
+  fastWakes: number;
   /** Views (threads) that have attached so far. */
   threads: number;
 }
@@ -85,6 +90,7 @@ export function sumStats(st: Float64Array, slots: number): RwLockStats {
     readSleeps: 0,
     writeSleeps: 0,
     yields: 0,
+    fastWakes: 0,
     threads: slots,
   };
   for (let k = 0; k < slots; k++) {
@@ -100,6 +106,7 @@ export function sumStats(st: Float64Array, slots: number): RwLockStats {
     out.readSleeps += st[b + Stat.READ_SLEEPS];
     out.writeSleeps += st[b + Stat.WRITE_SLEEPS];
     out.yields += st[b + Stat.YIELDS];
+    out.fastWakes += st[b + Stat.FAST_WAKES];
   }
   out.sleeps = out.readSleeps + out.writeSleeps;
   return out;

@@ -27,9 +27,10 @@
  *               after each RMW of STATE or WRITERS_WAITING that changes what it holds, with no call
  *               and no loop in between (V8 delivers worker.terminate() only at function entries and
  *               loop back edges, so a thread never dies between the RMW and the note); a biased
- *               reader's FAST hold is written with Atomics.store (it is the read lock itself).
- *               Read and cleared with Atomics.exchange by `reapHolder()`, only once the owner is
- *               dead, and read by a writer draining biased readers.
+ *               reader's FAST hold is written with Atomics.store (it is the read lock itself) and
+ *               cleared with Atomics.exchange (it may carry WAKE). Read and cleared with
+ *               Atomics.exchange by `reapHolder()`, only once the owner is dead; read by a writer
+ *               draining biased readers, which may add WAKE to a FAST hold (compare-exchange).
  *               What a read lock writes, HOLD and READ_ACQ, sits in the first 12 bytes of the
  *               slot: this machine's SharedArrayBuffers are 16-byte aligned, not 64 (measured:
  *               small ones start 32 bytes into a line, large ones 16), so only data within 16
@@ -94,11 +95,11 @@ import {
   awaitClear,
   bumpAndWake,
   makeBackoffPolicy,
+  spinWhile,
   waitWhile,
   wakeSleepers,
 } from "./backoff.js";
-import { Errno } from "../common/errno.js";
-import { cooperative } from "../common/race-points.js";
+import { cooperative, RacePoint, racePoint } from "../common/race-points.js";
 import { type RwLockStats, recordReadWait, recordWriteWait, Stat, sumStats } from "./rwlock-stats.js";
 
 function holdIndex(slot: number): number {
@@ -152,8 +153,15 @@ export const enum Hold {
   OWNED = 8,
   /** ACTIVE: inside for write. */
   ACTIVE = 16,
-  /** Inside for read through the reader bias (nothing counted in STATE); alone, never combined. */
+  /** Inside for read through the reader bias (nothing counted in STATE); alone, or with WAKE. */
   FAST = 32,
+  /**
+   * With FAST only: a revoking writer sleeps on this HOLD word until the biased reader leaves.
+   * The writer sets it with a compare-exchange FAST -> FAST|WAKE; the reader leaves with an
+   * exchange to NONE, and notifies when the old value had it (or the writer would sleep out its
+   * timeout: up to sleepMs, 2 ms, with nothing left to wait for).
+   */
+  WAKE = 64,
 }
 
 /** Int32 index of a view's HOLD word inside its statistics slot (spare float64 counter +10). */
@@ -375,8 +383,20 @@ export class RwLock {
     // SC store then SC load; pairs with a revoking writer's store of BIAS = 0 and its scan.
     Atomics.store(this.i32, this.h, Hold.FAST);
     if (Atomics.load(this.ctl, Ctl.BIAS) !== 0) return true;
-    Atomics.store(this.i32, this.h, Hold.NONE);
+    // Backing off: a revoking writer may have seen our FAST and be asleep on it (WAKE).
+    this.leaveFast();
     return false;
+  }
+
+  /** Clears this view's FAST hold, waking a revoking writer that asked for it (Hold.WAKE). */
+  private leaveFast(): void {
+    // SC exchange: pairs with the Atomics.load of a writer draining biased readers and with its
+    // compare-exchange that adds WAKE: either the WAKE lands first and we see it here, or our
+    // NONE lands first and the writer's compare-exchange fails.
+    if (Atomics.exchange(this.i32, this.h, Hold.NONE) !== Hold.FAST) {
+      // Counted only when a writer was asleep (it may not have gone to sleep yet).
+      if (Atomics.notify(this.i32, this.h) > 0) this.st[this.base + Stat.FAST_WAKES]++;
+    }
   }
 
   /**
@@ -423,9 +443,10 @@ export class RwLock {
   /** Releases a read lock taken by this thread. */
   readUnlock(): void {
     if (this.debug) this.checkUnlock(Held.READ);
-    if (this.i32[this.h] === Hold.FAST) {
-      // Pairs with the Atomics.load of a writer draining biased readers.
-      Atomics.store(this.i32, this.h, Hold.NONE);
+    // A plain read of our own word: only we change it, except a revoking writer that adds WAKE
+    // to FAST (a compare-exchange), and either value takes this branch.
+    if ((this.i32[this.h] & Hold.FAST) !== 0) {
+      this.leaveFast();
       return;
     }
     // Pairs with the draining writer's load of R (and its DRAIN_SLEEP CAS).
@@ -595,11 +616,10 @@ export class RwLock {
     let waited = false;
     for (let slot = 0; slot < slots; slot++) {
       const at = holdIndex(slot);
-      if (Atomics.load(this.i32, at) !== Hold.FAST) continue;
+      if ((Atomics.load(this.i32, at) & Hold.FAST) === 0) continue;
       if (!wait) return Revoke.GAVE_UP;
       waited = true;
-      // A biased reader's unlock stores NONE without a wake: poll with short sleeps.
-      while (waitWhile(this.i32, at, Hold.FAST, this.policy, this.policy.sleepMs) !== Errno.OK) {}
+      this.awaitFastLeft(at);
     }
     if (wasOn || waited) {
       const tookUs = (performance.now() - t0) * 1000;
@@ -607,6 +627,30 @@ export class RwLock {
       Atomics.store(this.ctl, Ctl.INHIBIT_US, (this.nowUs() + inhibitUs) | 0);
     }
     return waited ? Revoke.WAITED : Revoke.DONE;
+  }
+
+  /**
+   * Waits until the biased reader of HOLD word `at` has left: spins, then sleeps on the word after
+   * adding WAKE to it, so that the reader's leaving exchange notifies (Hold.WAKE). Sleeps are
+   * still timed (sleepMs): a reader that died inside is reaped with a notify too, and a lost wake
+   * costs one timeout, never a hang.
+   */
+  private awaitFastLeft(at: number): void {
+    if (spinWhile(this.i32, at, Hold.FAST, this.policy.spins)) {
+      if ((Atomics.load(this.i32, at) & Hold.FAST) === 0) return;
+    }
+    for (;;) {
+      const held = Atomics.load(this.i32, at);
+      if ((held & Hold.FAST) === 0) return;
+      // Pairs with the reader's exchange in leaveFast(): see there.
+      if (
+        held === Hold.FAST &&
+        Atomics.compareExchange(this.i32, at, Hold.FAST, Hold.FAST | Hold.WAKE) !== Hold.FAST
+      )
+        continue;
+      racePoint(RacePoint.WAIT_LOOP);
+      if (!cooperative) Atomics.wait(this.i32, at, Hold.FAST | Hold.WAKE, this.policy.sleepMs);
+    }
   }
 
   /** View slots handed out so far (attach counts a refused one too, hence the bound). */
@@ -619,7 +663,8 @@ export class RwLock {
     if (!this.biased) return 0;
     const slots = this.slotsInUse();
     let n = 0;
-    for (let slot = 0; slot < slots; slot++) if (Atomics.load(this.i32, holdIndex(slot)) === Hold.FAST) n++;
+    for (let slot = 0; slot < slots; slot++)
+      if ((Atomics.load(this.i32, holdIndex(slot)) & Hold.FAST) !== 0) n++;
     return n;
   }
 
@@ -736,7 +781,9 @@ export class RwLock {
     this.checkSlot(slot);
     // Pairs with the dead owner's plain stores, which its death (observed by the caller) precedes.
     const held = Atomics.exchange(this.i32, holdIndex(slot), Hold.NONE);
-    const inside = (held & (Hold.R | Hold.ACTIVE)) !== 0 || held === Hold.FAST;
+    // A writer asleep on the dead reader's word (WAKE) is woken, as the reader's unlock would.
+    if ((held & Hold.WAKE) !== 0) Atomics.notify(this.i32, holdIndex(slot));
+    const inside = (held & (Hold.R | Hold.ACTIVE | Hold.FAST)) !== 0;
     if (inside && markOwnerDead) Atomics.or(this.ctl, Ctl.STATE, S.OWNER_DEAD);
     if ((held & Hold.R) !== 0) this.readerLeft(Atomics.sub(this.ctl, Ctl.STATE, 1));
     if ((held & Hold.RW) !== 0) {
