@@ -166,19 +166,8 @@ describe("stage2 run WORKLOAD", () => {
   });
 
   test("--json: one schema-valid object per strategy, no progress or text on stdout", () => {
-    const r = cli([
-      "run",
-      "collapse-storm",
-      "-v",
-      "2",
-      "-b",
-      "4M",
-      "-i",
-      "1",
-      "--strategy",
-      "per-table,batched",
-      "--json",
-    ]);
+    const storm = ["run", "collapse-storm", "-v", "2", "-b", "4M", "-i", "1"];
+    const r = cli([...storm, "--strategy", "per-table,batched", "--json"]);
     assert.equal(r.code, 0, r.err);
     const lines = r.out.trimEnd().split("\n");
     assert.equal(lines.length, 2);
@@ -191,19 +180,7 @@ describe("stage2 run WORKLOAD", () => {
       assert.ok(obj.lock.readLocks >= obj.faults.total, JSON.stringify(obj.lock));
       assert.ok(obj.lock.writeLocks > 0 && obj.lock.readCounted <= obj.lock.readLocks);
     }
-    const exclusive = cli([
-      "run",
-      "collapse-storm",
-      "-v",
-      "2",
-      "-b",
-      "4M",
-      "-i",
-      "1",
-      "--mode",
-      "exclusive",
-      "--json",
-    ]);
+    const exclusive = cli([...storm, "--mode", "exclusive", "--json"]);
     assert.equal(exclusive.code, 0, exclusive.err);
     const x = JSON.parse(exclusive.out);
     assert.ok(x.lock.writeLocks >= x.faults.total, "exclusive faults take the write lock");
