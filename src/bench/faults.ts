@@ -230,21 +230,43 @@ function tablePages(bytes: number, granule: number): number {
   return pages;
 }
 
+/** A VM of `vcpus` vCPUs with one anonymous memslot of `bytesPerVcpu` per vCPU at 1 GiB. */
+function benchVm(
+  p: Required<FaultBenchParams>,
+  mode: FaultMode,
+  vcpus: number,
+  bytesPerVcpu: number,
+  mmu: boolean,
+  rcu: RcuFlavor,
+): Promise<Vm> {
+  const memslots: MemslotSpec[] = [
+    { ipa: GIB, size: vcpus * bytesPerVcpu, hostPa: HOST_PA, backing: "anonymous" },
+  ];
+  return Vm.create({
+    granule: p.granule,
+    iaBits: p.iaBits,
+    poolPages: vcpus * tablePages(bytesPerVcpu, p.granule) + 64 + vcpus * 32,
+    mode,
+    vcpus,
+    memslots,
+    mmu,
+    rcuFlavor: rcu,
+  });
+}
+
+/** Destroys the VMs, failing the benchmark on a leaked page. */
+async function destroyChecked(vms: readonly Vm[]): Promise<void> {
+  for (const vm of vms) {
+    const report = await vm.destroy();
+    if (report.leakedPages.length > 0)
+      throw new Error(`populate benchmark leaked ${report.leakedPages.length} pages`);
+  }
+}
+
 async function setUp(c: Config, p: Required<FaultBenchParams>): Promise<Setup> {
-  const size = c.vcpus * p.bytesPerVcpu;
-  const memslots: MemslotSpec[] = [{ ipa: GIB, size, hostPa: HOST_PA, backing: "anonymous" }];
   const s: Setup = { ...c, vms: [], pools: [], ns: [], cpu: [], solo: [], direct: [] };
   for (let i = 0; i < c.copies; i++) {
-    const vm = await Vm.create({
-      granule: p.granule,
-      iaBits: p.iaBits,
-      poolPages: c.vcpus * tablePages(p.bytesPerVcpu, p.granule) + 64 + c.vcpus * 32,
-      mode: c.mode,
-      vcpus: c.vcpus,
-      memslots,
-      mmu: c.mmu,
-      rcuFlavor: c.rcu,
-    });
+    const vm = await benchVm(p, c.mode, c.vcpus, p.bytesPerVcpu, c.mmu, c.rcu);
     s.vms.push(vm);
     s.pools.push(new VcpuPool(vm));
   }
@@ -324,21 +346,9 @@ function ask(worker: Worker, cmd: PairCommand | null): Promise<PairReply> {
 
 async function setUpPair(p: Required<FaultBenchParams>): Promise<Pair> {
   const slice = Math.max(p.granule, Math.floor(p.bytesPerVcpu / PAIR_SLICES / p.granule) * p.granule);
-  const memslots: MemslotSpec[] = [{ ipa: GIB, size: slice, hostPa: HOST_PA, backing: "anonymous" }];
   const vms: Vm[] = [];
   for (const mode of ["shared", "exclusive"] as const)
-    vms.push(
-      await Vm.create({
-        granule: p.granule,
-        iaBits: p.iaBits,
-        poolPages: tablePages(slice, p.granule) + 96,
-        mode,
-        vcpus: 1,
-        memslots,
-        mmu: false,
-        rcuFlavor: p.rcu,
-      }),
-    );
+    vms.push(await benchVm(p, mode, 1, slice, false, p.rcu));
   const worker = new Worker(new URL("./pair-worker.js", import.meta.url), {
     workerData: { vms: vms.map((vm) => vm.handle) },
   });
@@ -375,20 +385,12 @@ async function pairRound(pair: Pair): Promise<number> {
 async function tearDownPair(pair: Pair): Promise<void> {
   const r = await ask(pair.worker, { type: "close" });
   if (r.type !== "closed") throw new Error(`same-thread pair: unexpected ${r.type}`);
-  for (const vm of pair.vms) {
-    const report = await vm.destroy();
-    if (report.leakedPages.length > 0)
-      throw new Error(`populate benchmark leaked ${report.leakedPages.length} pages`);
-  }
+  await destroyChecked(pair.vms);
 }
 
 async function tearDown(s: Setup): Promise<void> {
   for (const pool of s.pools) await pool.close();
-  for (const vm of s.vms) {
-    const report = await vm.destroy();
-    if (report.leakedPages.length > 0)
-      throw new Error(`populate benchmark leaked ${report.leakedPages.length} pages`);
-  }
+  await destroyChecked(s.vms);
 }
 
 /** The flavor a benchmark measures beside `rcu`. */
