@@ -636,9 +636,8 @@ export class RwLock {
    * costs one timeout, never a hang.
    */
   private awaitFastLeft(at: number): void {
-    if (spinWhile(this.i32, at, Hold.FAST, this.policy.spins)) {
-      if ((Atomics.load(this.i32, at) & Hold.FAST) === 0) return;
-    }
+    // Spin first (a biased section is short); the loop below finds the reader gone at once if so.
+    spinWhile(this.i32, at, Hold.FAST, this.policy.spins);
     for (;;) {
       const held = Atomics.load(this.i32, at);
       if ((held & Hold.FAST) === 0) return;
