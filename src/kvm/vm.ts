@@ -11,7 +11,7 @@
 import { threadId } from "node:worker_threads";
 import type { TraceBufferHandle } from "../common/trace.js";
 import { computeGeometry, type Granule } from "../arch/geometry.js";
-import { lockedMarker, lockOwner } from "../arch/descriptor.js";
+import { lockOwner } from "../arch/descriptor.js";
 import { Errno, Stage2Error } from "../common/errno.js";
 import { raiseInliningBudget } from "../common/v8-budget.js";
 import { MemCache, PagePool } from "../mem/mod.js";
@@ -544,7 +544,7 @@ export function attachVcpu(
   const records = new VcpuRecords(o.vcpus, undefined, handle.records);
   installRepair(lock, pgt, records);
   // Breaks by this vCPU write a marker that names it (a freeze can then tell when it died).
-  pgt.lockMarker = lockedMarker(vcpu);
+  pgt.setLockOwner(vcpu);
   const memcache = new VcpuMemCache(pgt.pool, records, vcpu);
   if (strategy instanceof BaseReclaimStrategy) strategy.publishTo(records.words, records.base(vcpu));
   records.markAlive(vcpu, threadId, lock.slot);

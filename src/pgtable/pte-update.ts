@@ -41,12 +41,37 @@ export function trySetPte(pgt: Stage2, ctx: VisitCtx, pte: Pte): boolean {
   return false;
 }
 
+/**
+ * trySetPte(pgt, ctx, pgt.lockMarker) for an entry read as empty (`ctx.old` 0), through its low
+ * 32-bit half alone. The marker's upper half is zero (Stage2.setLockOwner), and every descriptor
+ * this code writes whose low half is zero is the empty descriptor 0 (see loadPte in walk.ts): so
+ * the low half is 0 exactly when the whole entry is, and writing the marker's low half over it
+ * leaves the whole entry equal to the marker. A SHARED walk's 32-bit compare-exchange from 0
+ * therefore wins and loses exactly when a 64-bit one from 0n would, with no BigInt made (the
+ * 64-bit compare-exchange returns the old value as a new BigInt at every call, and the caller
+ * compared two BigInts).
+ * The compare-exchange and the store are single-copy atomic as the 64-bit ones are, and pair with
+ * the same loads (visitEntry's, the hardware walker's, loadPte's of the low half).
+ */
+function tryLockEmpty(pgt: Stage2, ctx: VisitCtx): boolean {
+  pgt.pteWrites++;
+  const lo = ctx.ptep * 2;
+  if ((ctx.flags & WalkFlag.SHARED) === 0) {
+    Atomics.store(pgt.words, lo, pgt.lockMarkerLo);
+    return true;
+  }
+  racePoint(RacePoint.BEFORE_CAS);
+  if (Atomics.compareExchange(pgt.words, lo, 0, pgt.lockMarkerLo) === 0) return true;
+  pgt.count(Ctl.CAS_FAILURES);
+  return false;
+}
+
 /** Break: lock the entry, invalidate what it mapped, drop its reference. False = lost a race. */
 export function tryBreakPte(pgt: Stage2, ctx: VisitCtx): boolean {
   const old = ctx.old;
   if (old === 0n) {
     // Nothing was mapped: nothing to invalidate, no reference to drop (the common fault case).
-    if (!trySetPte(pgt, ctx, pgt.lockMarker)) return false;
+    if (!tryLockEmpty(pgt, ctx)) return false;
     pgt.count(Ctl.BREAKS);
     racePoint(RacePoint.BBM_LOCKED);
     return true;

@@ -22,7 +22,7 @@
  *   They order nothing.
  */
 import { Errno } from "../common/errno.js";
-import { type Pte, PTE_LOCKED } from "../arch/descriptor.js";
+import { lockedMarker, type Pte, PTE_LOCKED } from "../arch/descriptor.js";
 import { blockAllowedAt, computeGeometry, type Geometry, type Granule } from "../arch/geometry.js";
 import { CountingMaintenance, type CacheMaintenance, type TlbMaintenance } from "../arch/maintenance.js";
 import { PagePool, type PagePoolHandle, PageState } from "../mem/mod.js";
@@ -182,8 +182,13 @@ export class Stage2 {
   pteWrites = 0;
   /** First use-after-free or corruption seen by this view, for error reports. */
   firstFault: string | null = null;
-  /** The locked marker this view's breaks write: `lockedMarker(vcpu)` in a vCPU's view. */
+  /** The locked marker this view's breaks write: `lockedMarker(vcpu)` in a vCPU's view (setLockOwner). */
   lockMarker: Pte = PTE_LOCKED;
+  /**
+   * Its low 32-bit half, as a number: the marker's upper half is zero (its bits are 10 and 12-19),
+   * so a break of an empty entry writes just this half (pte-update.ts, tryLockEmpty).
+   */
+  lockMarkerLo: number = Number(PTE_LOCKED);
   /**
    * Whether the vCPU that wrote locked marker `pte` is dead (its make will never come): set by the
    * VM in every view; a freeze waiting on a locked entry asks it (ops/unlinked.ts).
@@ -273,6 +278,14 @@ export class Stage2 {
   get rootPa(): number {
     const root = this.rootPage;
     return root < 0 ? -1 : this.pool.pageToPa(root);
+  }
+
+  /** Breaks by this view write the locked marker of vCPU `vcpu` (-1: of no vCPU). */
+  setLockOwner(vcpu: number): void {
+    const marker = lockedMarker(vcpu);
+    if (marker >> 32n !== 0n) throw new Error(`locked marker 0x${marker.toString(16)} has upper bits`);
+    this.lockMarker = marker;
+    this.lockMarkerLo = Number(marker) | 0;
   }
 
   /** Page index holding descriptor `ptep`. */

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { assertErr, assertNoLeak, assertSound, makeFixture } from "../testing/pgtable-harness.js";
-import { leafAttrs, makeLeafPte, Prot, pteIsTable } from "../arch/descriptor.js";
+import { leafAttrs, lockedMarker, makeLeafPte, Prot, pteIsTable } from "../arch/descriptor.js";
 import { Errno } from "../common/errno.js";
-import { clearPte, setPrivatePte, trySetPte } from "./pte-update.js";
+import { clearPte, setPrivatePte, tryBreakPte, trySetPte } from "./pte-update.js";
 import {
   Ctl,
   map,
@@ -242,6 +242,74 @@ describe("walk() re-reads", () => {
     walkWith(pgt, rec, G, P, WalkFlag.LEAF);
     assert.equal(pgt.pteWrites, before + 1);
     assertNoLeak(fx);
+  });
+});
+
+describe("tryBreakPte() of an empty entry (a 32-bit write of the marker's low half)", () => {
+  /** Breaks the empty level-3 entry of G + P from a LEAF visit; `before` runs first, as another walker. */
+  function breakEmpty(flags: number, before: (pgt: Stage2, ptep: number) => void = () => {}) {
+    const fx = makeFixture();
+    const { pgt, mc } = fx;
+    mc.topup(4);
+    map(pgt, G, P, PA, Prot.R, mc);
+    pgt.setLockOwner(3);
+    const rec = new Recorder();
+    let won: boolean | null = null;
+    let ptep = -1;
+    rec.result = (ctx, visit) => {
+      assert.equal(visit, Visit.LEAF);
+      assert.equal(ctx.old, 0n);
+      ptep = ctx.ptep;
+      before(pgt, ptep);
+      won = tryBreakPte(pgt, ctx);
+      return Errno.OK;
+    };
+    pgt.flushStats();
+    const casFailures = pgt.stats().casFailures;
+    const breaks = pgt.stats().breaks;
+    assertErr(walkWith(pgt, rec, G + P, P, flags), Errno.OK, "walk");
+    pgt.flushStats();
+    const entry = Atomics.load(pgt.ptes, ptep);
+    const counts = {
+      casFailures: pgt.stats().casFailures - casFailures,
+      breaks: pgt.stats().breaks - breaks,
+    };
+    // The neighbours are untouched: the page mapped before it, the empty entry after it.
+    assert.equal(Atomics.load(pgt.ptes, ptep - 1), makeLeafPte(PA, leafAttrs(Prot.R), 3, P));
+    assert.equal(Atomics.load(pgt.ptes, ptep + 1), 0n);
+    Atomics.store(pgt.ptes, ptep, 0n);
+    assertNoLeak(fx);
+    return { won, entry, counts };
+  }
+
+  for (const [name, flags] of [
+    ["SHARED", WalkFlag.SHARED | WalkFlag.LEAF],
+    ["exclusive", WalkFlag.LEAF],
+  ] as const) {
+    test(`${name}: writes this view's whole locked marker, owner included, and counts a break`, () => {
+      const r = breakEmpty(flags);
+      assert.equal(r.won, true);
+      assert.equal(r.entry, lockedMarker(3));
+      assert.deepEqual(r.counts, { casFailures: 0, breaks: 1 });
+    });
+  }
+
+  test("SHARED: loses to a walker that filled the entry after it was read, and leaves that entry alone", () => {
+    const leaf = makeLeafPte(PA + 5 * P, leafAttrs(Prot.RW), 3, P);
+    const r = breakEmpty(WalkFlag.SHARED | WalkFlag.LEAF, (pgt, ptep) => Atomics.store(pgt.ptes, ptep, leaf));
+    assert.equal(r.won, false);
+    assert.equal(r.entry, leaf);
+    assert.deepEqual(r.counts, { casFailures: 1, breaks: 0 });
+  });
+
+  test("SHARED: loses to another walker's break (its marker names its owner)", () => {
+    const theirs = lockedMarker(0);
+    const r = breakEmpty(WalkFlag.SHARED | WalkFlag.LEAF, (pgt, ptep) =>
+      Atomics.store(pgt.ptes, ptep, theirs),
+    );
+    assert.equal(r.won, false);
+    assert.equal(r.entry, theirs);
+    assert.deepEqual(r.counts, { casFailures: 1, breaks: 0 });
   });
 });
 
