@@ -4,8 +4,8 @@
  * readPairNs is the cost a vCPU fault pays for `mmu_lock` in shared mode (readLock + readUnlock),
  * writePairNs the cost it pays in the "exclusive" baseline (writeLock + writeUnlock). Both include
  * the per-thread statistics increment. biasedReadPairNs is the same read pair through the reader
- * bias (a shared-mode VM's mmu_lock): one store into the reader's own line and one load instead
- * of two RMWs of the shared STATE word. Best of several rounds, to shed noise from the other core.
+ * bias (a shared-mode VM's mmu_lock): two compare-exchanges of the reader's own gate instead of
+ * two RMWs of the shared STATE word. Best of several rounds, to shed noise from the other core.
  */
 import { Worker } from "node:worker_threads";
 import { RwLock } from "../sync/rwlock.js";

@@ -8,8 +8,8 @@
  *        0 READ_ACQ              6 WRITE_WAIT_MAX_NS
  *        1 not a counter: the    7 READ_SLEEPS
  *          view's Int32 HOLD     8 WRITE_SLEEPS
- *          word is its low half  9 YIELDS
- *          (rwlock.ts)          10 WRITE_ACQ
+ *          and GATE words are    9 YIELDS
+ *          its halves (rwlock)  10 WRITE_ACQ
  *        2 READ_CONTENDED       11 READ_COUNTED
  *        3 WRITE_CONTENDED      12 FAST_WAKES
  *                               13-15 spare (padding to 128 bytes)
@@ -25,7 +25,7 @@
 
 /** Counter indices inside one slot. */
 export const enum Stat {
-  /** Next to the HOLD word (the low half of counter 1, rwlock.ts): what a read lock writes. */
+  /** Next to the HOLD and GATE words (the halves of counter 1, rwlock.ts): what a read lock writes. */
   READ_ACQ = 0,
   WRITE_ACQ = 10,
   /** Read acquisitions that had to wait for a writer. */
@@ -45,7 +45,7 @@ export const enum Stat {
    * only, which already pays for an RMW of the shared word.
    */
   READ_COUNTED = 11,
-  /** Biased read unlocks that woke a writer asleep on their HOLD word (Hold.WAKE, rwlock.ts). */
+  /** Biased read unlocks that woke a writer asleep on their GATE word (Gate.WAKE, rwlock.ts). */
   FAST_WAKES = 12,
   SLOT_SIZE = 16,
 }

@@ -283,10 +283,22 @@ test("tryWriteLock() takes a free lock over OWNER_DEAD and repairs, but never a 
 });
 
 // Reader bias: views in one thread stand in for threads, as above.
+
+/** A view's first read lock is counted and opens its gate (every gate starts shut). */
+function openGate(...views: RwLock[]): void {
+  for (const v of views) {
+    v.readLock();
+    v.readUnlock();
+  }
+}
 test("reader bias: readers get in on their own line; a writer turns the bias off and waits for them", () => {
   const a = RwLock.create({ readerBias: true, debug: true });
   const b = RwLock.attach(a.handle);
   const c = RwLock.attach(a.handle);
+  a.readLock();
+  assert.equal(c.holdOf(a.slot), Hold.R, "a view's first read lock is counted");
+  a.readUnlock();
+  openGate(b);
   a.readLock();
   b.readLock();
   assert.equal(c.holdOf(a.slot), Hold.FAST, "in through the bias");
@@ -322,6 +334,7 @@ test("reader bias: readers get in on their own line; a writer turns the bias off
 test("reader bias: a dead biased reader is reaped like a counted one, and the writer repairs first", () => {
   const a = RwLock.create({ readerBias: true });
   const dead = RwLock.attach(a.handle);
+  openGate(dead);
   dead.readLock();
   assert.equal(a.holdOf(dead.slot), Hold.FAST);
   assert.equal(a.tryWriteLock(), false, "the dead reader keeps writers out until reaped");
@@ -330,12 +343,51 @@ test("reader bias: a dead biased reader is reaped like a counted one, and the wr
     a.assertWriteHeld();
     repairs++;
   };
-  assert.equal(a.reapHolder(dead.slot), Hold.FAST);
+  // The failed try asked the reader to shut its gate as it leaves (WAKE): the reap shuts it.
+  assert.equal(a.reapHolder(dead.slot), Hold.FAST | Hold.WAKE);
+  assert.equal(a.holdOf(dead.slot), Hold.NONE);
   assert.equal(a.snapshot().ownerDead, true);
   assert.equal(a.readerCount(), 0);
   a.writeLock();
   assert.equal(repairs, 1);
   a.writeUnlock();
+});
+
+test("reader bias: a view attached while a writer is inside is not let in past it, and opens its gate later", () => {
+  // Every gate starts shut: a view that attaches after the writer read the number of views is
+  // not in its scan, and must not find its gate open.
+  const w = RwLock.create({ readerBias: true });
+  const early = RwLock.attach(w.handle);
+  openGate(early);
+  early.readLock();
+  assert.equal(w.holdOf(early.slot), Hold.FAST, "attached before any writer: its gate is open");
+  early.readUnlock();
+  w.writeLock();
+  const late = RwLock.attach(w.handle);
+  assert.equal(late.tryReadLock(), false, "no reader gets in past the writer inside");
+  assert.equal(early.tryReadLock(), false);
+  w.writeUnlock();
+  // Its first read lock is counted; once the inhibit has passed, a counted one opens its gate
+  // (with the bias back on, or turning it back on) and the next read locks are biased.
+  late.readLock();
+  assert.equal(w.holdOf(late.slot), Hold.R);
+  late.readUnlock();
+  const until = performance.now() + 20;
+  let biased = false;
+  while (!biased && performance.now() < until) {
+    late.readLock();
+    biased = w.holdOf(late.slot) === Hold.FAST;
+    late.readUnlock();
+  }
+  assert.equal(biased, true, "the late view's gate opened within 20 ms");
+  // A view attached while the bias is on opens its gate at its first, counted, read lock.
+  const fresh = RwLock.attach(w.handle);
+  fresh.readLock();
+  assert.equal(w.holdOf(fresh.slot), Hold.R);
+  fresh.readUnlock();
+  fresh.readLock();
+  assert.equal(w.holdOf(fresh.slot), Hold.FAST);
+  fresh.readUnlock();
 });
 
 test("reader bias: the handle says so, and attach() refuses a handle without it", () => {
@@ -352,6 +404,7 @@ test("reader bias: after a tryWriteLock() gave up on a biased reader, the next w
   const a = RwLock.create({ readerBias: true });
   const b = RwLock.attach(a.handle);
   const c = RwLock.attach(a.handle);
+  openGate(a);
   a.readLock();
   assert.equal(c.holdOf(a.slot), Hold.FAST);
   assert.equal(b.tryWriteLock(), false, "gives up: a biased reader is inside");
@@ -369,6 +422,7 @@ test("reader bias: a biased reader reaped while the writer waits for it makes th
   const a = RwLock.create({ readerBias: true, spins: 4 });
   const dead = RwLock.attach(a.handle);
   const reaper = RwLock.attach(a.handle);
+  openGate(dead);
   dead.readLock();
   let repairs = 0;
   a.onOwnerDead = () => {
@@ -378,7 +432,8 @@ test("reader bias: a biased reader reaped while the writer waits for it makes th
     if (point !== RacePoint.WAIT_LOOP) return;
     setRaceHook(null);
     reaper.markOwnerDead();
-    assert.equal(reaper.reapHolder(dead.slot), Hold.FAST);
+    // The writer has shut the bias and marked the reader's gate (WAKE) before it waits.
+    assert.equal(reaper.reapHolder(dead.slot), Hold.FAST | Hold.WAKE);
   });
   try {
     a.writeLock();
@@ -410,9 +465,12 @@ test("stats: readCounted counts the read locks taken through the shared word, no
   const c = RwLock.create({ readerBias: true });
   const a = RwLock.attach(c.handle);
   a.readLock();
+  assert.equal(c.holdOf(a.slot), Hold.R, "the first read lock is counted: it opens the view's gate");
+  a.readUnlock();
+  a.readLock();
   assert.equal(c.holdOf(a.slot), Hold.FAST);
   a.readUnlock();
-  assert.equal(c.stats().readCounted, 0, "in through the bias");
+  assert.equal(c.stats().readCounted, 1, "the second one went in through the bias");
   c.writeLock(); // turns the bias off; only a counted reader turns it back on
   c.writeUnlock();
   assert.equal(a.tryReadLock(), true);
@@ -420,10 +478,10 @@ test("stats: readCounted counts the read locks taken through the shared word, no
   a.readUnlock();
   a.readLock();
   assert.ok(c.holdOf(a.slot) === Hold.R || c.holdOf(a.slot) === Hold.FAST);
-  const counted = c.holdOf(a.slot) === Hold.R ? 2 : 1;
+  const counted = c.holdOf(a.slot) === Hold.R ? 3 : 2;
   a.readUnlock();
   const s = c.stats();
-  assert.equal(s.readAcquisitions, 3);
+  assert.equal(s.readAcquisitions, 4);
   assert.equal(s.readCounted, counted);
   // Without the bias every read lock is counted.
   const plain = RwLock.create();

@@ -21,20 +21,26 @@
  *               [33] INHIBIT_US       no reader turns the bias back on before this time: us
  *                                     since the handle's epochMs, modulo 2^32 as an Int32
  *                                     (compared by difference: inhibited())
- *     byte 192  one 128-byte slot per view (see rwlock-stats.ts): Float64 statistics, and at
- *               Int32 word 2 of the slot (the low half of the unused counter 1) HOLD, what the view's
- *               thread holds (Hold flags below). Written by the owner with plain stores, right
- *               after each RMW of STATE or WRITERS_WAITING that changes what it holds, with no call
- *               and no loop in between (V8 delivers worker.terminate() only at function entries and
- *               loop back edges, so a thread never dies between the RMW and the note); a biased
- *               reader's FAST hold is written with Atomics.store (it is the read lock itself) and
- *               cleared with Atomics.exchange (it may carry WAKE). Read and cleared with
- *               Atomics.exchange by `reapHolder()`, only once the owner is dead; read by a writer
- *               draining biased readers, which may add WAKE to a FAST hold (compare-exchange).
- *               What a read lock writes, HOLD and READ_ACQ, sits in the first 12 bytes of the
- *               slot: this machine's SharedArrayBuffers are 16-byte aligned, not 64 (measured:
- *               small ones start 32 bytes into a line, large ones 16), so only data within 16
- *               bytes of a slot's start is sure never to share a line with the next slot's.
+ *     byte 192  one 128-byte slot per view (see rwlock-stats.ts): Float64 statistics, and in
+ *               the unused counter 1 two Int32 words:
+ *               word 2  HOLD, what the view's thread has counted in STATE and WRITERS_WAITING
+ *                       (Hold flags below). Written by the owner with plain stores, right after
+ *                       each RMW of STATE or WRITERS_WAITING that changes what it holds, with no
+ *                       call and no loop in between (V8 delivers worker.terminate() only at
+ *                       function entries and loop back edges, so a thread never dies between the
+ *                       RMW and the note). Read and cleared with Atomics.exchange by
+ *                       `reapHolder()`, only once the owner is dead.
+ *               word 3  GATE, the view's reader-bias gate (Gate values below), only ever changed
+ *                       by RMWs: OPEN -> FAST by the owner's biased read lock (the lock itself),
+ *                       FAST -> OPEN by its unlock; OPEN -> SHUT by a revoking writer, FAST ->
+ *                       FAST|WAKE by one that sleeps until the reader leaves (who then stores
+ *                       SHUT); SHUT -> OPEN by a counted reader inside the lock (rebias); any ->
+ *                       SHUT by `reapHolder()`.
+ *               What a read lock writes, READ_ACQ and GATE (or HOLD), sits in the first 16 bytes
+ *               of the slot: this machine's SharedArrayBuffers are 16-byte aligned, not 64
+ *               (measured: small ones start 32 bytes into a line, large ones 16), so only data
+ *               within 16 bytes of a slot's start is sure never to share a line with the next
+ *               slot's.
  *
  *     STATE (every thread RMWs it; all accesses are Atomics, hence sequentially consistent):
  *      29          28          27        26        25       24      23 ........ 12   11 ........ 0
@@ -76,19 +82,28 @@
  *   overtake another. `yieldWrite()` tries to hand the lock over to a waiting writer.
  * - Not recursive: nested read locks deadlock against a waiting writer. Debug mode reports them.
  *
- * Reader bias (`readerBias`, BRAVO by Dice and Kogan, 2019): with the bias on, a read lock touches
- * no shared line at all. The reader stores FAST into its own HOLD word, then loads BIAS; if the
- * bias is still on it is in, and its unlock stores NONE. A writer turns the bias off once it has
- * drained the counted readers (OWNED set, R at 0: no reader can turn it on again meanwhile), then
- * waits until no HOLD word shows FAST, and only then sets ACTIVE. Both sides store then load
- * (sequentially consistent): either the reader's load sees BIAS off (it backs off to the counted
- * path, which OWNED holds up), or the writer's scan sees its FAST (the writer waits). A counted
- * reader, inside the lock, turns the bias back on once the time the last writer set in INHIBIT_US
- * has passed: nine times as long as that writer's drain of biased readers took (a few
- * microseconds when none is inside; at most MAX_INHIBIT_US), so that writers pay for
- * revocations at most about a tenth of the time (at once in a controlled run,
- * which must not depend on the clock). Without writers, readers on different cores never write
- * a common line (on 2 cores, 2 vCPUs faulting on one STATE word ran at 0.8-1.4x the speed of 1).
+ * Reader bias (`readerBias`, BRAVO by Dice and Kogan, 2019, with the bias kept per reader): with
+ * the bias on, a read lock touches no shared line at all. Each view has a GATE word in its own
+ * slot; a read lock is one compare-exchange of it, OPEN -> FAST, and its unlock another, FAST ->
+ * OPEN. A writer turns the bias off once it has drained the counted readers (OWNED set, R at 0:
+ * no reader can turn it on again meanwhile): it stores BIAS = 0 (the summary that counted readers
+ * test), then shuts every view's gate with a compare-exchange OPEN -> SHUT, and marks each that
+ * shows FAST (FAST -> FAST|WAKE: its reader shuts it as it leaves); then it waits for those
+ * readers, and only then sets ACTIVE. Reader and writer meet on one word, whose RMWs are totally
+ * ordered: either the reader's comes first (the writer finds FAST and waits) or the writer's (the
+ * reader finds SHUT and takes the counted path, which OWNED holds up). A store of FAST then a load
+ * of a shared BIAS word did the same with two atomic calls instead of one (a biased read pair took
+ * ~26 ns, now ~24). A counted reader, inside the lock, turns the bias back on once the time the
+ * last writer set in INHIBIT_US has passed: it opens every gate, then stores BIAS = 1. That time
+ * is nine times as long as that writer's drain of biased readers took (a few microseconds when
+ * none is inside; at most MAX_INHIBIT_US), so that writers pay for revocations at most about a
+ * tenth of the time (at once in a controlled run, which must not depend on the clock). A gate is
+ * opened only from inside the lock, so a writer's scan, which follows the drain of every counted
+ * reader, sees it: every gate starts SHUT (a view attached after a writer read NEXT_SLOT is not
+ * in its scan), and a view's first read lock, counted, opens its own. A view's state at attach
+ * thus depends on nothing but the order of lock operations (a controlled run replays exactly).
+ * Without writers, readers on different cores never write a common line (on 2 cores, 2 vCPUs
+ * faulting on one STATE word ran at 0.8-1.4x the speed of 1).
  */
 import {
   type BackoffPolicy,
@@ -104,6 +119,10 @@ import { type RwLockStats, recordReadWait, recordWriteWait, Stat, sumStats } fro
 
 function holdIndex(slot: number): number {
   return CTL_BYTES / 4 + slot * Stat.SLOT_SIZE * 2 + HOLD_WORD;
+}
+
+function gateIndex(slot: number): number {
+  return CTL_BYTES / 4 + slot * Stat.SLOT_SIZE * 2 + GATE_WORD;
 }
 
 /** Indices of the Int32 control words. */
@@ -140,6 +159,7 @@ const enum S {
 /**
  * What a view's thread holds, as flags in its HOLD word: exactly the counts it has added to
  * STATE and WRITERS_WAITING, so that `reapHolder()` can take them back after the thread died.
+ * `holdOf()` and `reapHolder()` add FAST and WAKE from the view's GATE word.
  */
 export const enum Hold {
   NONE = 0,
@@ -153,19 +173,32 @@ export const enum Hold {
   OWNED = 8,
   /** ACTIVE: inside for write. */
   ACTIVE = 16,
-  /** Inside for read through the reader bias (nothing counted in STATE); alone, or with WAKE. */
+  /** Inside for read through the reader bias (nothing counted in STATE): GATE says FAST. */
   FAST = 32,
-  /**
-   * With FAST only: a revoking writer sleeps on this HOLD word until the biased reader leaves.
-   * The writer sets it with a compare-exchange FAST -> FAST|WAKE; the reader leaves with an
-   * exchange to NONE, and notifies when the old value had it (or the writer would sleep out its
-   * timeout: up to sleepMs, 2 ms, with nothing left to wait for).
-   */
+  /** With FAST only: a revoking writer sleeps on the GATE word until the biased reader leaves. */
   WAKE = 64,
 }
 
-/** Int32 index of a view's HOLD word inside its statistics slot (spare float64 counter +10). */
+/** A view's GATE word: its reader bias. */
+const enum Gate {
+  /** The bias is on for this view: its next read lock may go in here. */
+  OPEN = 0,
+  /** Inside for read through the bias (the read lock itself). */
+  FAST = 1,
+  /**
+   * With FAST: a revoking writer has shut the bias and may sleep on this word. The writer sets it
+   * with a compare-exchange FAST -> FAST|WAKE; the reader's unlock, whose FAST -> OPEN then
+   * fails, stores SHUT and notifies (or the writer would sleep out its timeout: up to sleepMs,
+   * 2 ms, with nothing left to wait for).
+   */
+  WAKE = 2,
+  /** The bias is off for this view: a read lock takes the counted path. */
+  SHUT = 4,
+}
+
+/** Int32 indices of a view's HOLD and GATE words inside its statistics slot (float64 counter 1). */
 const HOLD_WORD = 2;
+const GATE_WORD = 3;
 
 const CTL_BYTES = Ctl.WORDS * 4;
 /** The reader fields hold 2047 threads before the guard bit; one view per thread. */
@@ -286,6 +319,8 @@ export class RwLock {
   private readonly biased: boolean;
   /** Index of this view's HOLD word in `i32`. */
   private readonly h: number;
+  /** Index of this view's GATE word in `i32`. */
+  private readonly g: number;
   /**
    * Run by writeLock() (in this thread, inside the write lock) when a thread died holding the lock:
    * repair what the dead holder left half done. Null: the bit stays set for a writer that has one.
@@ -309,6 +344,7 @@ export class RwLock {
     this.id = slot + 1;
     this.i32 = new Int32Array(handle.buffer);
     this.h = holdIndex(slot);
+    this.g = gateIndex(slot);
     this.biased = handle.readerBias;
   }
 
@@ -335,7 +371,14 @@ export class RwLock {
     const debug = opts.debug === true;
     const readerBias = opts.readerBias === true;
     const epochMs = Math.floor(performance.timeOrigin + performance.now());
-    if (readerBias) new Int32Array(buffer)[Ctl.BIAS] = 1; // published by the handle's postMessage
+    if (readerBias) {
+      // Published by the handle's postMessage. Every gate starts shut, so that no slot is open
+      // that a writer's scan might not cover: a view's first read lock is counted and opens its
+      // own (maybeRebias).
+      const i32 = new Int32Array(buffer);
+      i32[Ctl.BIAS] = 1;
+      for (let slot = 0; slot < maxThreads; slot++) i32[gateIndex(slot)] = Gate.SHUT;
+    }
     return new RwLock(
       { buffer, name, debug, maxThreads, spins: policy.spins, sleepMs: policy.sleepMs, readerBias, epochMs },
       {},
@@ -378,37 +421,45 @@ export class RwLock {
     if (this.debug) this.held = Held.READ;
   }
 
-  /** Reader bias: in through the own HOLD word if the bias is on (see the protocol above). */
+  /** Reader bias: in through the own gate if it is open (see the protocol above). */
   private tryFastRead(): boolean {
-    // SC store then SC load; pairs with a revoking writer's store of BIAS = 0 and its scan.
-    Atomics.store(this.i32, this.h, Hold.FAST);
-    if (Atomics.load(this.ctl, Ctl.BIAS) !== 0) return true;
-    // Backing off: a revoking writer may have seen our FAST and be asleep on it (WAKE).
-    this.leaveFast();
-    return false;
+    // Pairs with a revoking writer's compare-exchange OPEN -> SHUT of the same word.
+    return Atomics.compareExchange(this.i32, this.g, Gate.OPEN, Gate.FAST) === Gate.OPEN;
   }
 
-  /** Clears this view's FAST hold, waking a revoking writer that asked for it (Hold.WAKE). */
+  /** Leaves through the own gate, waking a revoking writer that asked for it (Gate.WAKE). */
   private leaveFast(): void {
-    // SC exchange: pairs with the Atomics.load of a writer draining biased readers and with its
-    // compare-exchange that adds WAKE: either the WAKE lands first and we see it here, or our
-    // NONE lands first and the writer's compare-exchange fails.
-    if (Atomics.exchange(this.i32, this.h, Hold.NONE) !== Hold.FAST) {
+    // Pairs with a revoking writer's compare-exchange FAST -> FAST|WAKE: either the WAKE lands
+    // first and ours fails, or ours lands first and the writer's fails (it finds the gate OPEN).
+    if (Atomics.compareExchange(this.i32, this.g, Gate.FAST, Gate.OPEN) !== Gate.FAST) {
+      // The writer shuts the gate anyway: shut it for it, then wake it.
+      Atomics.store(this.i32, this.g, Gate.SHUT);
       // Counted only when a writer was asleep (it may not have gone to sleep yet).
-      if (Atomics.notify(this.i32, this.h) > 0) this.st[this.base + Stat.FAST_WAKES]++;
+      if (Atomics.notify(this.i32, this.g) > 0) this.st[this.base + Stat.FAST_WAKES]++;
     }
   }
 
   /**
    * Reader bias, inside the lock as a counted reader: turn the bias back on once the last
-   * revocation's inhibit time has passed. Safe while counted: a writer turns the bias off only
-   * after the counted readers have drained, and none enters after its claim.
+   * revocation's inhibit time has passed (open every gate, then BIAS = 1), or, with the bias on,
+   * open this view's own gate if it is still shut (every gate starts shut: a view's first read
+   * lock is counted, and opens it here). Safe while counted: a writer shuts the gates only after
+   * the counted readers have drained, and none enters after its claim; so every gate opened here
+   * is open before that writer's scan.
    */
   private maybeRebias(): void {
-    if (Atomics.load(this.ctl, Ctl.BIAS) !== 0) return;
+    if (Atomics.load(this.ctl, Ctl.BIAS) !== 0) {
+      // A plain read of our own gate decides whether to pay for the RMW; any value is a hint.
+      if (this.i32[this.g] === Gate.SHUT) Atomics.compareExchange(this.i32, this.g, Gate.SHUT, Gate.OPEN);
+      return;
+    }
     // A controlled run (cooperative waits) takes the clock out: the bias comes back at once, so
     // that a schedule replays the same whatever time it takes.
     if (!cooperative && inhibited(Atomics.load(this.ctl, Ctl.INHIBIT_US), this.nowUs())) return;
+    const slots = this.slotsInUse();
+    // A dead view's gate may open too: nobody reads through it again.
+    for (let slot = 0; slot < slots; slot++)
+      Atomics.compareExchange(this.i32, gateIndex(slot), Gate.SHUT, Gate.OPEN);
     Atomics.store(this.ctl, Ctl.BIAS, 1);
   }
 
@@ -443,9 +494,9 @@ export class RwLock {
   /** Releases a read lock taken by this thread. */
   readUnlock(): void {
     if (this.debug) this.checkUnlock(Held.READ);
-    // A plain read of our own word: only we change it, except a revoking writer that adds WAKE
-    // to FAST (a compare-exchange), and either value takes this branch.
-    if ((this.i32[this.h] & Hold.FAST) !== 0) {
+    // A plain read of our own gate: only we set FAST there, and only our unlock clears it (a
+    // revoking writer adds WAKE to it): FAST means we went in through the bias.
+    if ((this.i32[this.g] & Gate.FAST) !== 0) {
       this.leaveFast();
       return;
     }
@@ -597,58 +648,72 @@ export class RwLock {
   }
 
   /**
-   * Writer holding OWNED with no counted reader inside: turns the reader bias off and waits until
-   * no view holds FAST (`wait` false: gives up at the first one; the bias stays off). Sets the
-   * inhibit time from how long that took.
+   * Writer holding OWNED with no counted reader inside: turns the reader bias off (BIAS = 0),
+   * shuts every view's gate, and waits for the biased readers inside (`wait` false: gives up if
+   * there are any; the bias stays off). Sets the inhibit time from how long that took.
    *
-   * It scans even when the bias is off already: a tryWriteLock() that gave up left it off with
-   * biased readers still inside (the soak found a death watch's tryWriteLock() followed by the
-   * host's writeLock() that went in past a vCPU reading). Every biased reader inside loaded the
-   * bias on after its FAST store, so before the store that turned it off, which precedes this
-   * scan's loads: the scan sees it.
+   * Two passes. The first, with no wait and no race point in it, shuts every open gate and asks
+   * each reader inside to shut its own as it leaves (FAST -> FAST|WAKE): after it, no reader
+   * enters through the bias, whatever order the views attached in (a controlled run replays the
+   * same schedule though threads attach in any order). The second waits for those readers.
+   *
+   * It shuts every gate even when the bias is off already: a tryWriteLock() that gave up left it
+   * off with biased readers still inside (the soak found a death watch's tryWriteLock()
+   * followed by the host's writeLock() that went in past a vCPU reading). The compare-exchange on
+   * each gate finds any biased reader inside, whatever BIAS says.
    */
   private revokeBias(wait: boolean): Revoke {
     const t0 = performance.now();
     const wasOn = Atomics.load(this.ctl, Ctl.BIAS) !== 0;
-    // SC store then SC loads: pairs with the store-then-load of tryFastRead().
+    // Counted readers that come now keep the bias off (maybeRebias); our claim keeps them out.
     if (wasOn) Atomics.store(this.ctl, Ctl.BIAS, 0);
+    // Loaded after the drain of counted readers: it covers every view that opened its gate.
     const slots = this.slotsInUse();
-    let waited = false;
+    let inside = false;
     for (let slot = 0; slot < slots; slot++) {
-      const at = holdIndex(slot);
-      if ((Atomics.load(this.i32, at) & Hold.FAST) === 0) continue;
-      if (!wait) return Revoke.GAVE_UP;
-      waited = true;
-      this.awaitFastLeft(at);
+      const at = gateIndex(slot);
+      // Pairs with the reader's compare-exchanges of the same word: OPEN -> FAST (tryFastRead)
+      // and FAST -> OPEN (leaveFast). A reader that leaves between our two is shut by the retry.
+      for (;;) {
+        const gate = Atomics.compareExchange(this.i32, at, Gate.OPEN, Gate.SHUT);
+        if ((gate & Gate.FAST) === 0) break; // was OPEN (now SHUT) or SHUT
+        if (
+          gate === Gate.FAST &&
+          Atomics.compareExchange(this.i32, at, Gate.FAST, Gate.FAST | Gate.WAKE) !== Gate.FAST
+        )
+          continue;
+        inside = true; // FAST|WAKE now: the reader's unlock stores SHUT and notifies
+        break;
+      }
     }
-    if (wasOn || waited) {
+    if (inside && !wait) return Revoke.GAVE_UP;
+    if (inside)
+      for (let slot = 0; slot < slots; slot++) {
+        const at = gateIndex(slot);
+        if ((Atomics.load(this.i32, at) & Gate.FAST) !== 0) this.awaitFastLeft(at);
+      }
+    if (wasOn || inside) {
       const tookUs = (performance.now() - t0) * 1000;
       const inhibitUs = Math.min(MAX_INHIBIT_US, Math.max(1, Math.ceil(9 * tookUs)));
       Atomics.store(this.ctl, Ctl.INHIBIT_US, (this.nowUs() + inhibitUs) | 0);
     }
-    return waited ? Revoke.WAITED : Revoke.DONE;
+    return inside ? Revoke.WAITED : Revoke.DONE;
   }
 
   /**
-   * Waits until the biased reader of HOLD word `at` has left: spins, then sleeps on the word after
-   * adding WAKE to it, so that the reader's leaving exchange notifies (Hold.WAKE). Sleeps are
-   * still timed (sleepMs): a reader that died inside is reaped with a notify too, and a lost wake
-   * costs one timeout, never a hang.
+   * Waits until the biased reader of GATE word `at` (FAST|WAKE: it shuts the gate as it leaves,
+   * and notifies) has left: spins, then sleeps on the word. Sleeps are still timed (sleepMs): a
+   * reader that died inside is reaped with a notify too, and a lost wake costs one timeout,
+   * never a hang.
    */
   private awaitFastLeft(at: number): void {
     // Spin first (a biased section is short); the loop below finds the reader gone at once if so.
-    spinWhile(this.i32, at, Hold.FAST, this.policy.spins);
+    spinWhile(this.i32, at, Gate.FAST | Gate.WAKE, this.policy.spins);
     for (;;) {
-      const held = Atomics.load(this.i32, at);
-      if ((held & Hold.FAST) === 0) return;
-      // Pairs with the reader's exchange in leaveFast(): see there.
-      if (
-        held === Hold.FAST &&
-        Atomics.compareExchange(this.i32, at, Hold.FAST, Hold.FAST | Hold.WAKE) !== Hold.FAST
-      )
-        continue;
+      // Pairs with the reader's store of SHUT in leaveFast() (or the reaper's exchange).
+      if ((Atomics.load(this.i32, at) & Gate.FAST) === 0) return;
       racePoint(RacePoint.WAIT_LOOP);
-      if (!cooperative) Atomics.wait(this.i32, at, Hold.FAST | Hold.WAKE, this.policy.sleepMs);
+      if (!cooperative) Atomics.wait(this.i32, at, Gate.FAST | Gate.WAKE, this.policy.sleepMs);
     }
   }
 
@@ -657,13 +722,13 @@ export class RwLock {
     return Math.min(Atomics.load(this.ctl, Ctl.NEXT_SLOT), this.handle.maxThreads);
   }
 
-  /** Views inside through the reader bias (a scan of the HOLD words; for reports and assertions). */
+  /** Views inside through the reader bias (a scan of the gates; for reports and assertions). */
   private fastReaders(): number {
     if (!this.biased) return 0;
     const slots = this.slotsInUse();
     let n = 0;
     for (let slot = 0; slot < slots; slot++)
-      if ((Atomics.load(this.i32, holdIndex(slot)) & Hold.FAST) !== 0) n++;
+      if ((Atomics.load(this.i32, gateIndex(slot)) & Gate.FAST) !== 0) n++;
     return n;
   }
 
@@ -765,23 +830,35 @@ export class RwLock {
   /** What the thread of view slot `slot` holds now (Hold flags; a snapshot, for reports). */
   holdOf(slot: number): number {
     this.checkSlot(slot);
-    return Atomics.load(this.i32, holdIndex(slot));
+    return Atomics.load(this.i32, holdIndex(slot)) | this.gateHold(Atomics.load(this.i32, gateIndex(slot)));
+  }
+
+  /** The Hold flags a GATE value stands for: FAST, with WAKE if a writer sleeps on it. */
+  private gateHold(gate: number): number {
+    if (!this.biased || (gate & Gate.FAST) === 0) return Hold.NONE;
+    return (gate & Gate.WAKE) !== 0 ? Hold.FAST | Hold.WAKE : Hold.FAST;
   }
 
   /**
    * Takes back everything the thread of view slot `slot` held: its read hold, its place among
    * waiting readers or writers, its write hold. Call it from any thread, once that thread is dead
    * (its worker's 'exit' event, or a closed MessagePort it held): a live thread would go on using
-   * what was taken from it. Idempotent (the HOLD word is exchanged with 0). When the dead thread was
-   * inside (for read or write) and `markOwnerDead`, sets OWNER_DEAD first, so the next writer
-   * repairs the protected data before it uses it. Returns the Hold flags found.
+   * what was taken from it. Idempotent (the HOLD word is exchanged with 0, the gate with SHUT).
+   * When the dead thread was inside (for read or write) and `markOwnerDead`, sets OWNER_DEAD
+   * first, so the next writer repairs the protected data before it uses it. Returns the Hold
+   * flags found.
    */
   reapHolder(slot: number, markOwnerDead = true): number {
     this.checkSlot(slot);
     // Pairs with the dead owner's plain stores, which its death (observed by the caller) precedes.
-    const held = Atomics.exchange(this.i32, holdIndex(slot), Hold.NONE);
-    // A writer asleep on the dead reader's word (WAKE) is woken, as the reader's unlock would.
-    if ((held & Hold.WAKE) !== 0) Atomics.notify(this.i32, holdIndex(slot));
+    let held = Atomics.exchange(this.i32, holdIndex(slot), Hold.NONE);
+    if (this.biased) {
+      // A biased hold is the gate: shut it (the dead view never reads again), and wake a writer
+      // asleep on it (WAKE), as the reader's unlock would.
+      const gate = Atomics.exchange(this.i32, gateIndex(slot), Gate.SHUT);
+      held |= this.gateHold(gate);
+      if ((gate & Gate.WAKE) !== 0) Atomics.notify(this.i32, gateIndex(slot));
+    }
     const inside = (held & (Hold.R | Hold.ACTIVE | Hold.FAST)) !== 0;
     if (inside && markOwnerDead) Atomics.or(this.ctl, Ctl.STATE, S.OWNER_DEAD);
     if ((held & Hold.R) !== 0) this.readerLeft(Atomics.sub(this.ctl, Ctl.STATE, 1));
