@@ -9,7 +9,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { RacePoint, setRaceHook, spinningRaceHook } from "../../common/race-points.js";
-import { xorshift32 } from "../../common/rng.js";
+import { xorshift32, xorshiftSeed } from "../../common/rng.js";
 import { Rcu, type RcuHandle, type RcuThread } from "../mod.js";
 import { ElemState, freeElement, PIPE_LEN, Pipe, TORTURE_KIND_FREE } from "./pipe.js";
 
@@ -31,7 +31,8 @@ const d = workerData as TortureWorkerData;
 const pipe = new Int32Array(d.pipe);
 const rcu = Rcu.attach(d.handle);
 const t = rcu.register();
-let rng = d.seed >>> 0 || 1;
+// The one seeding rule for xorshift32 states (a zero seed maps to XORSHIFT_ZERO_SEED).
+let rng = xorshiftSeed(d.seed);
 function random(): number {
   rng = xorshift32(rng);
   return rng;
