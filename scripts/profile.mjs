@@ -18,6 +18,18 @@ import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
+if (args[0] === "--help" || args[0] === "-h") {
+  console.log(`Usage: npm run profile [-- BENCH-FAULTS-OPTIONS]
+       node scripts/profile.mjs --summarize DIR
+
+Runs \`stage2 bench faults\` (default: --vcpus 1 --reps 3 --size 256M) under node --cpu-prof,
+which writes one CPU profile per thread, vCPU workers included, into
+bench/results/profile/<date>/, then prints the functions and files with the most self time in the
+vCPU workers' populate loop, with the MMU model off and on. --summarize DIR prints that summary
+for profiles written earlier. Options after -- go to bench faults (see \`stage2 bench --help\`).
+Open a .cpuprofile in Chrome DevTools (Performance > Load profile) or speedscope.`);
+  process.exit(0);
+}
 // `--summarize DIR`: only print the summary of profiles written earlier.
 const only = args[0] === "--summarize" ? resolve(args[1] ?? ".") : null;
 const dir = only ?? join(root, "bench/results/profile", new Date().toISOString().replace(/[:.]/g, "-"));

@@ -9,6 +9,25 @@ import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+const known = new Set(["--long", "--tap", "--help", "-h"]);
+const unknown = process.argv.slice(2).filter((a) => !known.has(a));
+if (process.argv.includes("--help") || process.argv.includes("-h") || unknown.length > 0) {
+  const usage = `Usage: node scripts/run-tests.mjs [--long] [--tap]   (npm test builds and lints first)
+
+Runs every compiled test under dist/ (run \`npm run build\` first): unit tests beside the code,
+multi-worker tests in dist/test/. A test that runs over 5 minutes (30 with --long) fails.
+
+  --long   also run the long stress variants (*.long.test.js)
+  --tap    node's full TAP stream instead of dots (or STAGE2_TEST_REPORTER=tap)
+
+Randomized tests print their seed; STAGE2_SEED=N replays one.`;
+  if (unknown.length > 0) {
+    console.error(`run-tests: unknown option ${unknown[0]}\n\n${usage}`);
+    process.exit(2);
+  }
+  console.log(usage);
+  process.exit(0);
+}
 const long = process.argv.includes("--long");
 const tap = process.argv.includes("--tap") || process.env.STAGE2_TEST_REPORTER === "tap";
 const reporter = tap ? "tap" : fileURLToPath(new URL("./test-reporter.mjs", import.meta.url));

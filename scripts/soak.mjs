@@ -6,6 +6,7 @@
 // `npm run build` first.
 //
 //   node scripts/soak.mjs --minutes 10 [--segment 120] [--out soak-summary.json] [--vcpus 2]
+//   node scripts/soak.mjs --help
 //
 // Exit: 0 when no segment found a violation, 1 otherwise, 2 on bad arguments.
 import { spawnSync } from "node:child_process";
@@ -21,12 +22,25 @@ try {
       segment: { type: "string", default: "120" },
       out: { type: "string", default: "soak-summary.json" },
       vcpus: { type: "string", default: "2" },
+      help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
   }));
 } catch (e) {
   console.error(`soak: ${e.message.split("\n")[0]}`);
   process.exit(2);
+}
+if (values.help) {
+  console.log(`Usage: node scripts/soak.mjs --minutes N [--segment SECONDS] [--out FILE] [--vcpus N]
+
+Runs \`stage2 torture\` for N minutes (default 10) in segments of SECONDS (default 120, at least
+5), each with a fresh seed that it prints. Segments alternate no injected failures and
+--alloc-fail 0.2; every fourth is a controlled one (PCT depth 3, --alloc-fail 0.2). Writes a
+JSON summary to FILE (default soak-summary.json): operations, races seen, faults injected, and
+each violation with its replay line. Needs \`npm run build\` first.
+
+Exit status: 0 when no segment found a violation, 1 otherwise, 2 on bad arguments.`);
+  process.exit(0);
 }
 const minutes = Number(values.minutes);
 const segment = Number(values.segment);
