@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BENCHES, type BenchSpec, resultText } from "../src/bench/mod.js";
+import { BENCHES, type BenchSpec, contendedWarning, resultText } from "../src/bench/mod.js";
 import { raiseInliningBudget } from "../src/common/v8-budget.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -175,11 +175,13 @@ async function main(): Promise<void> {
     `\n${missed.length === 0 ? "PASS" : "MISS"}: ${targets.length - missed.length} of ${targets.length} targets met` +
       (missed.length > 0 ? ` (missed: ${missed.join("; ")})` : ""),
   );
+  const warning = contendedWarning({ independentSpeedup2v: f.independentSpeedup2v! });
+  if (warning !== null) console.log(warning);
   const out = join(root, "bench/results");
   mkdirSync(out, { recursive: true });
   writeFileSync(
     join(out, "latest.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), machine, quick, results, reclaim, liburcu: urcu, targets }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), machine, quick, results, reclaim, liburcu: urcu, targets, contended: warning !== null }, null, 2)}\n`,
   );
 }
 

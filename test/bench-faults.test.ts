@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { kernelSpeedup, pairEfficiency, runFaultBench } from "../src/bench/faults.js";
-import { faultsText, spreadText } from "../src/bench/mod.js";
+import { CONTENDED_CONTROL, contendedWarning, faultsText, spreadText } from "../src/bench/mod.js";
 import { runTeardownBench } from "../src/bench/teardown.js";
 
 const MIB = 2 ** 20;
@@ -89,6 +89,17 @@ describe("runFaultBench()", () => {
       ],
     );
     assert.match(text, /^two 1-vCPU VMs at once \/ one \(the control\) +x +[\d.,]+ \([\d.,]+-[\d.,]+\)$/m);
+    // A control that shows the host took a core is flagged at the end of the text, else nothing is.
+    assert.equal(/^WARNING: /m.test(text), r.independentSpeedup2v < CONTENDED_CONTROL);
+    const contended = faultsText({ ...r, independentSpeedup2v: 1.04 });
+    assert.match(
+      contended.at(-1) as string,
+      /^WARNING: two 1-vCPU VMs at once ran only 1\.04x as fast as one/,
+    );
+    assert.equal(
+      faultsText({ ...r, independentSpeedup2v: 1.73 }).some((l) => l.startsWith("WARNING")),
+      false,
+    );
     // The JSON form is what npm run bench and --json consumers read.
     const json = JSON.parse(JSON.stringify(r)) as Record<string, unknown>;
     assert.equal(typeof json.nsPerFault1v, "number");
@@ -119,6 +130,13 @@ describe("runFaultBench()", () => {
       /exceed the 32-bit IPA space/,
     );
   });
+});
+
+test("contendedWarning() flags a control under 1.3, and never a missing one", () => {
+  assert.match(contendedWarning({ independentSpeedup2v: 1.29 }) ?? "", /ran only 1\.29x as fast as one/);
+  assert.equal(contendedWarning({ independentSpeedup2v: 1.3 }), null);
+  assert.equal(contendedWarning({ independentSpeedup2v: 1.9 }), null);
+  assert.equal(contendedWarning({ independentSpeedup2v: Number.NaN }), null);
 });
 
 describe("pairEfficiency()", () => {

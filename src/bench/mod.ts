@@ -177,8 +177,30 @@ function inliningText(b: InliningBudget): string {
 }
 
 /**
+ * Below this, two 1-vCPU VMs sharing nothing ran less than 1.3x as fast as one (the run's control,
+ * `independentSpeedup2v`): this machine gives 1.5-1.9x when it has its two cores, and 1.04 when
+ * the host took one away (BENCHMARKS.md, 2026-12-02 13:26).
+ */
+export const CONTENDED_CONTROL = 1.3;
+
+/**
+ * A warning when the run's control shows that the machine did not give it two cores, else null:
+ * its 2-vCPU figures and its ratios of two threads' times are then not comparable with other
+ * runs. Printed by `stage2 bench faults` and `npm run bench`; never a failure.
+ */
+export function contendedWarning(r: Pick<FaultBenchResult, "independentSpeedup2v">): string | null {
+  const c = r.independentSpeedup2v;
+  if (!(Number.isFinite(c) && c < CONTENDED_CONTROL)) return null;
+  return (
+    `WARNING: two 1-vCPU VMs at once ran only ${c.toFixed(2)}x as fast as one (the control; below ` +
+    `${CONTENDED_CONTROL}, the machine did not give this run two cores). Its 2-vCPU figures and ` +
+    "ratios of two threads' times are not comparable with other runs: run it again."
+  );
+}
+
+/**
  * The faults benchmark for people: every figure as median (min-max) over the rounds, then the
- * throughput curve of the vCPU sweep for both modes.
+ * throughput curve of the vCPU sweep for both modes, and the contended-machine warning if any.
  */
 export function faultsText(r: FaultBenchResult): string[] {
   const out = [
@@ -204,6 +226,8 @@ export function faultsText(r: FaultBenchResult): string[] {
     "-s anonymous_thp -m 2 -b 4G; exclusive = before the series, shared = after; a many-core arm64 host,",
     "page allocation and zeroing outside mmu_lock); - where it gave no figure",
   );
+  const warning = contendedWarning(r);
+  if (warning !== null) out.push("", warning);
   return out;
 }
 

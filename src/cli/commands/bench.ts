@@ -47,7 +47,9 @@ bench faults only:
 
 Figures are wall-clock on this machine; compare them only with figures from the same run (npm run
 bench prints them side by side with the liburcu anchor). bench faults reports the median of its
-rounds with the spread (min-max), and takes every ratio within a round. A progress line is shown
+rounds with the spread (min-max), and takes every ratio within a round. It ends with a WARNING
+when its control (two 1-vCPU VMs at once over one) is under 1.3: the machine did not give the run
+two cores, and its 2-vCPU figures are not comparable with other runs. A progress line is shown
 on a terminal for runs longer than a second.
 
 bench reclaim answers: when vCPUs replace populated tables with blocks as fast as they can, how
